@@ -1,0 +1,97 @@
+"""Reading and writing the kit's one record format (see README: "The data that flows").
+
+A record is IFEval's format plus optional fields:
+    {"key", "prompt" | "messages", "instruction_id_list", "kwargs", "soft_constraints", "source"}
+This file only parses and validates shapes; what an instruction id means is the verifiers' business.
+Every error names the file, the line and the field, and nothing is ever silently dropped.
+"""
+
+import json
+import os
+import tempfile
+
+
+class DataError(ValueError):
+    """A malformed data file: the message names the file, the line and the field."""
+
+
+def iter_jsonl(path):
+    """(line number, JSON object) for each non-blank line of a JSONL file; anything malformed raises."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
+
+
+def read_jsonl(path):
+    """All JSON objects of a JSONL file, in order."""
+    return [row for _, row in iter_jsonl(path)]
+
+
+def write_jsonl(path, rows):
+    """Write rows atomically: a reader never sees half a file, and a crash never truncates an old one."""
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def append_jsonl(path, row):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_atomic(path, text):
+    """Temp file in the same folder + rename: atomic on POSIX."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def validate_record(row, where):
+    """Check a record's field types; `where` is "file:line" for the message. Returns the row."""
+    if "prompt" in row:
+        if not isinstance(row["prompt"], str):
+            raise DataError(f"{where}: field 'prompt' must be a string")
+    elif "messages" in row:
+        msgs = row["messages"]
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs):
+            raise DataError(f"{where}: field 'messages' must be a list of {{'role', 'content'}} objects")
+    else:
+        raise DataError(f"{where}: record has neither 'prompt' nor 'messages'")
+    ids = row.get("instruction_id_list", [])
+    kwargs = row.get("kwargs", [{} for _ in ids])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise DataError(f"{where}: field 'instruction_id_list' must be a list of strings")
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        raise DataError(f"{where}: field 'kwargs' must be a list with one object per instruction id ({len(ids)})")
+    for j, kw in enumerate(kwargs):
+        if not isinstance(kw, dict):
+            raise DataError(f"{where}: field 'kwargs[{j}]' must be an object")
+    soft = row.get("soft_constraints", [])
+    if not isinstance(soft, list) or not all(isinstance(s, str) for s in soft):
+        raise DataError(f"{where}: field 'soft_constraints' must be a list of strings")
+    return row
+
+
+def read_records(path):
+    """Records of a JSONL file, validated, each error naming file:line and the field."""
+    return [validate_record(row, f"{path}:{lineno}") for lineno, row in iter_jsonl(path)]
+
+
+def prompt_text(record):
+    """The user's text of a record (the last user message for chat records)."""
+    if "prompt" in record:
+        return record["prompt"]
+    return [m["content"] for m in record["messages"] if m["role"] == "user"][-1]
