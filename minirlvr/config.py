@@ -1,0 +1,169 @@
+"""One flat training config, named presets, and `--key=value` overrides.
+
+    cfg = parse_args(["--preset=tiny", "--steps=20", "--lr=3e-4"])
+
+Unknown keys and values of the wrong type are errors that name the key (a typo must fail at start, not
+after an hour of training). This file does not read config files or environment variables: the command
+line and the presets are the only sources, and the resolved config is saved as JSON with each run.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = ""  # local folder or hub id
+    load_in_4bit: bool = False  # NF4 + double quantization (bitsandbytes)
+    use_lora: bool = True  # False: full fine-tuning (tiny models only)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: str = "all-linear"  # peft target_modules: "all-linear" or comma-separated module names
+    gradient_checkpointing: bool = False
+    device: str = "auto"  # auto -> cuda if available else cpu
+    # data and run
+    data: str = ""  # JSONL of records (minirlvr.data.read_records)
+    out_dir: str = "runs/grpo"
+    chat_template: bool = True  # wrap prompts with the tokenizer's chat template when it has one
+    seed: int = 0
+    # sampling
+    steps: int = 100
+    prompts_per_step: int = 8  # B
+    group_size: int = 8  # G
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    stop_strings: tuple = ()  # "--stop_strings=a,b" or a JSON list
+    # optimization
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # linear warmup, then constant (a schedule that does not depend on `steps`)
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8  # rollouts per forward/backward
+    epochs_per_step: int = 1  # PPO-style passes over each batch of rollouts
+    # GRPO loss
+    beta: float = 0.001  # k3 KL coefficient (VerIF's released GRPO scripts)
+    clip_low: float = 0.2
+    clip_high: float = 0.28  # DAPO clip-higher
+    scale_rewards: bool = True  # divide advantages by the group std (False: Dr. GRPO)
+    loss_agg: str = "token"  # "token" (DAPO) or "seq" (original GRPO: mean per sequence, then over sequences)
+    # logging and checkpoints
+    log_every: int = 1
+    rollouts_every: int = 10
+    rollouts_shown: int = 2
+    eval_every: int = 0  # 0 = only at start and end
+    ckpt_every: int = 50  # 0 = only at the end
+    keep_ckpts: int = 2
+    resume: bool = False
+    max_bad_steps: int = 3  # stop after this many non-finite losses in a row
+    progress: bool = True  # tqdm bar
+
+
+PRESETS = {
+    # a few-second CPU run on a tiny model (tests, smoke checks)
+    "tiny": dict(steps=20, prompts_per_step=4, group_size=8, max_new_tokens=16, lr=3e-3, micro_batch_size=32,
+                 lora_r=8, lora_alpha=16, ckpt_every=0, rollouts_every=5),
+    # the paper's setting on one GPU: 4-bit base, LoRA on all linear layers
+    "gpu": dict(load_in_4bit=True, gradient_checkpointing=True, prompts_per_step=8, group_size=8,
+                max_new_tokens=1024, lr=1e-5, micro_batch_size=4, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                ckpt_every=50, rollouts_every=10),
+}
+
+
+class ConfigError(ValueError):
+    """A bad command-line key or value; the message names it."""
+
+
+def _convert(name, typ, text):
+    if typ is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--{name}: expected true/false, got {text!r}")
+    if typ is tuple:
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"--{name}: not a JSON list ({e.msg})") from None
+            if not all(isinstance(s, str) for s in items):
+                raise ConfigError(f"--{name}: expected a list of strings")
+            return tuple(items)
+        return tuple(s for s in text.split(",") if s)
+    try:
+        return typ(text)
+    except ValueError:
+        raise ConfigError(f"--{name}: expected {typ.__name__}, got {text!r}") from None
+
+
+def _types():
+    return {f.name: type(f.default) for f in fields(TrainConfig)}
+
+
+def make_config(preset=None, **overrides):
+    """A TrainConfig from a preset plus Python overrides, with the same checks as the command line."""
+    types = _types()
+    values = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    for key, value in overrides.items():
+        if key not in types:
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(types)}")
+        typ = types[key]
+        if typ is tuple and isinstance(value, list):
+            value = tuple(value)
+        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(f"config key {key!r}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+        values[key] = value
+    cfg = TrainConfig(**values)
+    check(cfg)
+    return cfg
+
+
+def parse_args(argv):
+    """`--preset=name` (optional, applied first) then `--key=value` overrides."""
+    types = _types()
+    preset, overrides = None, {}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg:
+            raise ConfigError(f"bad argument {arg!r}: expected --key=value")
+        key, text = arg[2:].split("=", 1)
+        if key == "preset":
+            preset = text
+            continue
+        if key not in types:
+            raise ConfigError(f"unknown config key --{key}; known keys: {', '.join(types)}")
+        overrides[key] = _convert(key, types[key], text)
+    return make_config(preset, **overrides)
+
+
+def check(cfg):
+    """Value checks that a type cannot express."""
+    positive = ["steps", "prompts_per_step", "group_size", "max_new_tokens", "micro_batch_size", "epochs_per_step",
+                "lora_r", "max_bad_steps", "keep_ckpts"]
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.loss_agg not in ("token", "seq"):
+        raise ConfigError(f"config key 'loss_agg' must be 'token' or 'seq', got {cfg.loss_agg!r}")
+    if not 0.0 < cfg.top_p <= 1.0:
+        raise ConfigError(f"config key 'top_p' must be in (0, 1], got {cfg.top_p}")
+    if cfg.temperature < 0:
+        raise ConfigError(f"config key 'temperature' must be >= 0, got {cfg.temperature}")
+    if cfg.clip_low < 0 or cfg.clip_high < 0 or cfg.beta < 0:
+        raise ConfigError("config keys 'clip_low', 'clip_high' and 'beta' must be >= 0")
+
+
+def to_dict(cfg):
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}

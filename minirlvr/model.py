@@ -1,0 +1,170 @@
+"""Load the policy: a Hugging Face causal LM, optionally 4-bit NF4, with LoRA adapters; and tiny models for tests.
+
+The reference policy is the same model with its adapter switched off (`with model.disable_adapter():`), so
+the frozen weights exist once. The training forward stops at the final hidden states (`final_hidden`) and
+hands them with the LM head weight to `minirlvr.kernels.token_logprobs`: no (N, L, V) logits in training.
+This file does not train, sample or know about rewards.
+"""
+
+import glob
+import os
+
+import torch
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.pt", "*.pth")
+
+
+class ModelError(ValueError):
+    """A model path or checkpoint that cannot be used; the message names it."""
+
+
+def pick_device(device="auto"):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_weights(path):
+    if os.path.isdir(path):
+        if not any(glob.glob(os.path.join(path, p)) for p in WEIGHT_PATTERNS):
+            raise ModelError(f"model folder {path!r} has no weights (expected one of {', '.join(WEIGHT_PATTERNS)})")
+        if not os.path.exists(os.path.join(path, "config.json")):
+            raise ModelError(f"model folder {path!r} has no config.json")
+    elif os.path.exists(path) or path.startswith((".", "/", "~")):
+        raise ModelError(f"model path {path!r} is not a folder with a Hugging Face model")
+
+
+def load_model(cfg):
+    """(model, tokenizer) from cfg.model with cfg's 4-bit / LoRA / checkpointing choices, on cfg.device."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    if not cfg.model:
+        raise ModelError("config key 'model' is empty: give a local folder or a hub id (--model=...)")
+    _check_weights(cfg.model)
+    device = pick_device(cfg.device)
+    on_gpu = device.type == "cuda"
+    kwargs = {}
+    if cfg.load_in_4bit:
+        # lm_head stays unquantized (bitsandbytes skips the output layer), so token_logprobs reads it directly.
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu else torch.float32)
+        kwargs["device_map"] = {"": device.index or 0} if on_gpu else {"": "cpu"}
+    # bf16 frozen base on a GPU; full fine-tuning and CPU keep fp32 weights (AdamW on bf16 weights loses updates)
+    kwargs["dtype"] = torch.bfloat16 if on_gpu and cfg.use_lora else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    except OSError as e:
+        raise ModelError(f"cannot load model {cfg.model!r}: {e}") from None
+    if not cfg.load_in_4bit:
+        model.to(device)
+    model = prepare(model, cfg)
+    return model, tokenizer
+
+
+def prepare(model, cfg):
+    """Freeze the base, add LoRA (or unfreeze everything), enable gradient checkpointing."""
+    if cfg.gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen embeddings (no need for inputs that require grad)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if not cfg.use_lora:
+        if getattr(model, "is_loaded_in_4bit", False):
+            raise ModelError("full fine-tuning (use_lora=false) needs load_in_4bit=false: 4-bit weights are frozen")
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else [t for t in cfg.lora_targets.split(",") if t]
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def base_model(model):
+    """The underlying *ForCausalLM (LoRA layers stay injected in it; the peft wrapper only routes calls)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def lm_head_weight(model):
+    """(V, D) weight of the output layer. bitsandbytes leaves it unquantized; dequantize if someone did not."""
+    head = base_model(model).get_output_embeddings()
+    w = head.weight
+    if w.__class__.__name__ == "Params4bit":
+        import bitsandbytes.functional as bnbf
+
+        w = bnbf.dequantize_4bit(w.data, w.quant_state)
+    return w
+
+
+def final_hidden(model, input_ids, attention_mask, position_ids):
+    """Final hidden states (after the last norm) of the decoder body: (N, T, D). No LM head, no logits."""
+    body = base_model(model).get_decoder()
+    out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    return out.last_hidden_state
+
+
+def reference_mode(model, ref_model=None):
+    """Context manager under which `model` (or `ref_model` for full fine-tuning) is the reference policy."""
+    import contextlib
+
+    if hasattr(model, "disable_adapter"):
+        return model.disable_adapter()
+    if ref_model is None:
+        raise ModelError("full fine-tuning with beta > 0 needs a frozen reference copy (ref_model)")
+    return contextlib.nullcontext()
+
+
+def trainable_state(model):
+    """name -> tensor of the trainable parameters (the LoRA adapter, or everything in full fine-tuning)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, state, where):
+    """Copy a trainable_state into `model`; a different model or LoRA shape is an error naming the tensor."""
+    mine = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    if missing or extra:
+        raise ModelError(f"checkpoint {where} was written for a different model or LoRA setup: "
+                         f"{len(missing)} trainable tensors missing (e.g. {missing[:1]}), "
+                         f"{len(extra)} unexpected (e.g. {extra[:1]})")
+    for n, p in mine.items():
+        if p.shape != state[n].shape:
+            raise ModelError(f"checkpoint {where} was written for a different model or LoRA shape: "
+                             f"{n} has shape {tuple(state[n].shape)} there, {tuple(p.shape)} here")
+    with torch.no_grad():
+        for n, p in mine.items():
+            p.copy_(state[n])
+
+
+def tiny_model(vocab_size=64, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, max_positions=256,
+               seed=0, eos_token_id=None, pad_token_id=None, init_std=0.02):
+    """A random Qwen2ForCausalLM with 2 layers (by default) for tests and the CPU experiment. fp32, CPU.
+
+    With the usual init_std=0.02 a 64-wide model's logits stay within about +-1.3 and no LoRA on the body can
+    make one token likely (the head and final norm are frozen); tests that must learn use init_std ~0.1."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                         num_key_value_heads=num_kv_heads, max_position_embeddings=max_positions,
+                         tie_word_embeddings=False, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                         initializer_range=init_std)
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(config).eval()
+
+
+def word_tokenizer(words, specials=("<pad>", "<eos>", "<unk>")):
+    """A whitespace word-level PreTrainedTokenizerFast over `words` (no download); pad and eos are distinct."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(list(specials) + [w for w in words if w not in specials])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
