@@ -1,9 +1,101 @@
-"""Per-token log-probabilities from final hidden states and the LM head (work in progress: reference only).
+"""Per-token log-probabilities (and entropy) from final hidden states and the LM head, never building the logits.
 
-The fused Triton kernel (issue 3) replaces the body of `token_logprobs`; its signature is fixed.
+GRPO needs, for every completion token, log p(target) under the policy and the reference model. The usual way,
+`log_softmax(hidden @ weight.T)[target]`, builds an (N, V) tensor: with Qwen's V = 151,936 and N = 16k tokens that
+is 5.0 GB of bf16 logits plus 10 GB of fp32 log-softmax, and again as much in backward. This file computes the
+same numbers blockwise so that nothing of size N*V ever exists, forward or backward.
+
+What it does not do: no loss reduction, no ignore_index (padded positions need a valid token id; the caller
+multiplies their logp by `mask`, which gives them an exactly zero gradient), no label smoothing, no gradient
+filtering or any other approximation. The entropy output is for logging only: it is NOT differentiable
+(autograd treats it as a constant).
+
+The math
+--------
+With hidden h (N, D), weight W (V, D), temperature T and targets t (N,):
+
+    z_iv    = (h_i . W_v) / T                                       logits, one (BLOCK_N, BLOCK_V) tile at a time
+    lse_i   = log sum_v exp(z_iv)                                   online over vocabulary blocks (below)
+    logp_i  = z_i,t_i - lse_i
+    H_i     = lse_i - sum_v p_iv z_iv = log s0_i - s1_i / s0_i      entropy, p = exp(z - lse)
+
+Forward, online log-sum-exp (Milakov & Gimelshein 2018, "Online normalizer calculation for softmax"): keep per
+row a running max m, s0 = sum exp(z - m) and s1 = sum exp(z - m) (z - m). A new block with max m' > m rescales
+by a = exp(m - m'):   s0 <- a s0 + sum_blk exp(z - m'),   s1 <- a (s1 + (m - m') s0) + sum_blk exp(z - m')(z - m').
+Keeping s1 relative to the running max (instead of sum p z) avoids the cancellation lse - E[z] when |z| ~ 1e4;
+for the same reason lse is kept as the pair (m, log s0) and logp = (z_t - m) - log s0, so that logits of
+magnitude 1e5 lose nothing to the rounding of m + log s0.
+The same rule merges partial results from disjoint vocabulary ranges, which is how the Triton forward splits V
+over programs ("split-V", like split-K in flash-decoding) and merges the partials in a few (N, S) torch ops.
+
+Backward, by hand: with upstream gradient g_i = dL/dlogp_i,
+
+    dL/dz_iv      = g_i (1[v = t_i] - p_iv)          p = exp((z - m) - log s0), recomputed blockwise
+    dL/dlogits_iv = g_i (1[v = t_i] - p_iv) / T      = d_iv   (the logits are h W^T, before dividing by T)
+    grad_hidden   = d @ W        (N, D)
+    grad_weight   = d^T @ h      (V, D)              only when weight.requires_grad (a full fine-tune; tied
+                                                     embeddings are fine: autograd sums into the shared storage)
+
+The backward saves only h, W, t, m and log s0 ((N,) each) and recomputes each z tile, so it costs one extra matmul over the
+naive path. Rows with g_i = 0 (masked tokens) get exactly zero gradient: every term is multiplied by g_i.
+
+Memory and traffic (N = 16k, D = 3584, V = 151,936, bf16; arithmetic, not measured here)
+-----------------------------------------------------------------------------------------
+naive:  logits 2 N V = 5.0 GB, fp32 log_softmax 4 N V = 10 GB saved for backward, and in backward two more
+        (N, V) fp32 gradients; peak well above 20 GB, all of it proportional to V.
+fused:  forward partials 4 * 4 * N * S bytes (S <= 64 vocabulary splits: <= 17 MB) and (m, log s0) 8 N = 128 KB;
+        backward an fp32 grad_hidden buffer 4 N D = 235 MB (independent of V) and, only when the weight is
+        trained, an fp32 grad_weight buffer 4 V D = 2.2 GB (twice the bf16 gradient it becomes).
+flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (the forward is recomputed in backward), so the
+        fused path cannot be faster than 4/3 of the three unavoidable matmuls (2/3 more when grad_weight is not
+        needed, i.e. 3 vs 2). What it saves is the N*V traffic: 5 + 10 + 10 + 10 GB of reads and writes.
+atomics: the Triton backward runs one program per (BLOCK_N, BLOCK_V) tile and adds its share of grad_hidden
+        (and grad_weight) with fp32 atomics (the layout of Wijmans et al. 2024, "Cut Your Losses in
+        Large-Vocabulary Language Models", without their gradient filtering): N D V / BLOCK_V = 7e10 adds for
+        grad_hidden at this shape. The summation order of atomics is not fixed, so the Triton backward is not
+        bitwise deterministic. Whether those atomics or the matmuls bound the time has NOT been measured: this
+        file was written and tested without a GPU (Triton ran only under its interpreter).
+
+Backends (chosen once per device type at import, overridable per call with `backend=` or for the whole process
+with MINIRLVR_LOGPROB_BACKEND, read at import):
+  "triton"     the @triton.jit kernels below: the default on CUDA. On CPU tensors they run under Triton's
+               interpreter (what TRITON_INTERPRET=1 does), whatever that environment variable says.
+  "torch"      the same blockwise algorithm in chunked PyTorch, chunking both tokens and vocabulary so the extra
+               memory is O(ROW_CHUNK * VOCAB_CHUNK), not O(N V): the default on CPU.
+  "reference"  `token_logprobs_reference`: full logits, the specification and test oracle.
+All accumulate in fp32 whatever the input dtype (fp32, bf16, fp16). The Triton kernels multiply bf16/fp16 tiles
+on tensor cores (exact products, fp32 accumulation); for fp32 inputs they use exact fp32 ("ieee") dots, not TF32.
+
+Input checks: shapes, dtypes, devices and contiguity raise ValueError naming the argument. The range check on
+`targets` is one reduction plus `.item()`, i.e. ONE host-device sync per call on CUDA: accepted deliberately,
+since an out-of-range id would otherwise read outside the weight matrix.
 """
 
+import contextlib
+import math
+import os
+
 import torch
+
+try:
+    import triton
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+    _jit = triton.jit
+except ImportError:  # CPU-only installs without triton still get the torch and reference backends
+    triton = None
+    _jit = lambda fn: fn  # noqa: E731
+
+    class tl:  # only so that the kernel signatures below still parse
+        constexpr = None
+
+BACKENDS = ("triton", "torch", "reference")
+ROW_CHUNK = 2048  # torch backend: tokens per chunk
+VOCAB_CHUNK = 2048  # torch backend: vocabulary entries per chunk -> 16 MB fp32 per (ROW_CHUNK, VOCAB_CHUNK) tile
+
+_ENV_BACKEND = os.environ.get("MINIRLVR_LOGPROB_BACKEND") or None
+if _ENV_BACKEND is not None and _ENV_BACKEND not in BACKENDS:
+    raise ValueError(f"MINIRLVR_LOGPROB_BACKEND={_ENV_BACKEND!r}: expected one of {BACKENDS}")
 
 
 def token_logprobs_reference(hidden, weight, targets, temperature=1.0, return_entropy=False):
@@ -17,5 +109,336 @@ def token_logprobs_reference(hidden, weight, targets, temperature=1.0, return_en
     return logp, entropy.detach()
 
 
-def token_logprobs(hidden, weight, targets, temperature=1.0, return_entropy=False):
-    return token_logprobs_reference(hidden, weight, targets, temperature, return_entropy)
+def default_backend(device):
+    """The backend a call on `device` uses when `backend=` is not given (printable, for run logs)."""
+    if _ENV_BACKEND is not None:
+        return _ENV_BACKEND
+    on_gpu = torch.device(device).type == "cuda" and triton is not None and not _interpreted()
+    return "triton" if on_gpu else "torch"
+
+
+def token_logprobs(hidden, weight, targets, temperature=1.0, return_entropy=False, *, backend=None):
+    """log softmax(hidden @ weight.T / temperature)[targets] without materializing the (N, V) logits.
+
+    hidden (N, D) fp32/bf16/fp16, weight (V, D) same dtype, targets (N,) int64 in [0, V), all contiguous on one
+    device -> logp (N,) fp32, and entropy (N,) fp32 (non-differentiable) if return_entropy. Differentiable with
+    respect to hidden, and to weight when it requires grad. backend: "triton", "torch" or "reference" (see the
+    module docstring); None picks `default_backend(hidden.device)`.
+    """
+    _check_inputs(hidden, weight, targets, temperature)
+    backend = default_backend(hidden.device) if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
+    if backend == "reference":
+        return token_logprobs_reference(hidden, weight, targets, temperature, return_entropy)
+    if backend == "triton" and triton is None:
+        raise ValueError("backend='triton' needs the triton package, which is not importable here")
+    logp, entropy = _TokenLogprobs.apply(hidden, weight, targets, 1.0 / temperature, backend, return_entropy)
+    return (logp, entropy) if return_entropy else logp
+
+
+def _check_inputs(hidden, weight, targets, temperature):
+    for name, x in (("hidden", hidden), ("weight", weight), ("targets", targets)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if hidden.dim() != 2:
+        raise ValueError(f"hidden must be (N, D), got shape {tuple(hidden.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[1] or weight.shape[0] == 0:
+        raise ValueError(f"weight must be (V, D) with V > 0 and D = hidden.shape[1] = {hidden.shape[1]}, "
+                         f"got shape {tuple(weight.shape)}")
+    if targets.dim() != 1 or targets.shape[0] != hidden.shape[0]:
+        raise ValueError(f"targets must be (N,) with N = hidden.shape[0] = {hidden.shape[0]}, "
+                         f"got shape {tuple(targets.shape)}")
+    if hidden.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"hidden must be float32, bfloat16 or float16, got {hidden.dtype}")
+    if weight.dtype != hidden.dtype:
+        raise ValueError(f"weight dtype {weight.dtype} must equal hidden dtype {hidden.dtype}")
+    if targets.dtype != torch.int64:
+        raise ValueError(f"targets must be int64, got {targets.dtype}")
+    for name, x in (("weight", weight), ("targets", targets)):
+        if x.device != hidden.device:
+            raise ValueError(f"{name} is on {x.device} but hidden is on {hidden.device}")
+    for name, x in (("hidden", hidden), ("weight", weight), ("targets", targets)):
+        if not x.is_contiguous():
+            raise ValueError(f"{name} must be contiguous (call .contiguous() first)")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            0 < temperature < math.inf):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    # one reduction and one host sync (on CUDA, a device sync): see the module docstring
+    if targets.numel() and bool(((targets < 0) | (targets >= weight.shape[0])).any()):
+        bad = targets[(targets < 0) | (targets >= weight.shape[0])][0].item()
+        raise ValueError(f"targets must lie in [0, V={weight.shape[0]}), found {bad}")
+
+
+class _TokenLogprobs(torch.autograd.Function):
+    """forward: logp_i = z_i,t_i - lse_i (and entropy) with z = h W^T / T, blockwise; saves h, W, t, m, log s0.
+    backward: d = g (onehot(t) - exp(z - m - log s0)) / T recomputed blockwise; grad_h = d W, grad_W = d^T h.
+    The entropy output is marked non-differentiable."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, inv_temp, backend, want_entropy):
+        fwd = _triton_forward if backend == "triton" else _torch_forward
+        logp, entropy, m, logs0 = fwd(hidden, weight, targets, inv_temp, want_entropy)  # (N,) each, fp32
+        ctx.save_for_backward(hidden, weight, targets, m, logs0)
+        ctx.inv_temp, ctx.backend = inv_temp, backend
+        ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp, grad_entropy):
+        hidden, weight, targets, m, logs0 = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if grad_logp is None or not (need_h or need_w):
+            return None, None, None, None, None, None
+        bwd = _triton_backward if ctx.backend == "triton" else _torch_backward
+        grad_h, grad_w = bwd(hidden, weight, targets, m, logs0, grad_logp.float().contiguous(), ctx.inv_temp, need_w)
+        return (grad_h if need_h else None), grad_w, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The "torch" backend: the blockwise algorithm in chunked PyTorch (the CPU default)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _torch_forward(hidden, weight, targets, inv_temp, want_entropy):
+    N, V = hidden.shape[0], weight.shape[0]
+    h = hidden.float()  # (N, D), no copy when already fp32
+    m = torch.full((N,), -math.inf, device=h.device)  # (N,) running max
+    s0 = torch.zeros(N, device=h.device)  # (N,) sum exp(z - m)
+    s1 = torch.zeros(N, device=h.device)  # (N,) sum exp(z - m) (z - m)
+    zt = torch.zeros(N, device=h.device)  # (N,) target logit
+    for c0 in range(0, V, VOCAB_CHUNK):
+        w = weight[c0:c0 + VOCAB_CHUNK].float()  # (Vc, D)
+        for r0 in range(0, N, ROW_CHUNK):
+            r = slice(r0, r0 + ROW_CHUNK)
+            z = torch.mm(h[r], w.T).mul_(inv_temp)  # (Nr, Vc)
+            t = targets[r] - c0  # (Nr,)
+            in_chunk = (t >= 0) & (t < w.shape[0])  # (Nr,)
+            zc = z.gather(1, t.clamp(0, w.shape[0] - 1)[:, None]).squeeze(1)  # (Nr,)
+            zt[r] = torch.where(in_chunk, zc, zt[r])
+            m_old = m[r]
+            m_new = torch.maximum(m_old, z.amax(1))  # (Nr,); maximum and amax propagate NaN
+            alpha = torch.exp(m_old - m_new)  # (Nr,); 0 on the first chunk (m_old = -inf)
+            shift = torch.where(s0[r] > 0, m_old - m_new, torch.zeros_like(m_new))  # avoid -inf * 0 on chunk 1
+            z.sub_(m_new[:, None])  # z - m'
+            e = torch.exp(z)  # (Nr, Vc)
+            if want_entropy:
+                s1[r] = alpha * (s1[r] + shift * s0[r]) + (e * z).sum(1)
+            s0[r] = alpha * s0[r] + e.sum(1)
+            m[r] = m_new
+    logs0 = torch.log(s0)  # (N,)
+    logp = (zt - m) - logs0  # (N,)
+    entropy = logs0 - s1 / s0 if want_entropy else torch.zeros_like(logp)  # (N,)
+    return logp, entropy, m, logs0
+
+
+def _torch_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_w):
+    N, V = hidden.shape[0], weight.shape[0]
+    h = hidden.float()  # (N, D)
+    g = grad_logp * inv_temp  # (N,): fold the 1/T of dz/dlogits into the row scale
+    grad_h = torch.zeros_like(h, dtype=torch.float32)  # (N, D)
+    grad_w = torch.empty_like(weight) if need_w else None  # (V, D), filled chunk by chunk
+    for c0 in range(0, V, VOCAB_CHUNK):
+        w = weight[c0:c0 + VOCAB_CHUNK].float()  # (Vc, D)
+        gw = torch.zeros_like(w) if need_w else None  # (Vc, D)
+        for r0 in range(0, N, ROW_CHUNK):
+            r = slice(r0, r0 + ROW_CHUNK)
+            d = torch.mm(h[r], w.T).mul_(inv_temp)  # (Nr, Vc) z, bitwise as in forward
+            d.sub_(m[r][:, None]).sub_(logs0[r][:, None]).exp_().mul_(-g[r][:, None])  # -g p
+            t = targets[r] - c0  # (Nr,)
+            in_chunk = (t >= 0) & (t < w.shape[0])
+            # + g at the target column; rows whose target is elsewhere add an exact 0 to some column
+            d.scatter_add_(1, t.clamp(0, w.shape[0] - 1)[:, None], (g[r] * in_chunk)[:, None])
+            grad_h[r].addmm_(d, w)
+            if need_w:
+                gw.addmm_(d.T, h[r])
+        if need_w:
+            grad_w[c0:c0 + VOCAB_CHUNK] = gw
+    return grad_h.to(hidden.dtype), grad_w
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The "triton" backend: kernels, then launchers
+# ----------------------------------------------------------------------------------------------------------------
+
+@_jit
+def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
+                        N, V, D, inv_temp, blocks_per_split,
+                        BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
+                        ENTROPY: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: rows [pid_n BLOCK_N, +BLOCK_N) x vocabulary blocks [pid_s bps, (pid_s + 1) bps).
+    Writes that range's partial (m, s0, s1, z_target) to column pid_s of the (N, S) buffers."""
+    pid_n = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    S = tl.num_programs(1)
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    tgt = tl.load(t_ptr + rows, mask=row_ok, other=-1)
+    m = tl.full([BLOCK_N], float("-inf"), tl.float32)
+    s0 = tl.zeros([BLOCK_N], tl.float32)
+    s1 = tl.zeros([BLOCK_N], tl.float32)
+    zt = tl.zeros([BLOCK_N], tl.float32)
+    b_end = tl.minimum((pid_s + 1) * blocks_per_split, tl.cdiv(V, BLOCK_V))
+    for b in range(pid_s * blocks_per_split, b_end):
+        cols = b * BLOCK_V + tl.arange(0, BLOCK_V)
+        col_ok = cols < V
+        acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
+        for k in range(0, D, BLOCK_D):
+            ks = k + tl.arange(0, BLOCK_D)
+            k_ok = ks < D
+            h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+            if UPCAST:  # the interpreter (triton 3.9) multiplies bf16 tiles wrongly; products are exact in fp32
+                h = h.to(tl.float32)
+                w = w.to(tl.float32)
+            acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
+        z = tl.where(col_ok[None, :], acc * inv_temp, float("-inf"))  # (BLOCK_N, BLOCK_V)
+        zt += tl.sum(tl.where(cols[None, :] == tgt[:, None], z, 0.0), 1)
+        m_new = tl.maximum(m, tl.max(z, 1))
+        alpha = tl.exp(m - m_new)
+        zs = z - m_new[:, None]  # -inf in padding columns
+        e = tl.exp(zs)  # 0 in padding columns
+        if ENTROPY:
+            shift = tl.where(s0 > 0, m - m_new, 0.0)  # avoid -inf * 0 on the first block
+            s1 = alpha * (s1 + shift * s0) + tl.sum(e * tl.where(col_ok[None, :], zs, 0.0), 1)
+        s0 = alpha * s0 + tl.sum(e, 1)
+        m = m_new
+    out = rows * S + pid_s
+    tl.store(m_ptr + out, m, mask=row_ok)
+    tl.store(s0_ptr + out, s0, mask=row_ok)
+    tl.store(s1_ptr + out, s1, mask=row_ok)
+    tl.store(zt_ptr + out, zt, mask=row_ok)
+
+
+@_jit
+def _logprob_bwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, gh_ptr, gw_ptr,
+                        N, V, D, inv_temp,
+                        BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
+                        HAS_GW: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: one (BLOCK_N, BLOCK_V) tile. Recomputes z, forms d = g (onehot - p) / T in fp32, then adds
+    d @ W[cols] into grad_h[rows] and d^T @ h[rows] into grad_w[cols] with fp32 atomics, BLOCK_D columns at a
+    time."""
+    pid_n = tl.program_id(0)
+    pid_v = tl.program_id(1)
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V)
+    row_ok = rows < N
+    col_ok = cols < V
+    tgt = tl.load(t_ptr + rows, mask=row_ok, other=-1)
+    m = tl.load(m_ptr + rows, mask=row_ok, other=0.0)
+    logs0 = tl.load(logs0_ptr + rows, mask=row_ok, other=0.0)
+    g = tl.load(g_ptr + rows, mask=row_ok, other=0.0) * inv_temp  # padding rows: g = 0
+    acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
+    for k in range(0, D, BLOCK_D):
+        ks = k + tl.arange(0, BLOCK_D)
+        k_ok = ks < D
+        h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+        if UPCAST:
+            h = h.to(tl.float32)
+            w = w.to(tl.float32)
+        acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
+    p = tl.where(col_ok[None, :], tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None]), 0.0)  # (BN, BV)
+    d = g[:, None] * (tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0) - p)
+    # the second pair of matmuls runs in the input dtype (tensor cores), like any mixed-precision backward
+    d_lo = d.to(h_ptr.dtype.element_ty)
+    if UPCAST:
+        d_lo = d_lo.to(tl.float32)
+    for k in range(0, D, BLOCK_D):
+        ks = k + tl.arange(0, BLOCK_D)
+        k_ok = ks < D
+        w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+        if UPCAST:
+            w = w.to(tl.float32)
+        gh = tl.dot(d_lo, w, input_precision=PRECISION)  # (BLOCK_N, BLOCK_D)
+        tl.atomic_add(gh_ptr + rows[:, None] * D + ks[None, :], gh, mask=row_ok[:, None] & k_ok[None, :])
+        if HAS_GW:
+            h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            if UPCAST:
+                h = h.to(tl.float32)
+            gw = tl.dot(tl.trans(d_lo), h, input_precision=PRECISION)  # (BLOCK_V, BLOCK_D)
+            tl.atomic_add(gw_ptr + cols[:, None] * D + ks[None, :], gw, mask=col_ok[:, None] & k_ok[None, :])
+
+
+def _interpreted():
+    """Triton runs either compiled or interpreted for the whole process: TRITON_INTERPRET=1 must be set before
+    `import triton` (its own tl.zeros, tl.sum... are decorated then), which tests/conftest.py does. Interpreted,
+    the kernels accept CPU tensors; compiled, they need CUDA tensors."""
+    return isinstance(_logprob_fwd_kernel, InterpretedFunction)
+
+
+def _check_triton_device(device):
+    if device.type != "cuda" and not _interpreted():
+        raise ValueError(f"backend='triton' on {device} tensors needs Triton's interpreter: set TRITON_INTERPRET=1 "
+                         "before triton is imported, or use backend='torch'")
+
+
+def _launch_config(dtype):
+    """Block sizes: GPU sizes are a plain matmul tiling, untuned (no GPU was available when this was written);
+    interpreter sizes are small and make every test shape hit partial blocks in all three dimensions."""
+    gpu = not _interpreted()
+    return dict(
+        BLOCK_N=64 if gpu else 16, BLOCK_V=128, BLOCK_D=64 if gpu else 32,
+        # exact fp32 dots for fp32 inputs (not TF32) and for the interpreter's upcast tiles; default for bf16/fp16
+        PRECISION="ieee" if dtype == torch.float32 or not gpu else None,
+        UPCAST=not gpu and dtype != torch.float32,
+        num_warps=8 if gpu else 1,
+    )
+
+
+def _num_splits(n_row_blocks, n_vocab_blocks, device):
+    """Vocabulary splits per row block: enough programs to fill the GPU (about 4 per SM), at most 64 so the
+    partial buffers stay O(N), never empty. Interpreted, 3, so the tests exercise the merge."""
+    if device.type == "cuda" and not _interpreted():
+        want = math.ceil(4 * torch.cuda.get_device_properties(device).multi_processor_count / n_row_blocks)
+    else:
+        want = 3
+    s = max(1, min(want, 64, n_vocab_blocks))
+    per = math.ceil(n_vocab_blocks / s)
+    return math.ceil(n_vocab_blocks / per), per
+
+
+def _triton_forward(hidden, weight, targets, inv_temp, want_entropy):
+    N, D = hidden.shape
+    V = weight.shape[0]
+    _check_triton_device(hidden.device)
+    cfg = _launch_config(hidden.dtype)
+    n_rb, n_vb = triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(V, cfg["BLOCK_V"])
+    if N == 0:
+        z = hidden.new_zeros(0, dtype=torch.float32)
+        return z, z.clone(), z.clone(), z.clone()
+    S, per = _num_splits(n_rb, n_vb, hidden.device)
+    m, s0, s1, zt = torch.empty(4, N, S, device=hidden.device, dtype=torch.float32)  # (N, S) each
+    with _on_device(hidden.device):
+        _logprob_fwd_kernel[(n_rb, S)](hidden, weight, targets, m, s0, s1, zt, N, V, D, inv_temp, per,
+                          ENTROPY=want_entropy, **cfg)
+    # merge the S partials with the same rescaling rule as the online update (no split is empty)
+    M = m.amax(1)  # (N,)
+    a = torch.exp(m - M[:, None])  # (N, S)
+    S0 = (a * s0).sum(1)  # (N,)
+    logS0 = torch.log(S0)  # (N,)
+    logp = (zt.sum(1) - M) - logS0  # (N,): only the split holding the target wrote a nonzero z_target
+    if want_entropy:
+        S1 = (a * (s1 + (m - M[:, None]) * s0)).sum(1)  # (N,)
+        entropy = logS0 - S1 / S0  # (N,)
+    else:
+        entropy = torch.zeros_like(logp)
+    return logp, entropy, M, logS0
+
+
+def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_w):
+    N, D = hidden.shape
+    V = weight.shape[0]
+    grad_h = torch.zeros(N, D, device=hidden.device, dtype=torch.float32)  # (N, D) atomics target
+    grad_w = torch.zeros(V, D, device=hidden.device, dtype=torch.float32) if need_w else grad_h  # (V, D)
+    if N:
+        cfg = _launch_config(hidden.dtype)
+        grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(V, cfg["BLOCK_V"]))
+        with _on_device(hidden.device):
+            _logprob_bwd_kernel[grid](hidden, weight, targets, m, logs0, grad_logp, grad_h, grad_w, N, V, D, inv_temp,
+                         HAS_GW=need_w, **cfg)
+    return grad_h.to(hidden.dtype), (grad_w.to(weight.dtype) if need_w else None)
+
+
+def _on_device(device):
+    """Triton launches on the current CUDA device; make it the tensors' one."""
+    return torch.cuda.device(device) if device.type == "cuda" and not _interpreted() else contextlib.nullcontext()
