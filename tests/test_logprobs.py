@@ -1,0 +1,226 @@
+"""token_logprobs against the fp32 PyTorch reference: outputs and gradients, every backend, odd shapes.
+
+Backends: "torch" (chunked PyTorch, on CPU) and "triton": interpreted on CPU when TRITON_INTERPRET=1 was set before
+triton was imported (tests/conftest.py does it), compiled on CUDA otherwise (run e.g.
+`TRITON_INTERPRET=0 pytest tests/test_logprobs.py` on a GPU machine). Interpreted Triton is slow: shapes stay tiny.
+"""
+
+import pytest
+import torch
+
+from minirlvr.kernels import logprobs as lp
+from minirlvr.kernels.logprobs import token_logprobs, token_logprobs_reference
+
+if lp.triton is None:
+    TRITON = pytest.param("triton", marks=pytest.mark.skip(reason="triton not importable"))
+    TRITON_DEVICE = "cpu"
+elif lp._interpreted():
+    TRITON, TRITON_DEVICE = pytest.param("triton", id="triton-interpreted"), "cpu"
+elif torch.cuda.is_available():
+    TRITON, TRITON_DEVICE = pytest.param("triton", id="triton-compiled"), "cuda"
+else:
+    TRITON = pytest.param("triton", marks=pytest.mark.skip(reason="Triton compiled mode needs CUDA"))
+    TRITON_DEVICE = "cpu"
+BACKENDS = [pytest.param("torch", id="torch"), TRITON]
+
+# bf16/fp16 outputs (logp, entropy) are computed in fp32 from the same rounded inputs as the reference, so they get
+# fp32 tolerances; only the gradients, returned in the input dtype, get the input dtype's (torch's defaults).
+GRAD_TOL = {torch.float32: dict(rtol=1.3e-6, atol=1e-5), torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
+            torch.float16: dict(rtol=1e-3, atol=1e-3)}
+
+
+def device_of(backend):
+    return TRITON_DEVICE if backend == "triton" else "cpu"
+
+
+def make_inputs(N, D, V, dtype, device, logit_std=3.0, seed=0):
+    """hidden, weight rounded to dtype, logits of standard deviation ~logit_std; targets hit 0 and V-1."""
+    g = torch.Generator().manual_seed(seed)
+    hidden = (torch.randn(N, D, generator=g) * logit_std / D ** 0.5).to(dtype)  # (N, D)
+    weight = torch.randn(V, D, generator=g).to(dtype)  # (V, D)
+    targets = torch.randint(0, V, (N,), generator=g)  # (N,)
+    targets[0] = 0
+    targets[-1] = V - 1
+    return hidden.to(device), weight.to(device), targets.to(device)
+
+
+def leaf(x, requires_grad=True):
+    return x.detach().clone().requires_grad_(requires_grad)
+
+
+def run(fn, hidden, weight, targets, temperature, grad_out, train_weight, **kw):
+    """fn's logp, entropy and the gradients of sum(grad_out * logp)."""
+    h, w = leaf(hidden), leaf(weight, train_weight)
+    logp, entropy = fn(h, w, targets, temperature, True, **kw)
+    (logp * grad_out).sum().backward()
+    return logp.detach(), entropy, h.grad, (w.grad if train_weight else None)
+
+
+def check_against_reference(backend, N, D, V, dtype, temperature, train_weight, logit_std=3.0):
+    device = device_of(backend)
+    hidden, weight, targets = make_inputs(N, D, V, dtype, device, logit_std)
+    grad_out = torch.randn(N, generator=torch.Generator().manual_seed(1)).to(device)  # (N,)
+    logp, ent, gh, gw = run(token_logprobs, hidden, weight, targets, temperature, grad_out, train_weight,
+                            backend=backend)
+    r_logp, r_ent, r_gh, r_gw = run(token_logprobs_reference, hidden.float(), weight.float(), targets, temperature,
+                                    grad_out, train_weight)
+    assert logp.dtype == torch.float32 and ent.dtype == torch.float32 and logp.shape == (N,)
+    assert not ent.requires_grad  # entropy is for logging only
+    torch.testing.assert_close(logp, r_logp)
+    torch.testing.assert_close(ent, r_ent)
+    assert gh.dtype == dtype
+    torch.testing.assert_close(gh.float(), r_gh, **GRAD_TOL[dtype])
+    if train_weight:
+        assert gw.dtype == dtype
+        torch.testing.assert_close(gw.float(), r_gw, **GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("N,D,V,dtype,temperature,train_weight", [
+    (40, 48, 1000, torch.float32, 1.0, True),  # V, N, D not multiples of any block
+    (40, 48, 1000, torch.bfloat16, 0.7, True),
+    (1, 64, 1000, torch.float32, 1.3, False),  # N = 1, frozen lm_head (LoRA)
+    (23, 32, 300, torch.float16, 1.0, False),
+])
+def test_matches_reference(backend, N, D, V, dtype, temperature, train_weight):
+    check_against_reference(backend, N, D, V, dtype, temperature, train_weight)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpt2_vocabulary_torch(dtype):
+    check_against_reference("torch", 9, 32, 50257, dtype, 0.9, True)
+
+
+def test_torch_backend_chunks_rows_and_vocabulary(monkeypatch):
+    # many partial row and vocabulary chunks, so the online update and the backward chunk loop really run
+    monkeypatch.setattr(lp, "ROW_CHUNK", 16)
+    monkeypatch.setattr(lp, "VOCAB_CHUNK", 96)
+    check_against_reference("torch", 40, 48, 1000, torch.float32, 0.8, True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_magnitude_logits(backend):
+    # integer-valued inputs make every logit (|z| up to ~1e5) exact in fp32 whatever the summation order, so any
+    # difference from the reference comes from the log-sum-exp itself; exp(1e5) would overflow if computed naively
+    device = device_of(backend)
+    g = torch.Generator().manual_seed(3)
+    N, D, V = 20, 48, 700
+    hidden = (torch.randint(-3, 4, (N, D), generator=g) * 256.0).to(device)  # (N, D)
+    weight = torch.randint(-3, 4, (V, D), generator=g).float().to(device)  # (V, D)
+    targets = (hidden @ weight.T).argmax(1)  # (N,): logp near 0 for these rows ...
+    targets[::2] = torch.randint(0, V, (N // 2,), generator=g).to(device)  # ... and around -1e4 for these
+    grad_out = torch.ones(N, device=device)
+    logp, ent, gh, gw = run(token_logprobs, hidden, weight, targets, 1.0, grad_out, True, backend=backend)
+    r_logp, r_ent, r_gh, r_gw = run(token_logprobs_reference, hidden, weight, targets, 1.0, grad_out, True)
+    assert r_logp.abs().max() > 1e3  # the test really has huge logits
+    assert torch.isfinite(logp).all() and torch.isfinite(gh).all() and torch.isfinite(gw).all()
+    torch.testing.assert_close(logp, r_logp)
+    torch.testing.assert_close(ent, r_ent)
+    torch.testing.assert_close(gh, r_gh)
+    torch.testing.assert_close(gw, r_gw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_accumulates_across_calls_with_tied_embedding(backend):
+    # the LM head is a view of the embedding matrix (tied embeddings), used twice (policy step with two
+    # micro-batches), plus an embedding lookup: all three contributions must add up in .grad
+    device = device_of(backend)
+    N, D, V = 17, 32, 500
+    hidden, weight, targets = make_inputs(N, D, V, torch.float32, device)
+    ids = torch.randint(0, V, (5,), generator=torch.Generator().manual_seed(4)).to(device)
+    grads = {}
+    for name, fn, kw in (("ours", token_logprobs, dict(backend=backend)), ("ref", token_logprobs_reference, {})):
+        emb = leaf(torch.cat([weight, weight[:3]]))  # (V + 3, D): the head is its first V rows
+        h = leaf(hidden)
+        fn(h, emb[:V], targets, 1.0, **kw).sum().backward()
+        (2 * fn(h, emb[:V], targets.flip(0), 0.5, **kw)).sum().backward()
+        emb[ids].sum().backward()
+        grads[name] = (h.grad, emb.grad)
+    torch.testing.assert_close(grads["ours"][0], grads["ref"][0])
+    torch.testing.assert_close(grads["ours"][1], grads["ref"][1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_rows_get_exactly_zero_gradient(backend):
+    device = device_of(backend)
+    N, D, V = 19, 32, 400
+    hidden, weight, targets = make_inputs(N, D, V, torch.bfloat16, device)
+    mask = (torch.arange(N, device=device) % 3 != 0).float()  # (N,) rows 0, 3, 6, ... are padding
+    h, w = leaf(hidden), leaf(weight)
+    (token_logprobs(h, w, targets, backend=backend) * mask).sum().backward()
+    assert torch.equal(h.grad[mask == 0], torch.zeros_like(h.grad[mask == 0]))
+    assert (h.grad[mask == 1].abs().sum(1) > 0).all()
+    # the padding rows also contribute nothing to the weight gradient
+    h2, w2 = leaf(hidden[mask == 1]), leaf(weight)
+    token_logprobs(h2, w2, targets[mask == 1].contiguous(), backend=backend).sum().backward()
+    torch.testing.assert_close(w.grad.float(), w2.grad.float(), **GRAD_TOL[torch.bfloat16])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy (the interpreter) warns about the NaN it propagates
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_in_hidden_gives_nan_not_zero(backend):
+    device = device_of(backend)
+    hidden, weight, targets = make_inputs(12, 32, 300, torch.float32, device)
+    hidden[4, 7] = float("nan")
+    logp, ent = token_logprobs(hidden, weight, targets, return_entropy=True, backend=backend)
+    assert torch.isnan(logp[4]) and torch.isnan(ent[4])
+    keep = torch.arange(12, device=device) != 4
+    torch.testing.assert_close(logp[keep], token_logprobs_reference(hidden, weight, targets)[keep])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_in_weight_gives_nan(backend):
+    device = device_of(backend)
+    hidden, weight, targets = make_inputs(12, 32, 300, torch.float32, device)
+    weight[150, 3] = float("nan")  # a non-target row still enters every normalizer
+    assert torch.isnan(token_logprobs(hidden, weight, targets, backend=backend)).all()
+
+
+def test_empty_batch():
+    hidden, weight, _ = make_inputs(3, 16, 50, torch.float32, "cpu")
+    h = leaf(hidden[:0])
+    logp = token_logprobs(h, weight, torch.zeros(0, dtype=torch.long))
+    assert logp.shape == (0,)
+    logp.sum().backward()
+    assert h.grad.shape == (0, 16)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda h, w, t: (h, w[:, :-1].contiguous(), t), "weight"),
+    (lambda h, w, t: (h[0], w, t), "hidden"),
+    (lambda h, w, t: (h, w, t[:-1]), "targets"),
+    (lambda h, w, t: (h, w.double(), t), "weight dtype"),
+    (lambda h, w, t: (h.double(), w.double(), t), "hidden"),
+    (lambda h, w, t: (h, w, t.int()), "targets must be int64"),
+    (lambda h, w, t: (h, w, t.float()), "targets"),
+    (lambda h, w, t: (h[:, ::2], w[:, ::2], t), "hidden must be contiguous"),
+    (lambda h, w, t: (h, w.T.contiguous().T, t), "weight must be contiguous"),
+    (lambda h, w, t: (h, w, torch.stack([t, t], 1)[:, 0]), "targets must be contiguous"),
+    (lambda h, w, t: (h, w, t.clone().fill_(-1)), r"targets must lie in \[0, V=50\), found -1"),
+    (lambda h, w, t: (h, w, torch.cat([t[:-1], t.new_tensor([50])])), "found 50"),
+    (lambda h, w, t: (h.tolist(), w, t), "hidden must be a torch.Tensor"),
+])
+def test_bad_input_names_the_argument(bad, match):
+    hidden, weight, targets = make_inputs(6, 16, 50, torch.float32, "cpu")
+    with pytest.raises(ValueError, match=match):
+        token_logprobs(*bad(hidden, weight, targets))
+
+
+@pytest.mark.parametrize("temperature", [0, -1.0, float("inf"), float("nan"), "1"])
+def test_bad_temperature(temperature):
+    hidden, weight, targets = make_inputs(6, 16, 50, torch.float32, "cpu")
+    with pytest.raises(ValueError, match="temperature"):
+        token_logprobs(hidden, weight, targets, temperature)
+
+
+def test_backend_choice(monkeypatch):
+    hidden, weight, targets = make_inputs(6, 16, 50, torch.float32, "cpu")
+    with pytest.raises(ValueError, match="backend"):
+        token_logprobs(hidden, weight, targets, backend="cuda")
+    monkeypatch.setattr(lp, "_ENV_BACKEND", None)
+    assert lp.default_backend("cpu") == "torch"
+    monkeypatch.setattr(lp, "_ENV_BACKEND", "reference")  # what MINIRLVR_LOGPROB_BACKEND=reference sets at import
+    assert lp.default_backend("cpu") == "reference"
+    calls = []
+    monkeypatch.setattr(lp, "token_logprobs_reference", lambda *args: calls.append(args) or "reference was used")
+    assert token_logprobs(hidden, weight, targets) == "reference was used" and len(calls) == 1
