@@ -14,6 +14,7 @@ This file does not compute rewards or gradients and does not batch prompts of di
 (no continuous batching).
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -46,16 +47,22 @@ def positions(mask):
     return (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
 
 
+def cache_kwarg(model):
+    """transformers >= 5.2x calls the KV cache argument `cache`; older versions `past_key_values`."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+
 def prefill(model, ids, mask, pos, cache):
     """Run the prompts once, filling the cache; logits of the last position (B, V) fp32."""
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-                logits_to_keep=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                **{cache_kwarg(model): cache})
     return out.logits[:, -1].float()
 
 
 def decode_one_token(model, token, mask, pos, cache):
     """One step for all rows: token (N, 1), mask (N, T) over everything cached plus this token, pos (N, 1)."""
-    out = model(input_ids=token, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(model): cache})
     return out.logits[:, -1].float()  # (N, V)
 
 
