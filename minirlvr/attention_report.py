@@ -1,0 +1,288 @@
+"""`python run.py attention`: how much a model's responses attend to the constraint text of their instructions.
+
+    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl]
+                            [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--load-4bit]
+
+The paper explains why high-precision rewards generalize by attention: training teaches the model to look at the
+constraints of an instruction. To measure it, every prompt + response is cut into four segments of keys,
+
+    0 chat template | 1 task text | 2 constraint text | 3 response
+
+and for each layer and head we take, over the response tokens, the attention mass they put on the constraint
+text divided by the constraint text's share of the keys each of them can see (causal: the keys before it):
+
+    score[layer, head] = mean over records of  mean over response tokens t of  mass_t(constraint) / (n_c / (t + 1))
+
+1 means "no more than its share", 2 "twice its share". Records count equally, whatever their length. With
+--compare-adapter, the same for a second checkpoint (model + that adapter) and the difference second - first.
+Outputs in --out: report.md (tables), heatmap.png (layers x heads), scores.json, per_record.jsonl.
+
+Where the constraint text is: a record's explicit character spans into its prompt text
+(`"constraint_spans": [[start, end], ...]`), else each instruction's description from
+`minirlvr.verifiers.describe(id, kwargs)` found verbatim in the prompt (how the embedded world writes prompts).
+Records whose constraint text cannot be located are skipped and listed in the report, never silently.
+The response is the record's `response` field, or the line of --responses with the same prompt.
+
+`constraint_attention_scores` gives one such number per record, for data refinement. Our reading of the paper,
+which does not spell out a filter: a (prompt, response) pair whose response barely attends to the constraints
+teaches little about following them. The threshold is the caller's choice.
+
+Not here: generation (responses are given), sliding-window models, any training.
+"""
+
+import argparse
+import gc
+import json
+import math
+import os
+
+import torch
+from tqdm import tqdm
+
+from minirlvr.attention_hook import collect_attention_mass
+from minirlvr.data import DataError, prompt_text, read_jsonl, read_records, write_atomic, write_jsonl
+from minirlvr.kernels.attention import resolve_backend
+
+SEGMENTS = ("template", "task", "constraint", "response")
+TEMPLATE, TASK, CONSTRAINT, RESPONSE = range(4)
+
+
+class SpanNotFound(DataError):
+    """A record whose constraint text cannot be located: skipped and reported, not fatal."""
+
+
+def constraint_spans(record, text, where):
+    """Character spans [(start, end), ...] of the constraint text inside the prompt text `text`."""
+    if "constraint_spans" in record:
+        spans = record["constraint_spans"]
+        ok = isinstance(spans, list) and all(
+            isinstance(s, list) and len(s) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in s)
+            and 0 <= s[0] < s[1] <= len(text) for s in spans)
+        if not ok:
+            raise DataError(f"{where}: field 'constraint_spans' must be a list of [start, end] character offsets "
+                            f"with 0 <= start < end <= {len(text)} (the prompt's length)")
+        return [tuple(s) for s in spans]
+    ids, kwargs = record.get("instruction_id_list", []), record.get("kwargs", [])
+    if not ids:
+        raise SpanNotFound(f"{where}: no 'constraint_spans' and no 'instruction_id_list'")
+    from minirlvr.verifiers import describe  # imported here: only this path needs the verifier set
+
+    spans = []
+    for iid, kw in zip(ids, kwargs):
+        desc = describe(iid, kw)
+        start = text.find(desc)
+        if start < 0:
+            raise SpanNotFound(f"{where}: the description of '{iid}' is not in the prompt: {desc!r}")
+        spans.append((start, start + len(desc)))
+    return spans
+
+
+def segment(tok, record, response, where):
+    """Token ids of chat(prompt) + response, their segment ids, and the response length in tokens.
+
+    Prompt and response are tokenized apart and concatenated, as the sampler sees them. A prompt token joins the
+    first segment it overlaps among constraint, task, template (byte-level BPE can glue a space across a border).
+    """
+    messages = record["messages"] if "messages" in record else [{"role": "user", "content": record["prompt"]}]
+    user = prompt_text(record)
+    spans = constraint_spans(record, user, where)
+    chat = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    u0 = chat.rfind(user)  # the last user turn holds the constraints
+    if u0 < 0:
+        raise DataError(f"{where}: the chat template does not contain the prompt text verbatim")
+    enc = tok(chat, add_special_tokens=False, return_offsets_mapping=True)
+    seg = []
+    for a, b in enc["offset_mapping"]:
+        if any(a < u0 + e and u0 + s < b for s, e in spans):
+            seg.append(CONSTRAINT)
+        elif a < u0 + len(user) and u0 < b:
+            seg.append(TASK)
+        else:
+            seg.append(TEMPLATE)
+    if CONSTRAINT not in seg:
+        raise SpanNotFound(f"{where}: the constraint spans cover no token")
+    if not isinstance(response, str) or not response:
+        raise DataError(f"{where}: field 'response' must be a non-empty string")
+    resp_ids = tok(response, add_special_tokens=False)["input_ids"]
+    return list(enc["input_ids"]) + list(resp_ids), seg + [RESPONSE] * len(resp_ids), len(resp_ids)
+
+
+@torch.no_grad()
+def record_scores(model, input_ids, seg, n_resp, backend=None):
+    """(score, mass), each (n_layers, H): normalized and raw constraint mass, mean over the response tokens."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([input_ids], device=device)  # (1, T)
+    segt = torch.tensor([seg], device=device)  # (1, T)
+    with collect_attention_mass(model, segt, len(SEGMENTS), last_queries=n_resp, backend=backend) as c:
+        model(input_ids=ids)
+    mass = torch.stack([c.mass[layer][0] for layer in sorted(c.mass)])[..., CONSTRAINT]  # (n_layers, H, R)
+    T = len(input_ids)
+    visible = torch.arange(T - n_resp, T, dtype=torch.float32) + 1  # (R,) keys each response token sees
+    share = seg.count(CONSTRAINT) / visible  # (R,)
+    return (mass / share).mean(-1), mass.mean(-1)
+
+
+def prepare(tok, records, responses=None, where="data"):
+    """(items, skipped): items are (key, input_ids, seg, n_resp); skipped are (key, reason)."""
+    by_prompt = {} if responses is None else {r.get("prompt"): r.get("response") for r in responses}
+    items, skipped = [], []
+    for i, rec in enumerate(records):
+        key, here = rec.get("key", i), f"{where}:record {i + 1}"
+        if "response" in rec:
+            response = rec["response"]
+        elif prompt_text(rec) in by_prompt:
+            response = by_prompt[prompt_text(rec)]
+        else:
+            raise DataError(f"{here}: no field 'response' and no line in the responses file with this prompt")
+        try:
+            items.append((key, *segment(tok, rec, response, here)))
+        except SpanNotFound as e:
+            skipped.append((key, str(e)))
+    return items, skipped
+
+
+def constraint_attention_scores(model, tok, records, layers=None, backend=None):
+    """One float per record (with a `response`): its mean normalized constraint attention over `layers` (default
+    all), heads and response tokens; NaN where the constraint text cannot be located. See the module docstring."""
+    out = []
+    for i, rec in enumerate(records):
+        try:
+            ids, seg, n = segment(tok, rec, rec.get("response"), f"records[{i}]")
+        except SpanNotFound:
+            out.append(math.nan)
+            continue
+        score, _ = record_scores(model, ids, seg, n, backend)  # (n_layers, H)
+        out.append(float((score if layers is None else score[list(layers)]).mean()))
+    return out
+
+
+def analyze(model, items, backend, label):
+    """Mean score and mass over records, (n_layers, H) each, and one row per record."""
+    scores, masses, rows = [], [], []
+    for key, ids, seg, n in tqdm(items, desc=f"attention {label}"):
+        score, mass = record_scores(model, ids, seg, n, backend)
+        scores.append(score)
+        masses.append(mass)
+        rows.append({"checkpoint": label, "key": key, "tokens": len(ids), "response_tokens": n,
+                     "constraint_tokens": seg.count(CONSTRAINT), "score": round(float(score.mean()), 5)})
+    return torch.stack(scores).mean(0), torch.stack(masses).mean(0), rows
+
+
+def load(model_path, adapter, load_4bit, device):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs = {"attn_implementation": "sdpa", "dtype": torch.bfloat16 if device.type == "cuda" else torch.float32}
+    if load_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=kwargs["dtype"])
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if not load_4bit:
+        model.to(device)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.eval()
+
+
+def markdown_table(matrix, title, fmt="{:.3f}"):
+    n_layers, H = matrix.shape
+    lines = [f"### {title}", "", "| layer | " + " | ".join(f"h{h}" for h in range(H)) + " | mean |",
+             "|---" * (H + 2) + "|"]
+    for layer in range(n_layers):
+        cells = [fmt.format(float(x)) for x in matrix[layer]] + [fmt.format(float(matrix[layer].mean()))]
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(panels, path):
+    """panels: [(title, (n_layers, H) matrix, diverging)] -> one PNG, layers down, heads across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (title, m, diverging) in zip(axes[0], panels):
+        if diverging:
+            lim = float(m.abs().max()) or 1.0
+            im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        else:
+            im = ax.imshow(m.numpy(), cmap="viridis", aspect="auto")
+        ax.set(title=title, xlabel="head", ylabel="layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python run.py attention", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="Hugging Face model folder (weights + tokenizer)")
+    p.add_argument("--adapter", help="peft LoRA adapter folder for the first checkpoint")
+    p.add_argument("--compare-adapter", help="adapter of a second checkpoint on the same model")
+    p.add_argument("--data", required=True, help="records JSONL (with 'response', or see --responses)")
+    p.add_argument("--responses", help="JSONL of {'prompt', 'response'} matched to records by prompt")
+    p.add_argument("--out", default="attention_report", help="output folder")
+    p.add_argument("--backend", help="attention_mass backend: triton, blockwise, reference (default: by device)")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from transformers import AutoTokenizer
+
+    device = torch.device(args.device)
+    backend = resolve_backend(args.backend, device)
+    print(f"attention report: device {device}, attention_mass backend {backend}")
+    tok = AutoTokenizer.from_pretrained(args.model)
+    records = read_records(args.data)[:args.limit]
+    responses = read_jsonl(args.responses) if args.responses else None
+    items, skipped = prepare(tok, records, responses, where=args.data)
+    if not items:
+        raise DataError(f"{args.data}: no record with locatable constraint text ({len(skipped)} skipped, "
+                        f"first: {skipped[0][1] if skipped else 'none'})")
+    print(f"{len(items)} records, {len(skipped)} skipped (constraint text not found)")
+
+    checkpoints = [("first", args.adapter)] + ([("second", args.compare_adapter)] if args.compare_adapter else [])
+    results, rows = [], []
+    for label, adapter in checkpoints:
+        model = load(args.model, adapter, args.load_4bit, device)
+        score, mass, r = analyze(model, items, backend, label)
+        results.append((label, adapter, score, mass))
+        rows += r
+        del model
+        gc.collect()
+
+    os.makedirs(args.out, exist_ok=True)
+    md = [f"# Attention to constraint text\n\nmodel `{args.model}`, data `{args.data}`: {len(items)} records, "
+          f"{len(skipped)} skipped. Score = response tokens' attention mass on the constraint text / its share of "
+          f"the visible keys (1 = its share), mean over response tokens, then over records.\n"]
+    panels, out = [], {"model": args.model, "data": args.data, "records": len(items), "skipped": skipped,
+                       "checkpoints": []}
+    for label, adapter, score, mass in results:
+        name = f"{label}: {adapter or 'no adapter'}"
+        md.append(markdown_table(score, f"{name}, normalized score"))
+        md.append(markdown_table(mass, f"{name}, raw mass on constraint text", "{:.4f}"))
+        panels.append((f"{label}: {os.path.basename(adapter.rstrip('/')) if adapter else 'no adapter'}", score, False))
+        out["checkpoints"].append({"label": label, "adapter": adapter, "score": score.tolist(),
+                                   "mass": mass.tolist()})
+    if len(results) == 2:
+        diff = results[1][2] - results[0][2]  # (n_layers, H)
+        md.append(markdown_table(diff, "difference, second - first (normalized score)", "{:+.3f}"))
+        panels.append(("second - first", diff, True))
+        out["diff"] = diff.tolist()
+    if skipped:
+        md.append("### Skipped records\n\n" + "\n".join(f"- {k}: {why}" for k, why in skipped) + "\n")
+    write_atomic(os.path.join(args.out, "report.md"), "\n".join(md))
+    write_atomic(os.path.join(args.out, "scores.json"), json.dumps(out, indent=1))
+    write_jsonl(os.path.join(args.out, "per_record.jsonl"), rows)
+    heatmap(panels, os.path.join(args.out, "heatmap.png"))
+    print(f"wrote {args.out}/report.md, heatmap.png, scores.json, per_record.jsonl")
