@@ -1,0 +1,241 @@
+"""Offline text measurements the verifiers share: words, sentences, upper-case words, language.
+
+The IFEval reference counts sentences with NLTK's trained Punkt model and upper-case words with NLTK's
+Treebank tokenizer, both of which need downloaded data. Here both are small rule sets written to give
+the same counts on real model responses (tests/test_verifiers.py compares them with NLTK on IFEval's
+GPT-4 responses). What is deliberately NOT reproduced: Punkt's 20k-word orthographic table and its
+collocation list; we keep the rules that decide real responses (abbreviations, initials, numbered
+lists, ellipses, closing quotes) and say "sentence starter" for a short list of function words.
+
+Every function here is linear in the input: no regular expression can backtrack catastrophically.
+Language identification is langdetect (Shuyo 2010) with a fixed seed, on a private factory so we
+never change the global `langdetect.DetectorFactory.seed` of the caller.
+"""
+
+import functools
+import re
+
+# --- words -----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+def count_words(text):
+    """IFEval's word count: runs of word characters (letters, digits, underscore), any script."""
+    return sum(1 for _ in _WORD.finditer(text))
+
+
+# --- sentences (Punkt-like) ------------------------------------------------------------------------
+# Punkt (Kiss & Strunk 2006) decides at each '.', '?' or '!' that is followed by whitespace and another
+# token, or directly by punctuation that cannot be part of a word. We keep its two passes:
+#   1) a token ending in '.' is a break unless it is a known abbreviation or an ellipsis;
+#   2) the next token can undo that: after an initial ("J.") or a number ("3."), a lower-case word or
+#      a comma means "not a break"; after an abbreviation, a capitalised sentence starter means "break".
+
+# Lower-cased abbreviations (without their final period) that do not end a sentence. Like the English
+# Punkt model, "e.g", "i.e" and "etc" are NOT here: the reference splits after them, and we agree with it.
+# The single letters are those the reference treats as abbreviations ("c. 1900", "p. 12"): after them
+# it never splits, while after other initials it splits unless a name follows.
+ABBREVIATIONS = frozenset("""
+mr mrs ms dr prof st jr sr messrs rev gen col capt lt maj adm sen rep reps gov
+inc ltd co corp cos bros cie vs v ave ft mg yr
+jan feb aug sep sept oct nov dec tues wed fri
+c d e f g h k l m n p r s t v w
+u.s u.s.a u.k u.n a.m p.m ph.d m.d m.b.a d.c n.y l.a a.d
+""".split())
+
+# Capitalised words that start a sentence even right after an abbreviation or ellipsis.
+SENTENCE_STARTERS = frozenset("""
+the a an this these that those there then it its he she they we i you his her their our my
+but and so yet however although though while when if in on at for since despite moreover meanwhile
+nevertheless nonetheless thus instead indeed similarly both most many some even according
+""".split())
+
+_NON_WORD = set(")\";}]*:@'({[\u2018\u2019\u201c\u201d\xab\xbb?!")  # can never be inside a word
+_NOT_WORD_START = set("(\"`{[:;&#*@)}]-,")  # split off the front of a word
+_CLOSERS = "\"')]}\u2018\u2019\u201c\u201d\xab\xbb"  # move onto the sentence they close
+_ENDERS = ".?!"
+_NUMBER = re.compile(r"-?[.,]?\d[\d,.\-]*\.?")
+_ELLIPSIS = re.compile(r"\.\.+")
+_CHUNK = re.compile(r"\S+")
+_CLOSER_RUN = re.compile("[" + re.escape(_CLOSERS) + r"]+?(?:\s+|(?=--)|$)")
+
+
+def _split_word(chunk):
+    """Punkt's word tokens of one whitespace-free chunk: leading punctuation and non-word characters
+    split off, periods kept on the word they end ("Dr." stays one token), runs of dots kept together."""
+    tokens, i, n = [], 0, len(chunk)
+    while i < n:
+        c = chunk[i]
+        if chunk.startswith("..", i) or chunk.startswith("--", i):
+            j = i
+            while j < n and chunk[j] == c:
+                j += 1
+            tokens.append(chunk[i:j])
+            i = j
+        elif c in _NOT_WORD_START or c in _NON_WORD:
+            tokens.append(c)
+            i += 1
+        else:
+            j = i + 1
+            while j < n and chunk[j] not in _NON_WORD and not chunk.startswith("..", j) \
+                    and not chunk.startswith("--", j) \
+                    and not (chunk[j] == "," and (j + 1 == n or chunk[j + 1] in _NON_WORD)):
+                j += 1
+            tokens.append(chunk[i:j])
+            i = j
+    return tokens
+
+
+def _kind(tok):
+    """'break' (a bare end mark), 'ellipsis', 'number', 'initial', 'never' (an initial that is also an
+    abbreviation), 'abbrev', 'period' (any other word ending in '.') or 'other'."""
+    if tok in _ENDERS:
+        return "break"
+    if _ELLIPSIS.fullmatch(tok):
+        return "ellipsis"
+    if not tok.endswith(".") or tok.endswith(".."):
+        return "other"
+    if _NUMBER.fullmatch(tok):
+        return "number"
+    stem = tok[:-1].lower()
+    if len(tok) == 2 and tok[0].isalpha():
+        return "never" if stem in ABBREVIATIONS else "initial"
+    if stem in ABBREVIATIONS or stem.split("-")[-1] in ABBREVIATIONS:
+        return "abbrev"
+    return "period"
+
+
+def _is_break(tok, nxt, line_start):
+    """Does the token `tok` end a sentence, given the token `nxt` after it? `line_start`: `tok` begins
+    a line (so an initial there is an outline marker, "A. Brief history", not part of a name)."""
+    kind = _kind(tok)
+    nxt_word = nxt[:-1] if nxt.endswith(".") else nxt
+    starter = nxt[:1].isupper() and nxt_word.lower() in SENTENCE_STARTERS
+    if kind in ("abbrev", "ellipsis"):
+        return starter
+    if kind in ("number", "initial"):
+        if nxt in ";:,.!?" or nxt[:1].islower():
+            return False
+        if kind == "initial" and tok[0].isupper() and nxt[:1].isupper() and not starter and not line_start:
+            return False  # "J. Smith": a capitalised name after a capital initial
+        return True
+    return kind in ("break", "period")
+
+
+def _context_breaks(context, line_start):
+    """True if any token of `context` but the last ends a sentence (Punkt's text_contains_sentbreak)."""
+    tokens = [t for chunk in context.split() for t in _split_word(chunk)]
+    return any(_is_break(tokens[k], tokens[k + 1], line_start and k == 0) for k in range(len(tokens) - 1))
+
+
+def _candidate_ends(text):
+    """(position after the end mark, next sentence start, context, chunk begins a line) for each possible
+    sentence end:
+    the last '.', '?' or '!' of a chunk that is followed by non-word punctuation or by another chunk."""
+    chunks = [(m.start(), m.end()) for m in _CHUNK.finditer(text)]
+    for k, (a, b) in enumerate(chunks):
+        # within a chunk, the last end mark that is followed by non-word punctuation or ends the chunk
+        best = -1
+        for j in range(b - 1, a - 1, -1):
+            if text[j] in _ENDERS:
+                if j == b - 1:
+                    if k + 1 < len(chunks):
+                        best = j
+                        break
+                elif text[j + 1] in _NON_WORD:
+                    best = j
+                    break
+        if best < 0:
+            continue
+        line_start = a == 0 or "\n" in text[chunks[k - 1][1]:a]
+        if best == b - 1:
+            na, nb = chunks[k + 1]
+            yield best + 1, na, text[a:best + 1] + " " + text[na:nb], line_start
+        else:
+            yield best + 1, best + 1, text[a:best + 2], line_start
+
+
+def split_sentences(text):
+    """Sentences of `text`, the way NLTK's English Punkt model splits them (closely; see module doc)."""
+    spans, start = [], 0
+    for end, next_start, context, line_start in _candidate_ends(text):
+        if _context_breaks(context, line_start):
+            spans.append((start, end))
+            start = next_start
+    spans.append((start, len(text.rstrip())))
+    # Closing quotes and brackets after the end mark belong to the sentence they close.
+    out, shift = [], 0
+    for k, (a, b) in enumerate(spans):
+        a += shift
+        shift = 0
+        if k + 1 < len(spans):
+            m = _CLOSER_RUN.match(text, spans[k + 1][0], spans[k + 1][1])
+            if m:
+                b = spans[k + 1][0] + len(m.group(0).rstrip())
+                shift = m.end() - spans[k + 1][0]
+        if a < b:
+            out.append(text[a:b])
+    return out
+
+
+def count_sentences(text):
+    return len(split_sentences(text))
+
+
+# --- upper-case words (Treebank-like) --------------------------------------------------------------
+# IFEval counts NLTK word_tokenize tokens for which str.isupper() holds. Only splits that separate two
+# cased parts change that count, so we reproduce just those: punctuation that Treebank always splits
+# off, ',' and ':' not followed by a digit, '--', and the clitics 's 'm 'd 'll 're 've n't.
+
+_TB_SPLIT = re.compile(r"""[;@#$%&?!\[\](){}<>"`]|--|\.\.+|[:,](?!\d)""")
+_CLITIC = re.compile(r"(?<=[^' ])('[sSmMdD]|'ll|'LL|'re|'RE|'ve|'VE|n't|N'T)$")
+_FUSED = re.compile(r"(?i)^(can)(not)$|^(gon)(na)$|^(got)(ta)$|^(wan)(na)$|^(gim)(me)$|^(lem)(me)$")
+
+
+def _treebank_pieces(text):
+    for chunk in _TB_SPLIT.sub(" ", text).split():
+        chunk = chunk.rstrip(".'") or chunk
+        m = _FUSED.match(chunk)
+        if m:
+            yield from (g for g in m.groups() if g)
+            continue
+        m = _CLITIC.search(chunk)
+        if m:
+            yield chunk[:m.start()]
+            yield m.group(1)
+        else:
+            yield chunk
+
+
+def count_upper_words(text):
+    """Number of words written in capitals ("NASA", "I", "DON'T" counts as DO + N'T, like Treebank)."""
+    return sum(1 for piece in _treebank_pieces(text) if piece.isupper())
+
+
+# --- language --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _langdetect_factory():
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.set_seed(0)  # langdetect samples n-grams at random; a fixed seed makes it a function
+    return factory
+
+
+@functools.lru_cache(maxsize=64)
+def detect_language(text):
+    """ISO 639-1 code of `text` (langdetect, seeded), or None when there is nothing to detect from.
+
+    Cached: loose scoring asks for the language of the same response variants several times."""
+    from langdetect.lang_detect_exception import LangDetectException
+
+    detector = _langdetect_factory().create()
+    detector.append(text)
+    try:
+        return detector.detect()
+    except LangDetectException:
+        return None
