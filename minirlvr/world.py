@@ -204,7 +204,7 @@ def _sentence(rng, topic, tone, aspect, allow_long, allow_comma, subject=None):
     return s
 
 
-def _draft(record, rng, follow):
+def draft(record, rng, follow):
     """One candidate response. `follow[c]` says whether constraint c (an id or a soft spec) is followed."""
     topic = record.get("topic") or rng.choice(TOPICS)
     hard = dict(zip(record.get("instruction_id_list", []), record.get("kwargs", [])))
@@ -270,21 +270,25 @@ def write_response(record, rng, p_follow=0.5, tries=12):
     """A response that follows each constraint with probability p_follow (rejection-sampled until the followed
     ones really hold, or `tries` drafts were made: contradictory constraints can't all hold)."""
     follow = {c: rng.random() < p_follow for c in constraints_of(record)}
-    text = _draft(record, rng, follow)
+    text = draft(record, rng, follow)
     for _ in range(tries - 1):
         if all(satisfied(record, text, c) for c, f in follow.items() if f):
             break
-        text = _draft(record, rng, follow)
+        text = draft(record, rng, follow)
     return text
 
 
-def feasible(record, rng=None, tries=24):
-    """Can the world's own writer satisfy every constraint of the record at once? (refine.py's critic)"""
+def feasible(record, rng=None, tries=24, soft_check=None):
+    """Can the world's writer satisfy every constraint of the record at once, as far as the hard verifiers and
+    `soft_check(spec_text, response) -> bool` (default: the hidden truth) can tell? (refine.py's critic)"""
     rng = rng or random.Random(str(record.get("key")))
     follow = {c: True for c in constraints_of(record)}
     for _ in range(tries):
-        text = _draft(record, rng, follow)
-        if all(satisfied(record, text, c) for c in follow):
+        text = draft(record, rng, follow)
+        hard_ok = all(satisfied(record, text, c) for c in record.get("instruction_id_list", []))
+        soft_ok = all(soft_check(SOFT_TEXT[s], text) if soft_check else soft_truth(s, text)
+                      for s in soft_specs_of(record))
+        if hard_ok and soft_ok:
             return True
     return False
 

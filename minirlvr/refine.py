@@ -1,0 +1,63 @@
+"""The paper's data refinement, in three small filters applied in this order:
+
+1. critic: drop a prompt whose hard constraints conflict (`verifiers.conflicts`, IFEval's table) or that the
+   critic judges infeasible. The critic here is the world's writer asked to follow every constraint at once
+   (a few tries), its drafts checked by the hard verifiers and, for soft constraints, by the learned judge:
+   if no draft passes, the prompt is infeasible (e.g. "positive tone" together with "negative tone", or
+   "less than 12 words" with three bullet points and an end phrase).
+2. at most one soft constraint per prompt (the others are removed from the prompt text and the record).
+3. learnability: keep prompts whose pass rate in a short pilot (k samples from the SFT policy, scored with
+   the training reward) is strictly between `low` and `high`: a group of all-equal rewards has zero
+   advantage, so it teaches nothing and only costs time.
+
+The pilot's sampling lives in experiment.py (it needs the model); this file only takes its pass rates.
+"""
+
+import itertools
+import random
+
+from minirlvr import verifiers, world
+
+
+def hard_conflict(record):
+    """The first conflicting pair of hard ids, or None."""
+    for a, b in itertools.combinations(record.get("instruction_id_list", []), 2):
+        if b in verifiers.conflicts(a) or a in verifiers.conflicts(b):
+            return a, b
+    return None
+
+
+def critic(records, soft_check, tries=12, seed=0):
+    """(kept records, {reason: count}) after the conflict table and the feasibility critic."""
+    kept, dropped = [], {"conflict": 0, "infeasible": 0}
+    for r in records:
+        if hard_conflict(r):
+            dropped["conflict"] += 1
+        elif not world.feasible(r, random.Random(f"critic:{seed}:{r['key']}"), tries, soft_check):
+            dropped["infeasible"] += 1
+        else:
+            kept.append(r)
+    return kept, dropped
+
+
+def one_soft(record, rng):
+    """The record with at most one (random) soft constraint; the others leave the prompt text too."""
+    soft = record.get("soft_constraints", [])
+    if len(soft) <= 1:
+        return record
+    keep = rng.randrange(len(soft))
+    prompt = record["prompt"]
+    for j, text in enumerate(soft):
+        if j != keep:
+            prompt = prompt.replace(" " + text, "", 1)
+    out = dict(record, prompt=prompt, soft_constraints=[soft[keep]])
+    if "world_soft" in record:
+        out["world_soft"] = [record["world_soft"][keep]]
+    return out
+
+
+def learnable(records, pass_rates, low=0.0, high=1.0):
+    """Records whose pilot pass rate is strictly between low and high."""
+    if len(records) != len(pass_rates):
+        raise ValueError(f"learnable: {len(records)} records but {len(pass_rates)} pass rates")
+    return [r for r, p in zip(records, pass_rates) if low < p < high]
