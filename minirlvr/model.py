@@ -7,6 +7,7 @@ This file does not train, sample or know about rewards.
 """
 
 import glob
+import json
 import os
 
 import torch
@@ -34,9 +35,24 @@ def _check_weights(path):
         raise ModelError(f"model path {path!r} is not a folder with a Hugging Face model")
 
 
+def load_tokenizer(path):
+    """AutoTokenizer, except for a folder whose tokenizer declares itself a plain `tokenizers` one (e.g.
+    word_tokenizer): transformers 5 would otherwise pick the model type's tokenizer class (Qwen2Tokenizer)
+    and silently encode words to nothing."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config = os.path.join(path, "tokenizer_config.json")
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as f:
+            declared = json.load(f).get("tokenizer_class")
+        if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
 def load_model(cfg):
     """(model, tokenizer) from cfg.model with cfg's 4-bit / LoRA / checkpointing choices, on cfg.device."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if not cfg.model:
         raise ModelError("config key 'model' is empty: give a local folder or a hub id (--model=...)")
@@ -54,11 +70,18 @@ def load_model(cfg):
     kwargs["dtype"] = torch.bfloat16 if on_gpu and cfg.use_lora else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = load_tokenizer(cfg.model)
     except OSError as e:
         raise ModelError(f"cannot load model {cfg.model!r}: {e}") from None
     if not cfg.load_in_4bit:
         model.to(device)
+    elif not on_gpu:
+        # bitsandbytes repacks CPU 4-bit weights for AVX512-BF16 inference the first time a layer runs in eval
+        # mode; that packed path breaks autograd (in-place bias add on its output) and computes differently
+        # from the training path. Sampling and training must share one path, so the repacking is switched off.
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     model = prepare(model, cfg)
     return model, tokenizer
 

@@ -190,7 +190,10 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     cfg's LoRA / checkpointing setup here (4-bit needs a folder: quantization happens while loading)."""
     reward_fn = reward_fn or hard_reward
     run_dir, resume_from = prepare_run_dir(cfg)
-    records = records if records is not None else read_records(cfg.data)
+    if records is None:
+        if not os.path.isfile(cfg.data):
+            raise DataError(f"config key 'data': no such file {cfg.data!r} (a JSONL of records)")
+        records = read_records(cfg.data)
     if not records:
         raise DataError(f"no training records ({cfg.data or 'records='})")
     random.seed(cfg.seed)
