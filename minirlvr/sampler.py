@@ -14,6 +14,7 @@ This file does not compute rewards or gradients and does not batch prompts of di
 (no continuous batching).
 """
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -50,7 +51,12 @@ def positions(mask):
 def cache_kwarg(model):
     """transformers >= 5.2x calls the KV cache argument `cache`; older versions `past_key_values`."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    return _cache_kwarg(type(inner))
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg(cls):
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def prefill(model, ids, mask, pos, cache):

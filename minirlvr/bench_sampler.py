@@ -1,0 +1,103 @@
+"""`python -m minirlvr.bench sampler`: the own sampler's tokens/s against `model.generate`, same run, same model.
+
+Both produce exactly B*G*L new tokens (no EOS stop) from the same left-padded prompts, by sampling at
+temperature 1 (no top-k/top-p) and greedily. `model.generate` gets `num_return_sequences=G`, the usual way
+to draw G samples per prompt. The model is a random Qwen2 of the given shape unless --model is a folder.
+Reported: best-of-`repeats` wall time per method, tokens/s, and the ratio own / HF.
+This measures generation only; it does not measure sample quality.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+
+from minirlvr.sampler import generate, left_pad
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench sampler")
+    p.add_argument("--model", default="", help="model folder (default: a random Qwen2 of the shape below)")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=8192)
+    p.add_argument("--batch", type=int, default=4, help="B prompts")
+    p.add_argument("--group", type=int, default=4, help="G samples per prompt")
+    p.add_argument("--prompt_len", type=int, default=64, help="longest prompt P (others are shorter: left padding)")
+    p.add_argument("--new_tokens", type=int, default=64, help="L new tokens per sample")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
+    p.add_argument("--out", default="", help="also append the result as one JSON line to this file")
+    return p.parse_args(argv)
+
+
+def best_time(fn, repeats, device):
+    fn()  # warm-up (allocator, kernels)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main(argv):
+    args = parse(argv)
+    from minirlvr.model import pick_device, tiny_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    if args.model:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16 if device.type == "cuda"
+                                                     else torch.float32).to(device).eval()
+        vocab = model.config.vocab_size
+    else:
+        model = tiny_model(vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
+                           num_heads=max(1, args.hidden // 64), num_kv_heads=max(1, args.hidden // 128),
+                           max_positions=args.prompt_len + args.new_tokens + 8).to(device)
+        vocab = args.vocab
+    model.generation_config.eos_token_id = None
+    B, G, L = args.batch, args.group, args.new_tokens
+    g = torch.Generator().manual_seed(0)
+    lengths = [max(1, args.prompt_len - 7 * i) for i in range(B)]
+    prompts = [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths]
+    ids, mask, _ = left_pad(prompts, 0, device)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def own(temperature):
+        out = generate(model, prompts, G, L, eos_ids=[], pad_id=0, temperature=temperature, generator=gen)
+        assert out.tokens.shape == (B * G, L)
+
+    def hf(sample):
+        # greedy generate refuses num_return_sequences > 1, so the prompts are repeated (what it does inside)
+        rep = 1 if sample else G
+        out = model.generate(input_ids=ids.repeat_interleave(rep, 0), attention_mask=mask.repeat_interleave(rep, 0),
+                             max_new_tokens=L, min_new_tokens=L, do_sample=sample, temperature=1.0, top_k=0,
+                             top_p=1.0, num_return_sequences=G // rep, pad_token_id=0, eos_token_id=None)
+        assert out.shape == (B * G, ids.shape[1] + L)
+
+    n_tok = B * G * L
+    print(f"sampler benchmark: device {device}, threads {torch.get_num_threads()}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, B={B} G={G} P<={args.prompt_len} "
+          f"L={L}, best of {args.repeats}")
+    result = {"device": str(device), "B": B, "G": G, "P": args.prompt_len, "L": L}
+    with torch.no_grad():
+        for mode, temperature, sample in (("sample", 1.0, True), ("greedy", 0.0, False)):
+            t_own = best_time(lambda: own(temperature), args.repeats, device)
+            t_hf = best_time(lambda: hf(sample), args.repeats, device)
+            result[mode] = {"own_tok_s": n_tok / t_own, "hf_tok_s": n_tok / t_hf, "ratio": t_hf / t_own}
+            print(f"  {mode:6s}  own {n_tok / t_own:9.0f} tok/s   model.generate {n_tok / t_hf:9.0f} tok/s   "
+                  f"ratio {t_hf / t_own:.2f}x")
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(result) + "\n")
+    return result
