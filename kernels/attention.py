@@ -92,35 +92,41 @@ def attention_mass_reference(q, k, segment_ids, num_segments, causal=True, scale
     return torch.einsum("bhqk,bks->bhqs", probs.nan_to_num(0.0), onehot)  # (B, H, Tq, S)
 
 
-def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, block_n=256):
-    """The online softmax in PyTorch: one (B, H, Tq, block_n) score tile alive at a time. Inputs are checked."""
+def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, block_m=256, block_n=256):
+    """The kernel's algorithm in PyTorch, tile by tile: (block_m queries x G heads) x block_n keys at a time, causal
+    tiles above the diagonal skipped. Inputs are checked."""
     (B, H, Tq, d), (Hkv, Tk) = q.shape, k.shape[1:3]
     G = H // Hkv
-    # Query head h = hkv * G + g reads key head hkv, so grouping the G query heads as extra rows avoids repeating k.
-    qg = q.float().reshape(B, Hkv, G * Tq, d) * scale  # (B, Hkv, G*Tq, d)
-    qpos = (torch.arange(Tq, device=q.device) + (Tk - Tq)).repeat(G)  # (G*Tq,) key position of each row
-    m = torch.full((B, Hkv, G * Tq), float("-inf"), device=q.device)  # running max
-    l = torch.zeros(B, Hkv, G * Tq, device=q.device)  # running normalizer
-    acc = torch.zeros(B, Hkv, G * Tq, num_segments, device=q.device)  # running unnormalized mass
-    for n0 in range(0, Tk, block_n):
-        kb = k[:, :, n0:n0 + block_n].float()  # (B, Hkv, BN, d)
-        seg = segment_ids[:, n0:n0 + block_n]  # (B, BN)
-        s = qg @ kb.transpose(-1, -2)  # (B, Hkv, G*Tq, BN)
-        valid = (seg >= 0)[:, None, None, :]  # (B, 1, 1, BN)
-        if causal:
-            kpos = torch.arange(n0, n0 + seg.shape[1], device=q.device)  # (BN,)
-            valid = valid & (kpos[None, :] <= qpos[:, None])  # (B, 1, G*Tq, BN)
-        s = s.masked_fill(~valid, float("-inf"))
-        m_new = torch.maximum(m, s.amax(-1))  # (B, Hkv, G*Tq)
-        m_safe = m_new.masked_fill(m_new == float("-inf"), 0.0)  # rows with no visible key yet: keep exp() finite
-        p = torch.exp(s - m_safe[..., None])  # (B, Hkv, G*Tq, BN), 0 on masked keys
-        alpha = torch.exp(m - m_safe)  # (B, Hkv, G*Tq), rescales what was accumulated under the old max
-        onehot = torch.nn.functional.one_hot(seg.clamp(min=0).long(), num_segments).float()  # (B, BN, S)
-        l = l * alpha + p.sum(-1)
-        acc = acc * alpha[..., None] + p @ onehot[:, None]  # (B, Hkv, G*Tq, S)
-        m = m_new
-    mass = acc / torch.where(l > 0, l, 1.0)[..., None]  # (B, Hkv, G*Tq, S); no visible key -> 0
-    return mass.reshape(B, H, Tq, num_segments)  # (B, H, Tq, S)
+    # Query head h = hkv * G + g reads key head hkv, so the G query heads of a group become extra rows: no repeat of k.
+    qg = q.reshape(B, Hkv, G, Tq, d)  # (B, Hkv, G, Tq, d)
+    out = torch.empty(B, Hkv, G, Tq, num_segments, device=q.device)  # (B, Hkv, G, Tq, S)
+    onehot = torch.nn.functional.one_hot(segment_ids.clamp(min=0).long(), num_segments).float()  # (B, Tk, S)
+    onehot = onehot * (segment_ids >= 0)[..., None]  # padding keys belong to no segment
+    for m0 in range(0, Tq, block_m):
+        bm = min(block_m, Tq - m0)
+        qc = qg[:, :, :, m0:m0 + bm].float().reshape(B, Hkv, G * bm, d) * scale  # (B, Hkv, G*bm, d)
+        qpos = torch.arange(m0, m0 + bm, device=q.device).repeat(G) + (Tk - Tq)  # (G*bm,) key position of each row
+        hi = min(Tk, Tk - Tq + m0 + bm) if causal else Tk  # later keys are invisible to this chunk
+        m = torch.full((B, Hkv, G * bm), float("-inf"), device=q.device)  # running max
+        acc = torch.zeros(B, Hkv, G * bm, num_segments, device=q.device)  # running unnormalized mass
+        for n0 in range(0, hi, block_n):
+            n1 = min(n0 + block_n, Tk)
+            s = qc @ k[:, :, n0:n1].float().transpose(-1, -2)  # (B, Hkv, G*bm, BN)
+            valid = (segment_ids[:, n0:n1] >= 0)[:, None, None, :]  # (B, 1, 1, BN)
+            if causal and n1 - 1 > Tk - Tq + m0:  # the tile crosses the diagonal
+                valid = valid & (torch.arange(n0, n1, device=q.device)[None, :] <= qpos[:, None])  # (B, 1, G*bm, BN)
+            s = s.masked_fill(~valid, float("-inf"))
+            m_new = torch.maximum(m, s.amax(-1))  # (B, Hkv, G*bm)
+            m_safe = m_new.masked_fill(m_new == float("-inf"), 0.0)  # no visible key yet: keep exp() finite
+            p = torch.exp(s - m_safe[..., None])  # (B, Hkv, G*bm, BN), 0 on masked keys
+            alpha = torch.exp(m - m_safe)  # (B, Hkv, G*bm): rescales what was summed under the old max
+            acc = acc * alpha[..., None] + p @ onehot[:, None, n0:n1]  # (B, Hkv, G*bm, S)
+            m = m_new
+        # Every visible key is in exactly one segment, so the softmax normalizer is the sum over segments.
+        total = acc.sum(-1, keepdim=True)  # (B, Hkv, G*bm, 1)
+        mass = acc / torch.where(total > 0, total, 1.0)  # no visible key -> 0
+        out[:, :, :, m0:m0 + bm] = mass.reshape(B, Hkv, G, bm, num_segments)
+    return out.reshape(B, H, Tq, num_segments)  # (B, H, Tq, S)
 
 
 @triton.jit
@@ -152,7 +158,6 @@ def _attention_mass_kernel(
     qpos = offs_m + (Tk - Tq)  # key position of each query under the causal convention
     # A finite "minus infinity": masked scores are zeroed explicitly, and exp2(NEG - NEG) stays finite.
     m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
-    l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_S], tl.float32)
     hi = Tk
     if CAUSAL:
@@ -175,12 +180,13 @@ def _attention_mass_kernel(
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.math.exp2(m_i - m_new)
         p = tl.where(valid, tl.math.exp2(s - m_new[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
-        l_i = l_i * alpha + tl.sum(p, 1)
         onehot = (seg[:, None] == offs_s[None, :]).to(tl.float32)  # (BLOCK_N, BLOCK_S): plays the role of V
         # fp32 "ieee" dot: tf32 would round p to 10 mantissa bits and break the exactness the tests check.
         acc = acc * alpha[:, None] + tl.dot(p, onehot, input_precision="ieee")  # (BLOCK_M, BLOCK_S)
         m_i = m_new
-    mass = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+    # Every visible key is in exactly one segment, so the softmax normalizer is the sum over segments.
+    total = tl.sum(acc, 1)
+    mass = acc / tl.where(total > 0, total, 1.0)[:, None]
     tl.store(
         out_ptr + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_s[None, :] * stride_os,
         mass, mask=(offs_m[:, None] < Tq) & (offs_s[None, :] < S),

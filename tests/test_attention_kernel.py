@@ -38,7 +38,7 @@ def run_backend(backend, q, k, seg, S, causal):
     scale = q.shape[-1] ** -0.5
     if backend == "triton":
         return A._attention_mass_triton(q, k, seg, S, causal, scale, block_m=16, block_n=16)
-    return A._attention_mass_blockwise(q, k, seg, S, causal, scale, block_n=16)
+    return A._attention_mass_blockwise(q, k, seg, S, causal, scale, block_m=8, block_n=16)
 
 
 @pytest.mark.parametrize("backend", ["triton", "blockwise"])
