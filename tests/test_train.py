@@ -201,3 +201,18 @@ def test_main_reports_errors_cleanly(tmp_path):
     data.write_text('{"prompt": "w1 w2"}\n')
     with pytest.raises(SystemExit, match="has no weights"):
         train_mod.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
+
+
+def test_hard_reward_uses_the_verifiers():
+    from minirlvr.reward import call_reward, hard_reward
+
+    a = {"prompt": "p", "instruction_id_list": ["keywords:existence", "change_case:english_lowercase"],
+         "kwargs": [{"keywords": ["tea"]}, {}]}
+    b = {"prompt": "q", "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["cat"]}]}
+    lower = "i really like to drink tea in the morning with my good friends."
+    texts = [lower, lower.upper(), "The cat sat on the mat all day long.", "No animals here at all."]
+    rewards, parts = call_reward(hard_reward, [a, a, b, b], texts)
+    assert rewards.tolist() == [1.0, 0.5, 1.0, 0.0]  # mean over the record's constraints
+    assert parts["hard:keywords:existence"] == [1.0, 1.0, 1.0, 0.0]  # IFEval matches keywords case-insensitively
+    lc = parts["hard:change_case:english_lowercase"]
+    assert lc[:2] == [1.0, 0.0] and all(x != x for x in lc[2:])  # NaN where the record lacks the constraint
