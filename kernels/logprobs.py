@@ -36,25 +36,24 @@ Backward, by hand: with upstream gradient g_i = dL/dlogp_i,
     grad_weight   = d^T @ h      (V, D)              only when weight.requires_grad (a full fine-tune; tied
                                                      embeddings are fine: autograd sums into the shared storage)
 
-The backward saves only h, W, t, m and log s0 ((N,) each) and recomputes each z tile, so it costs one extra matmul over the
-naive path. Rows with g_i = 0 (masked tokens) get exactly zero gradient: every term is multiplied by g_i.
+The backward saves only h, W, t, m and log s0 ((N,) each) and recomputes z, so it costs one matmul more than
+the naive path. Rows with g_i = 0 (masked tokens) get exactly zero gradient: every term is multiplied by g_i.
+The Triton backward runs vocabulary chunk by chunk: a kernel recomputes the chunk's z tiles in fp32 and writes d
+for that chunk only, (N, chunk) in the input dtype; two library matmuls (cuBLAS on a GPU) then add d @ W[chunk]
+to grad_hidden and write d^T @ h into grad_weight[chunk]. No atomics, so it is deterministic.
 
-Memory and traffic (N = 16k, D = 3584, V = 151,936, bf16; arithmetic, not measured here)
------------------------------------------------------------------------------------------
+Memory and traffic (N = 16k, D = 3584, V = 151,936, bf16; arithmetic, not measured: no GPU was available)
+-----------------------------------------------------------------------------------------------------------
 naive:  logits 2 N V = 5.0 GB, fp32 log_softmax 4 N V = 10 GB saved for backward, and in backward two more
         (N, V) fp32 gradients; peak well above 20 GB, all of it proportional to V.
-fused:  forward partials 4 * 4 * N * S bytes (S <= 64 vocabulary splits: <= 17 MB) and (m, log s0) 8 N = 128 KB;
-        backward an fp32 grad_hidden buffer 4 N D = 235 MB (independent of V) and, only when the weight is
-        trained, an fp32 grad_weight buffer 4 V D = 2.2 GB (twice the bf16 gradient it becomes).
-flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (the forward is recomputed in backward), so the
-        fused path cannot be faster than 4/3 of the three unavoidable matmuls (2/3 more when grad_weight is not
-        needed, i.e. 3 vs 2). What it saves is the N*V traffic: 5 + 10 + 10 + 10 GB of reads and writes.
-atomics: the Triton backward runs one program per (BLOCK_N, BLOCK_V) tile and adds its share of grad_hidden
-        (and grad_weight) with fp32 atomics (the layout of Wijmans et al. 2024, "Cut Your Losses in
-        Large-Vocabulary Language Models", without their gradient filtering): N D V / BLOCK_V = 7e10 adds for
-        grad_hidden at this shape. The summation order of atomics is not fixed, so the Triton backward is not
-        bitwise deterministic. Whether those atomics or the matmuls bound the time has NOT been measured: this
-        file was written and tested without a GPU (Triton ran only under its interpreter).
+fused:  forward: partials 4 * 4 N S bytes (S <= 64 vocabulary splits: <= 17 MB), (m, log s0) 8 N = 128 KB.
+        backward: the d chunk, at most 2**27 elements = 256 MB, an fp32 grad_hidden accumulator 4 N D = 235 MB
+        and one chunk product 2 N D = 117 MB: about 0.6 GB, none of it proportional to V (grad_weight, when
+        trained, is written chunk by chunk straight into its bf16 (V, D) output).
+flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (z is recomputed in backward), so the fused path
+        cannot be faster than 4/3 of the three unavoidable matmuls (3 vs 2 when grad_weight is not needed).
+        It saves the (N, V) traffic instead: naive writes and reads about 35 GB of fp32/bf16 (N, V) tensors;
+        fused moves d once, 2 N V bytes written and read twice = 15 GB, and nothing else of size N V.
 
 Backends (chosen once per device type at import, overridable per call with `backend=` or for the whole process
 with MINIRLVR_LOGPROB_BACKEND, read at import):
@@ -64,7 +63,10 @@ with MINIRLVR_LOGPROB_BACKEND, read at import):
                memory is O(ROW_CHUNK * VOCAB_CHUNK), not O(N V): the default on CPU.
   "reference"  `token_logprobs_reference`: full logits, the specification and test oracle.
 All accumulate in fp32 whatever the input dtype (fp32, bf16, fp16). The Triton kernels multiply bf16/fp16 tiles
-on tensor cores (exact products, fp32 accumulation); for fp32 inputs they use exact fp32 ("ieee") dots, not TF32.
+on tensor cores (exact products, fp32 accumulation); for fp32 inputs they use exact fp32 ("ieee") dots, not TF32
+(slow on a GPU: bf16 is the fast path). d is rounded once to the input dtype before its two matmuls, as in any
+mixed-precision backward. The GPU block sizes are untuned and the Triton path has only run under the interpreter
+and been compiled for sm_90 (tests); its speed on a GPU is unmeasured.
 
 Input checks: shapes, dtypes, devices and contiguity raise ValueError naming the argument. The range check on
 `targets` is one reduction plus `.item()`, i.e. ONE host-device sync per call on CUDA: accepted deliberately,
@@ -273,6 +275,7 @@ def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < N
     tgt = tl.load(t_ptr + rows, mask=row_ok, other=-1)
+    h_rows = h_ptr + rows.to(tl.int64)[:, None] * D  # int64: V * D passes 2**31 for large heads
     m = tl.full([BLOCK_N], float("-inf"), tl.float32)
     s0 = tl.zeros([BLOCK_N], tl.float32)
     s1 = tl.zeros([BLOCK_N], tl.float32)
@@ -281,12 +284,13 @@ def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
     for b in range(pid_s * blocks_per_split, b_end):
         cols = b * BLOCK_V + tl.arange(0, BLOCK_V)
         col_ok = cols < V
+        w_rows = w_ptr + cols.to(tl.int64)[:, None] * D
         acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
         for k in range(0, D, BLOCK_D):
             ks = k + tl.arange(0, BLOCK_D)
             k_ok = ks < D
-            h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+            h = tl.load(h_rows + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            w = tl.load(w_rows + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
             if UPCAST:  # the interpreter (triton 3.9) multiplies bf16 tiles wrongly; products are exact in fp32
                 h = h.to(tl.float32)
                 w = w.to(tl.float32)
@@ -310,53 +314,39 @@ def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
 
 
 @_jit
-def _logprob_bwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, gh_ptr, gw_ptr,
-                        N, V, D, inv_temp,
-                        BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
-                        HAS_GW: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
-    """One program: one (BLOCK_N, BLOCK_V) tile. Recomputes z, forms d = g (onehot - p) / T in fp32, then adds
-    d @ W[cols] into grad_h[rows] and d^T @ h[rows] into grad_w[cols] with fp32 atomics, BLOCK_D columns at a
-    time."""
+def _logprob_dlogits_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, d_ptr,
+                            N, D, c0, width, d_stride, inv_temp,
+                            BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
+                            PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: one (BLOCK_N, BLOCK_V) tile of the vocabulary chunk [c0, c0 + width). Recomputes z, forms
+    d = g (onehot - p) / T in fp32 and stores it in the input dtype to the (N, width) chunk buffer."""
     pid_n = tl.program_id(0)
     pid_v = tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = pid_v * BLOCK_V + tl.arange(0, BLOCK_V)
+    cc = pid_v * BLOCK_V + tl.arange(0, BLOCK_V)  # column inside the chunk
+    cols = c0 + cc  # vocabulary id
     row_ok = rows < N
-    col_ok = cols < V
+    col_ok = cc < width
     tgt = tl.load(t_ptr + rows, mask=row_ok, other=-1)
     m = tl.load(m_ptr + rows, mask=row_ok, other=0.0)
     logs0 = tl.load(logs0_ptr + rows, mask=row_ok, other=0.0)
-    g = tl.load(g_ptr + rows, mask=row_ok, other=0.0) * inv_temp  # padding rows: g = 0
+    g = tl.load(g_ptr + rows, mask=row_ok, other=0.0) * inv_temp
+    h_rows = h_ptr + rows.to(tl.int64)[:, None] * D  # int64: V * D passes 2**31 for large heads
+    w_rows = w_ptr + cols.to(tl.int64)[:, None] * D
     acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
     for k in range(0, D, BLOCK_D):
         ks = k + tl.arange(0, BLOCK_D)
         k_ok = ks < D
-        h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-        w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+        h = tl.load(h_rows + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_rows + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
         if UPCAST:
             h = h.to(tl.float32)
             w = w.to(tl.float32)
         acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
-    p = tl.where(col_ok[None, :], tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None]), 0.0)  # (BN, BV)
+    p = tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None])  # (BLOCK_N, BLOCK_V), the forward's z exactly
     d = g[:, None] * (tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0) - p)
-    # the second pair of matmuls runs in the input dtype (tensor cores), like any mixed-precision backward
-    d_lo = d.to(h_ptr.dtype.element_ty)
-    if UPCAST:
-        d_lo = d_lo.to(tl.float32)
-    for k in range(0, D, BLOCK_D):
-        ks = k + tl.arange(0, BLOCK_D)
-        k_ok = ks < D
-        w = tl.load(w_ptr + cols[:, None] * D + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
-        if UPCAST:
-            w = w.to(tl.float32)
-        gh = tl.dot(d_lo, w, input_precision=PRECISION)  # (BLOCK_N, BLOCK_D)
-        tl.atomic_add(gh_ptr + rows[:, None] * D + ks[None, :], gh, mask=row_ok[:, None] & k_ok[None, :])
-        if HAS_GW:
-            h = tl.load(h_ptr + rows[:, None] * D + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            if UPCAST:
-                h = h.to(tl.float32)
-            gw = tl.dot(tl.trans(d_lo), h, input_precision=PRECISION)  # (BLOCK_V, BLOCK_D)
-            tl.atomic_add(gw_ptr + cols[:, None] * D + ks[None, :], gw, mask=col_ok[:, None] & k_ok[None, :])
+    d_out = d_ptr + rows.to(tl.int64)[:, None] * d_stride + cc[None, :]
+    tl.store(d_out, d.to(d_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
 
 
 def _interpreted():
@@ -425,18 +415,41 @@ def _triton_forward(hidden, weight, targets, inv_temp, want_entropy):
     return logp, entropy, M, logS0
 
 
+def _dlogits_chunk(N, device):
+    """Vocabulary entries per backward chunk: the (N, chunk) buffer holds at most 2**27 elements (256 MB in
+    bf16) whatever V is, and stays wide enough for efficient matmuls. Interpreted, 3 blocks, so the tests
+    run several chunks and a partial last one."""
+    if _interpreted():
+        return 3 * _launch_config(torch.float32)["BLOCK_V"]
+    return max(1024, min(32768, (2 ** 27 // max(N, 1)) // 128 * 128))
+
+
 def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_w):
+    """Per vocabulary chunk: the Triton kernel writes d (N, chunk), then two library matmuls (cuBLAS on a GPU)
+    consume it: grad_h += d @ W[chunk] (each chunk's product rounded once to the input dtype, summed in fp32)
+    and grad_W[chunk] = d^T @ h (complete in one product, so no fp32 (V, D) buffer is needed)."""
     N, D = hidden.shape
     V = weight.shape[0]
-    grad_h = torch.zeros(N, D, device=hidden.device, dtype=torch.float32)  # (N, D) atomics target
-    grad_w = torch.zeros(V, D, device=hidden.device, dtype=torch.float32) if need_w else grad_h  # (V, D)
-    if N:
-        cfg = _launch_config(hidden.dtype)
-        grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(V, cfg["BLOCK_V"]))
+    _check_triton_device(hidden.device)
+    grad_h = torch.zeros(N, D, device=hidden.device, dtype=torch.float32)  # (N, D)
+    grad_w = torch.empty_like(weight) if need_w else None  # (V, D)
+    if N == 0:
+        return grad_h.to(hidden.dtype), (grad_w.zero_() if need_w else None)
+    cfg = _launch_config(hidden.dtype)
+    chunk = _dlogits_chunk(N, hidden.device)
+    d_buf = torch.empty(N, min(chunk, V), device=hidden.device, dtype=hidden.dtype)  # (N, chunk)
+    for c0 in range(0, V, chunk):
+        width = min(chunk, V - c0)
+        grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(width, cfg["BLOCK_V"]))
         with _on_device(hidden.device):
-            _logprob_bwd_kernel[grid](hidden, weight, targets, m, logs0, grad_logp, grad_h, grad_w, N, V, D, inv_temp,
-                         HAS_GW=need_w, **cfg)
-    return grad_h.to(hidden.dtype), (grad_w.to(weight.dtype) if need_w else None)
+            _logprob_dlogits_kernel[grid](hidden, weight, targets, m, logs0, grad_logp, d_buf,
+                                          N, D, c0, width, d_buf.stride(0), inv_temp, **cfg)
+        d = d_buf[:, :width]  # (N, width)
+        w = weight[c0:c0 + width]  # (width, D)
+        grad_h += torch.mm(d, w)
+        if need_w:
+            grad_w[c0:c0 + width] = torch.mm(d.T, hidden)
+    return grad_h.to(hidden.dtype), grad_w
 
 
 def _on_device(device):

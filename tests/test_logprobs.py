@@ -224,3 +224,35 @@ def test_backend_choice(monkeypatch):
     calls = []
     monkeypatch.setattr(lp, "token_logprobs_reference", lambda *args: calls.append(args) or "reference was used")
     assert token_logprobs(hidden, weight, targets) == "reference was used" and len(calls) == 1
+
+
+COMPILE_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from minirlvr.kernels import logprobs as lp
+common = dict(BLOCK_N=64, BLOCK_V=128, BLOCK_D=64, UPCAST=False)
+fwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "s0_ptr": "*fp32", "s1_ptr": "*fp32",
+       "zt_ptr": "*fp32", "N": "i32", "V": "i32", "D": "i32", "inv_temp": "fp32", "blocks_per_split": "i32"}
+bwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "logs0_ptr": "*fp32", "g_ptr": "*fp32",
+       "d_ptr": "*{dt}", "N": "i32", "D": "i32", "c0": "i32", "width": "i32", "d_stride": "i32", "inv_temp": "fp32"}
+for dt, prec, extra in (("bf16", None, dict(ENTROPY=True)), ("fp32", "ieee", dict(ENTROPY=False))):
+    for fn, sig, consts in ((lp._logprob_fwd_kernel, fwd, extra), (lp._logprob_dlogits_kernel, bwd, {})):
+        consts = dict(common, PRECISION=prec, **consts)
+        sig = dict({k: v.format(dt=dt) for k, v in sig.items()}, **{k: "constexpr" for k in consts})
+        triton.compile(ASTSource(fn, sig, constexprs=consts), target=GPUTarget("cuda", 90, 32),
+                       options=dict(num_warps=8))
+print("compiled")
+"""
+
+
+@pytest.mark.skipif(lp.triton is None, reason="triton not importable")
+def test_triton_kernels_compile_for_a_gpu(tmp_path):
+    # the interpreter does not type-check like the compiler does; compile (to a cubin for sm_90, no GPU needed)
+    # in a process where Triton is not in interpreter mode
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_CACHE_DIR=str(tmp_path), TRITON_DEFAULT_FP_FUSION="1")
+    proc = subprocess.run([sys.executable, "-c", COMPILE_SM90], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
