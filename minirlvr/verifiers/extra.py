@@ -13,6 +13,7 @@ from .registry import ALL, VerifierError
 from .text import count_words, split_sentences
 
 _WORD = re.compile(r"\w+")
+_WORD_CHAR = re.compile(r"\w")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
@@ -77,10 +78,10 @@ def _first_word(text):
 
 def _last_word(text):
     end = len(text)
-    while end and not _WORD.match(text, end - 1):  # a scan, not r"(\w+)\W*$", which backtracks
+    while end and not _WORD_CHAR.match(text, end - 1):  # a scan, not r"(\w+)\W*$", which backtracks
         end -= 1
     start = end
-    while start and _WORD.match(text, start - 1):
+    while start and _WORD_CHAR.match(text, start - 1):
         start -= 1
     return text[start:end].lower() if end else None
 

@@ -53,50 +53,37 @@ but and so yet however although though while when if in on at for since despite 
 nevertheless nonetheless thus instead indeed similarly both most many some even according
 """.split())
 
-_NON_WORD = set(")\";}]*:@'({[\u2018\u2019\u201c\u201d\xab\xbb?!")  # can never be inside a word
-_NOT_WORD_START = set("(\"`{[:;&#*@)}]-,")  # split off the front of a word
+_NON_WORD = ")\";}]*:@'({[\u2018\u2019\u201c\u201d\xab\xbb?!"  # can never be inside a word
+_NOT_WORD_START = "(\"`{[:;&#*@)}]-,"  # split off the front of a word
 _CLOSERS = "\"')]}\u2018\u2019\u201c\u201d\xab\xbb"  # move onto the sentence they close
 _ENDERS = ".?!"
 _NUMBER = re.compile(r"-?[.,]?\d[\d,.\-]*\.?")
 _ELLIPSIS = re.compile(r"\.\.+")
-_CHUNK = re.compile(r"\S+")
 _CLOSER_RUN = re.compile("[" + re.escape(_CLOSERS) + r"]+?(?:\s+|(?=--)|$)")
-
-
-def _split_word(chunk):
-    """Punkt's word tokens of one whitespace-free chunk: leading punctuation and non-word characters
-    split off, periods kept on the word they end ("Dr." stays one token), runs of dots kept together."""
-    tokens, i, n = [], 0, len(chunk)
-    while i < n:
-        c = chunk[i]
-        if chunk.startswith("..", i) or chunk.startswith("--", i):
-            j = i
-            while j < n and chunk[j] == c:
-                j += 1
-            tokens.append(chunk[i:j])
-            i = j
-        elif c in _NOT_WORD_START or c in _NON_WORD:
-            tokens.append(c)
-            i += 1
-        else:
-            j = i + 1
-            while j < n and chunk[j] not in _NON_WORD and not chunk.startswith("..", j) \
-                    and not chunk.startswith("--", j) \
-                    and not (chunk[j] == "," and (j + 1 == n or chunk[j + 1] in _NON_WORD)):
-                j += 1
-            tokens.append(chunk[i:j])
-            i = j
-    return tokens
+_NW = re.escape(_NON_WORD)
+# Punkt's word tokens: a run of dots or dashes; or a word, which keeps a final period ("Dr.") but stops
+# before non-word punctuation, a run of dots or dashes, or a comma that ends it; or any other character.
+_TOKEN = re.compile(
+    rf"\.\.+|--+|(?:\.\s){{2,}}\."
+    rf"|[^\s{re.escape(_NOT_WORD_START)}](?:(?!\.\.|--|,(?:\s|$|[{_NW}]|\.\.|--))[^\s{_NW}])*"
+    rf"|\S")
+# A possible sentence end: an end mark followed by non-word punctuation or by whitespace and a token.
+_END_MARK = re.compile(rf"[.?!](?=[{_NW}]|\s+\S)")
+_SPACE = re.compile(r"\s")
+_UP_TO_LAST_SPACE = re.compile(r"(?s).*\s")
+_NEXT_TOKEN = re.compile(r"\s+(\S+)")
 
 
 def _kind(tok):
     """'break' (a bare end mark), 'ellipsis', 'number', 'initial', 'never' (an initial that is also an
     abbreviation), 'abbrev', 'period' (any other word ending in '.') or 'other'."""
+    if tok[-1] not in _ENDERS:
+        return "other"
     if tok in _ENDERS:
         return "break"
     if _ELLIPSIS.fullmatch(tok):
         return "ellipsis"
-    if not tok.endswith(".") or tok.endswith(".."):
+    if tok[-1] != "." or tok.endswith(".."):
         return "other"
     if _NUMBER.fullmatch(tok):
         return "number"
@@ -108,63 +95,65 @@ def _kind(tok):
     return "period"
 
 
-def _is_break(tok, nxt, line_start):
-    """Does the token `tok` end a sentence, given the token `nxt` after it? `line_start`: `tok` begins
-    a line (so an initial there is an outline marker, "A. Brief history", not part of a name)."""
+def _is_break(tok, nxt, begins_line):
+    """Does the token `tok` end a sentence, given the token `nxt` after it? `begins_line()`: does `tok`
+    begin a line (an initial there is an outline marker, "A. Brief history", not part of a name)?"""
     kind = _kind(tok)
+    if kind in ("other", "never"):
+        return False
+    if kind in ("break", "period"):
+        return True
     nxt_word = nxt[:-1] if nxt.endswith(".") else nxt
     starter = nxt[:1].isupper() and nxt_word.lower() in SENTENCE_STARTERS
     if kind in ("abbrev", "ellipsis"):
         return starter
-    if kind in ("number", "initial"):
-        if nxt in ";:,.!?" or nxt[:1].islower():
-            return False
-        if kind == "initial" and tok[0].isupper() and nxt[:1].isupper() and not starter and not line_start:
-            return False  # "J. Smith": a capitalised name after a capital initial
-        return True
-    return kind in ("break", "period")
+    # a number or an initial
+    if nxt in ";:,.!?" or nxt[:1].islower():
+        return False
+    if kind == "initial" and tok[0].isupper() and nxt[:1].isupper() and not starter and not begins_line():
+        return False  # "J. Smith": a capitalised name after a capital initial
+    return True
 
 
-def _context_breaks(context, line_start):
-    """True if any token of `context` but the last ends a sentence (Punkt's text_contains_sentbreak)."""
-    tokens = [t for chunk in context.split() for t in _split_word(chunk)]
-    return any(_is_break(tokens[k], tokens[k + 1], line_start and k == 0) for k in range(len(tokens) - 1))
+def _begins_line(text, i):
+    """Is the chunk starting at `i` the first on its line?"""
+    while i and text[i - 1].isspace():
+        if text[i - 1] == "\n":
+            return True
+        i -= 1
+    return i == 0
 
 
-def _candidate_ends(text):
-    """(position after the end mark, next sentence start, context, chunk begins a line) for each possible
-    sentence end:
-    the last '.', '?' or '!' of a chunk that is followed by non-word punctuation or by another chunk."""
-    chunks = [(m.start(), m.end()) for m in _CHUNK.finditer(text)]
-    for k, (a, b) in enumerate(chunks):
-        # within a chunk, the last end mark that is followed by non-word punctuation or ends the chunk
-        best = -1
-        for j in range(b - 1, a - 1, -1):
-            if text[j] in _ENDERS:
-                if j == b - 1:
-                    if k + 1 < len(chunks):
-                        best = j
-                        break
-                elif text[j + 1] in _NON_WORD:
-                    best = j
-                    break
-        if best < 0:
-            continue
-        line_start = a == 0 or "\n" in text[chunks[k - 1][1]:a]
-        if best == b - 1:
-            na, nb = chunks[k + 1]
-            yield best + 1, na, text[a:best + 1] + " " + text[na:nb], line_start
-        else:
-            yield best + 1, best + 1, text[a:best + 2], line_start
+def _breaks(text):
+    """(end, next sentence start) of each sentence break, the way Punkt finds them: at the last end mark
+    of a whitespace-free chunk that is followed by non-word punctuation or by another chunk, if a token
+    of the context (the chunk up to the mark, plus that punctuation or the next chunk) but the last ends
+    a sentence (Punkt's text_contains_sentbreak)."""
+    marks = [m.start() for m in _END_MARK.finditer(text)]
+    chunk_start, prev = 0, 0
+    for k, c in enumerate(marks):
+        m = _UP_TO_LAST_SPACE.match(text, prev, c)  # a space since the previous mark: a new chunk
+        if m:
+            chunk_start = m.end()
+        prev = c
+        if k + 1 < len(marks) and not _SPACE.search(text, c + 1, marks[k + 1]):
+            continue  # a later mark in the same chunk supersedes this one
+        nxt = _NEXT_TOKEN.match(text, c + 1)
+        context = text[chunk_start:c + 1] + " " + nxt.group(1) if nxt else text[chunk_start:c + 2]
+        tokens = _TOKEN.findall(context)
+        first_begins_line = lambda: _begins_line(text, chunk_start)  # noqa: E731  (rarely needed)
+        for j in range(len(tokens) - 1):
+            if _is_break(tokens[j], tokens[j + 1], first_begins_line if j == 0 else lambda: False):
+                yield c + 1, (nxt.start(1) if nxt else c + 1)
+                break
 
 
 def split_sentences(text):
     """Sentences of `text`, the way NLTK's English Punkt model splits them (closely; see module doc)."""
     spans, start = [], 0
-    for end, next_start, context, line_start in _candidate_ends(text):
-        if _context_breaks(context, line_start):
-            spans.append((start, end))
-            start = next_start
+    for end, next_start in _breaks(text):
+        spans.append((start, end))
+        start = next_start
     spans.append((start, len(text.rstrip())))
     # Closing quotes and brackets after the end mark belong to the sentence they close.
     out, shift = [], 0
