@@ -1,0 +1,287 @@
+"""Unit tests for minirlvr.verifiers: every verifier passes and fails where it should, edge cases,
+loose mode, the API contract (describe / sample_kwargs / conflicts), bad input, and linear-time checks
+on hostile input. Agreement with the reference scorer on real data is in test_ifeval_agreement.py."""
+
+import random
+import time
+
+import pytest
+
+from minirlvr import verifiers as V
+from minirlvr.verifiers import text as T
+
+IFEVAL_IDS = [
+    "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
+    "language:response_language", "length_constraints:number_sentences", "length_constraints:number_paragraphs",
+    "length_constraints:number_words", "length_constraints:nth_paragraph_first_word",
+    "detectable_content:number_placeholders", "detectable_content:postscript",
+    "detectable_format:number_bullet_lists", "detectable_format:constrained_response",
+    "detectable_format:number_highlighted_sections", "detectable_format:multiple_sections",
+    "detectable_format:json_format", "detectable_format:title", "combination:two_responses",
+    "combination:repeat_prompt", "startend:end_checker", "change_case:capital_word_frequency",
+    "change_case:english_capital", "change_case:english_lowercase", "punctuation:no_comma", "startend:quotation",
+]
+EN = "The weather today is mild and pleasant, with a light breeze coming from the sea."
+
+# (id, kwargs, a response that follows it, a response that does not)
+CASES = [
+    ("keywords:existence", {"keywords": ["tea", "cup"]}, "A cup of Tea.", "A cup of coffee."),
+    ("keywords:existence", {"keywords": ["c++"]}, "I write C++ daily.", "I write C daily."),  # literal, not regex
+    ("keywords:frequency", {"keyword": "tea", "frequency": 2, "relation": "at least"}, "tea, TEA", "tea only"),
+    ("keywords:frequency", {"keyword": "tea", "frequency": 2, "relation": "less than"}, "tea only", "tea tea"),
+    ("keywords:forbidden_words", {"forbidden_words": ["cat"]}, "A category of dogs.", "The Cat sat."),
+    ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "at least"}, "Zzz", "zz"),
+    ("keywords:letter_frequency", {"letter": "#", "let_frequency": 2, "let_relation": "at least"}, "#a #b", "#a"),
+    ("language:response_language", {"language": "fr"},
+     "Le temps est doux aujourd'hui, avec une brise légère qui vient de la mer.", EN),
+    ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "less than"},
+     "Dr. Smith paid 3.5 dollars.", "One. Two."),
+    ("length_constraints:number_sentences", {"num_sentences": 3, "relation": "at least"},
+     "One. Two! Three?", "One, e.g. two"),
+    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "First.\n***\nSecond.", "A\n***\n\n***\nB"),
+    ("length_constraints:number_words", {"num_words": 3, "relation": "at least"}, "naïve café au-lait", "two words"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "tea"},
+     "Intro.\n\n\"Tea, please.\"", "Intro.\n\nCoffee, please."),
+    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "[name] lives at [address]",
+     "[name] lives at [\naddress]"),
+    ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "Bye.\np. p.s. more", "Bye.\nP.S. more"),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Bye.\nP.S. more", "Bye.\nPS more"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* one\n  - two\n**bold**", "* one\n*two*\n* three"),
+    ("detectable_format:constrained_response", {}, "  My answer is maybe.  ", "My answer is perhaps."),
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "*one* and **two**", "*one* and ** **"),
+    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 2},
+     "SECTION 1\na\nSECTION 2\nb", "SECTION 1\na\nSection 2\nb"),
+    ("detectable_format:json_format", {}, '```json\n{"a": [1, 2]}\n```', '{"a": 1,}'),
+    ("detectable_format:title", {}, "<<My Title>>\nbody", "<< >>\n<<\nbroken>>"),
+    ("combination:two_responses", {}, "First answer.\n******\nSecond answer.", "Same.\n******\nSame."),
+    ("combination:repeat_prompt", {"prompt_to_repeat": "Write a poem."}, "write a POEM. Roses are red.",
+     "Sure! Write a poem."),
+    ("startend:end_checker", {"end_phrase": "Any other questions?"}, 'Done. any other questions?"',
+     "Any other questions? Yes."),
+    ("change_case:capital_word_frequency", {"capital_frequency": 3, "capital_relation": "at least"},
+     "I DON'T know", "NASA's rocket"),
+    ("change_case:english_capital", {}, EN.upper(), EN),
+    ("change_case:english_lowercase", {}, EN.lower(), EN),
+    ("punctuation:no_comma", {}, "No commas here.", "One, two."),
+    ("startend:quotation", {}, '  "Quoted."  ', '"Unclosed.'),
+    ("length_constraints:word_count_range", {"min_words": 2, "max_words": 3}, "one two three", "one two three four"),
+    ("length_constraints:max_words_per_sentence", {"max_words": 3}, "One two three. Four five.", "One two three four."),
+    ("length_constraints:max_sentences_per_paragraph", {"max_sentences": 1}, "One here.\n\nTwo here.",
+     "One here. Two here."),
+    ("length_constraints:min_word_length", {"min_chars": 2}, "We go to it", "We go a long way"),
+    ("punctuation:banned_marks", {"marks": [";", "!"]}, "Calm: yes.", "Wow!"),
+    ("startend:first_word", {"first_word": "Tea"}, '**"Tea** is good', "Coffee or tea"),
+    ("startend:last_word", {"last_word": "tea"}, "I like TEA!!", "Tea I like."),
+    ("detectable_format:marked_sections", {"marker": "##", "num_sections": 2}, "## A\ntext\n  ## B\ntext",
+     "## A\n## B\n## C"),
+    ("detectable_format:json_keys", {"keys": ["name", "age"]}, '```\n{"name": "x", "age": 3}\n```', '["name", "age"]'),
+    ("detectable_format:number_lines", {"num_lines": 2}, "one\n\n  two  \n", "one\ntwo\nthree"),
+]
+
+
+def test_ids_cover_ifeval_and_extras():
+    ids = V.ids()
+    assert sorted(ids[:25]) == sorted(IFEVAL_IDS)  # IFEval first, then the extras
+    extras = ids[25:]
+    assert len(extras) >= 8 and len(set(ids)) == len(ids)
+    assert all(i.count(":") == 1 and all(i.split(":")) for i in ids)
+    assert {c[0] for c in CASES} == set(ids)  # every verifier has a pass/fail case below
+
+
+@pytest.mark.parametrize("iid,kwargs,good,bad", CASES, ids=[f"{c[0]}-{k}" for k, c in enumerate(CASES)])
+def test_pass_and_fail(iid, kwargs, good, bad):
+    assert V.check(iid, good, kwargs) is True
+    assert V.check(iid, bad, kwargs) is False
+
+
+@pytest.mark.parametrize("iid", V.ids())
+def test_empty_and_whitespace_never_pass(iid):
+    kw = V.sample_kwargs(iid, random.Random(0), prompt="Write a poem.")
+    for text in ("", "   \n\t "):
+        assert V.check(iid, text, kw) is False
+        assert V.check(iid, text, kw, loose=True) is False
+
+
+@pytest.mark.parametrize("iid", V.ids())
+def test_describe_and_sample_are_deterministic(iid):
+    a = V.sample_kwargs(iid, random.Random(7), prompt="Write a poem.")
+    b = V.sample_kwargs(iid, random.Random(7), prompt="Write a poem.")
+    assert a == b
+    d = V.describe(iid, a)
+    assert d == V.describe(iid, b) and len(d) > 20 and "{" not in d.replace("{content", "")
+    assert d[0].isupper()
+    if V.validate_kwargs(iid, a) and iid != "combination:repeat_prompt":  # IFEval's text omits the prompt
+        draws = {V.describe(iid, V.sample_kwargs(iid, random.Random(s), prompt=f"Prompt {s}.")) for s in range(20)}
+        assert len(draws) > 1
+
+
+def test_describe_renders_kwargs():
+    assert V.describe("keywords:frequency", {"keyword": "tea", "frequency": 1, "relation": "at least"}) == \
+        'In your response, the word "tea" should appear at least 1 time.'
+    assert '"cup" and "tea"' in V.describe("keywords:existence", {"keywords": ["tea", "cup"]})
+    assert "between 20 and 40 words" in V.describe("length_constraints:word_count_range",
+                                                     {"min_words": 20, "max_words": 40})
+
+
+def test_sampled_kwargs_are_satisfiable_in_principle():
+    rng = random.Random(0)
+    for _ in range(50):
+        kw = V.sample_kwargs("length_constraints:number_words", rng)
+        assert kw["relation"] in V.RELATIONS and 1 <= kw["num_words"] <= 100
+        kw = V.sample_kwargs("keywords:existence", rng)
+        assert len(kw["keywords"]) == 2 and all(w.isalpha() for w in kw["keywords"])
+
+
+def test_conflicts_symmetric_and_reflexive():
+    ids = V.ids()
+    for a in ids:
+        ca = V.conflicts(a)
+        assert isinstance(ca, frozenset) and a in ca and ca <= set(ids)
+        for b in ca:
+            assert a in V.conflicts(b)
+    assert V.conflicts("detectable_format:constrained_response") == frozenset(ids)
+    assert "keywords:existence" not in V.conflicts("detectable_format:json_format")
+    assert "length_constraints:number_words" in V.conflicts("length_constraints:word_count_range")
+
+
+# --- loose mode ------------------------------------------------------------------------------------
+
+
+def test_loose_variants_are_ifevals_eight():
+    v = V.loose_variants("Sure:\n*a*\nbye")
+    assert v == ["Sure:\n*a*\nbye", "Sure:\na\nbye", "*a*\nbye", "Sure:\n*a*", "*a*", "a\nbye", "Sure:\na", "a"]
+
+
+@pytest.mark.parametrize("iid,kwargs,text", [
+    ("change_case:english_lowercase", {}, "Sure, here you go:\n" + EN.lower()),  # drop a chatty first line
+    ("punctuation:no_comma", {}, "Sure, here it is:\nNo commas below here at all."),
+    ("startend:quotation", {}, '"A quoted answer."\nHope this helps!'),  # drop a trailing line
+    ("detectable_format:json_format", {}, 'Here is the JSON:\n{"a": 1}\nDone.'),  # drop both
+    ("keywords:frequency", {"keyword": "tea time", "frequency": 1, "relation": "at least"}, "**tea** time"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 1, "nth_paragraph": 1, "first_word": "tea"},
+     "**Tea** is nice."),
+])
+def test_loose_passes_where_strict_fails(iid, kwargs, text):
+    assert V.check(iid, text, kwargs) is False
+    assert V.check(iid, text, kwargs, loose=True) is True
+
+
+def test_score_record():
+    rec = {"prompt": "Write.", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+           "kwargs": [{}, {"language": None}]}  # None-valued padding, as in some IFEval releases
+    out = V.score(rec, "Sure, here:\n" + EN.lower().replace(",", ""))
+    assert out == {"strict": [False, False], "loose": [True, True], "prompt_strict": False, "prompt_loose": True}
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "instruction_id_list": ["punctuation:no_comma"]}
+    assert V.score(chat, "ok")["prompt_strict"] is True  # kwargs may be omitted for kwarg-free ids
+
+
+# --- text measurements -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,n", [
+    ("", 0), ("   ", 0), ("Hello world", 1), ("Dr. Smith came. He left.", 2), ("It costs 3.5 dollars. Ok.", 2),
+    ("What? no! ok", 3), ('He said "hi." Then left.', 2), ("See the U.S. Army. The end", 2),
+    ("Use etc. and more. The end", 3),  # like Punkt: "etc." is not an abbreviation
+    ("fruits, e.g. apples.", 2),  # nor "e.g."
+    ("1. First item\n2. second item\n3. Third", 3), ("I met J. Smith today.", 1), ("Wait... then go.", 1),
+    ("**Bold.**", 2), ("Very bad acting!!! I promise.", 2), ("A. Brief history\nB. Outline", 3),
+])
+def test_sentence_counts(text, n):
+    assert T.count_sentences(text) == n
+
+
+@pytest.mark.parametrize("text,n", [
+    ("I DON'T KNOW", 4), ("NASA's rocket", 1), ("NASA'S ROCKET", 3), ("CANNOT stop", 2), ("U.S.-BASED, OK?", 2),
+    ("HELLO,WORLD", 2), ("(ÉTÉ) été", 1), ("123 ... !!", 0),
+])
+def test_upper_word_counts(text, n):
+    assert T.count_upper_words(text) == n
+
+
+def test_word_count_unicode():
+    assert T.count_words("naïve café, 東京 2024 well-known") == 6
+
+
+def test_language_detection_seeded_and_offline():
+    assert T.detect_language(EN) == "en"
+    assert T.detect_language("Der Hund läuft schnell über die große grüne Wiese hinter dem Haus.") == "de"
+    assert T.detect_language("12345 !!! ...") is None  # nothing to detect: counted as followed
+    assert V.check("language:response_language", "12345 !!!", {"language": "ja"}) is True
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iid,kwargs,field", [
+    ("keywords:existence", {}, "keywords"),
+    ("keywords:existence", {"keywords": "tea"}, "keywords"),  # a string, not a list
+    ("keywords:existence", {"keywords": [1, 2]}, "keywords"),
+    ("keywords:frequency", {"keyword": "tea", "frequency": "2", "relation": "at least"}, "frequency"),
+    ("keywords:frequency", {"keyword": "tea", "frequency": True, "relation": "at least"}, "frequency"),
+    ("keywords:frequency", {"keyword": "tea", "frequency": 2, "relation": "at most"}, "relation"),
+    ("keywords:letter_frequency", {"letter": "ab", "let_frequency": 2, "let_relation": "at least"}, "letter"),
+    ("length_constraints:number_words", {"num_words": -1, "relation": "at least"}, "num_words"),
+    ("punctuation:no_comma", {"typo": 1}, "typo"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "a"},
+     "nth_paragraph"),
+    ("length_constraints:word_count_range", {"min_words": 5, "max_words": 2}, "min_words"),
+])
+def test_bad_kwargs_name_id_and_field(iid, kwargs, field):
+    with pytest.raises(V.VerifierError) as e:
+        V.check(iid, "some text", kwargs)
+    assert iid in str(e.value) and repr(field) in str(e.value)
+    assert isinstance(e.value, ValueError)
+
+
+def test_unknown_id_and_bad_response():
+    for bad in ("keywords:nope", "nogroup", None):
+        with pytest.raises(V.VerifierError, match="unknown instruction id"):
+            V.check(bad, "text", {})
+        with pytest.raises(V.VerifierError, match="unknown instruction id"):
+            V.describe(bad, {})
+    with pytest.raises(V.VerifierError, match="punctuation:no_comma"):
+        V.check("punctuation:no_comma", None, {})
+    with pytest.raises(V.VerifierError, match="prompt_to_repeat"):
+        V.sample_kwargs("combination:repeat_prompt", random.Random(0))
+    with pytest.raises(V.VerifierError, match="keywords:bogus"):
+        V.score({"prompt": "x", "instruction_id_list": ["keywords:bogus"], "kwargs": [{}]}, "text")
+
+
+def test_none_valued_kwargs_are_ignored():
+    kw = {"num_highlights": 1, "keywords": None, "relation": None}
+    assert V.check("detectable_format:number_highlighted_sections", "*hi*", kw) is True
+
+
+# --- hostile input: linear time, no crash, no truncation -------------------------------------------
+
+_PARA = ("Dr. Smith wrote 3.5 pages, e.g. on *tea* [name] <<T>>.\n* item one\n- item two\n"
+         "Section 1 P.S. WHAT? \"Yes!\" she said... THE END\n\n")
+HOSTILE = {
+    "1MB": (_PARA * (1_000_000 // len(_PARA) + 1))[:1_000_000],
+    "brackets": "[" * 100_000, "newlines": "\n" * 100_000 + "x", "space-newlines": " \n" * 50_000 + "* a",
+    "angles": "<<" * 50_000, "stars": "*" * 100_000, "letters": "a" * 100_000, "bangs": "!" * 100_000,
+    "nested": "[" * 50_000 + "]" * 50_000, "nested-json": '{"a":' * 20_000 + "1" + "}" * 20_000,
+    "dot-caps": ". A" * 33_000, "initials": "a. B\n" * 25_000,
+}
+
+
+@pytest.mark.parametrize("iid", V.ids())
+def test_hostile_inputs_linear_time(iid):
+    """Each check of a 1 MB response or a regex-hostile 100k-character input takes under 1 s of this
+    process's CPU time (process_time, so other jobs on the machine do not count). Loose mode is timed:
+    it checks the response itself first, so it bounds strict mode too."""
+    kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
+    for name, text in HOSTILE.items():
+        t = time.process_time()
+        V.check(iid, text, kw, loose=True)
+        assert time.process_time() - t < 1.0, (iid, name)
+
+
+def test_hostile_inputs_are_not_truncated():
+    big = HOSTILE["1MB"]
+    assert V.check("startend:end_checker", big + " Bye now.", {"end_phrase": "Bye now."})
+    assert V.check("keywords:existence", big + " zebra", {"keywords": ["zebra"]})
+    assert T.count_words(big) > 100_000
+    assert V.check("detectable_format:json_format", HOSTILE["nested"], {}) is False  # too deep: not a crash
+    assert T.count_sentences("x" * 200_000 + ". Yes.") == 2
+    assert V.check("startend:last_word", "a" * 100_000, {"last_word": "a" * 100_000})
