@@ -11,6 +11,7 @@ No trainer class, no callbacks besides `on_step`, no distributed training, no da
 """
 
 import copy
+import functools
 import glob
 import json
 import math
@@ -69,12 +70,17 @@ def encode_prompt(record, tokenizer, use_template):
 
 def step_records(records, step, B, seed):
     """The B records of update `step` (1-based): a fresh permutation per pass over the data. A pure function of
-    (seed, step), so resuming needs no data-loader state."""
+    (seed, step), so resuming needs no data-loader state (the checkpoint's data_pos is informative only)."""
     out = []
     for k in range((step - 1) * B, step * B):
         epoch, i = divmod(k, len(records))
-        out.append(records[np.random.RandomState(seed + epoch).permutation(len(records))[i]])
+        out.append(records[_permutation(len(records), seed + epoch)[i]])
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(n, seed):
+    return np.random.RandomState(seed).permutation(n)
 
 
 def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, entropy=False):
@@ -118,13 +124,13 @@ def model_signature(model):
     return {k: getattr(c, k, None) for k in keys}
 
 
-def save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, keep):
+def save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, keep, data_pos):
     """checkpoints/step-XXXXXX/state.pt, written in a temp folder and renamed: never half a checkpoint."""
     root = os.path.join(run_dir, "checkpoints")
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, f"step-{step:06d}")
     tmp = tempfile.mkdtemp(dir=root, prefix=".tmp-")
-    torch.save({"step": step, "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
+    torch.save({"step": step, "data_pos": data_pos, "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": rng_state(generator),
                 "signature": model_signature(model)}, os.path.join(tmp, "state.pt"))
     if os.path.exists(final):  # only after a resume that re-ran steps; the new one is the same or later state
@@ -230,6 +236,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
         print(f"resumed from {resume_from} at step {start}")
     else:
         write_atomic(os.path.join(run_dir, "config.json"), json.dumps(to_dict(cfg), indent=2))
+    defaults = to_dict(TrainConfig())
+    print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
     print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, B={B} G={G}")
 
     def evaluate(step, record):
@@ -342,7 +350,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
                              f"gradient (last loss {loss_sum}); lower --lr or check the reward function. "
                              f"Checkpoints and metrics written so far are in {run_dir}")
         if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps:
-            saved.append(save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, cfg.keep_ckpts))
+            saved.append(save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, cfg.keep_ckpts,
+                                         data_pos=step * B))
     bar.close()
     return TrainResult(run_dir=run_dir, history=history, model=model, tokenizer=tokenizer, config=cfg,
                        checkpoints=saved)

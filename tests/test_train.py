@@ -216,3 +216,18 @@ def test_hard_reward_uses_the_verifiers():
     assert parts["hard:keywords:existence"] == [1.0, 1.0, 1.0, 0.0]  # IFEval matches keywords case-insensitively
     lc = parts["hard:change_case:english_lowercase"]
     assert lc[:2] == [1.0, 0.0] and all(x != x for x in lc[2:])  # NaN where the record lacks the constraint
+
+
+def test_gradient_checkpointing_same_numbers_and_ppo_epochs(tmp_path):
+    runs = []
+    for gc in (False, True):
+        model, tok = tiny()
+        res = train(cfg(tmp_path, f"gc{gc}", steps=2, gradient_checkpointing=gc), x_fraction, records=RECORDS,
+                    model=model, tokenizer=tok)
+        runs.append([(h["loss"], h["grad_norm"]) for h in res.history])
+    torch.testing.assert_close(torch.tensor(runs[0]), torch.tensor(runs[1]), rtol=1e-5, atol=1e-7)
+    # two PPO-style epochs per batch: the second is off-policy, so the clip engages at a large learning rate
+    model, tok = tiny()
+    res = train(cfg(tmp_path, "ppo", steps=2, epochs_per_step=2, lr=0.05), x_fraction, records=RECORDS,
+                model=model, tokenizer=tok)
+    assert all(h["clip_frac"] > 0 for h in res.history)
