@@ -231,3 +231,14 @@ def test_gradient_checkpointing_same_numbers_and_ppo_epochs(tmp_path):
     res = train(cfg(tmp_path, "ppo", steps=2, epochs_per_step=2, lr=0.05), x_fraction, records=RECORDS,
                 model=model, tokenizer=tok)
     assert all(h["clip_frac"] > 0 for h in res.history)
+
+
+def test_full_fine_tuning_uses_a_frozen_reference_copy(tmp_path):
+    model, tok = tiny()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = train(cfg(tmp_path, steps=2, use_lora=False, beta=0.1, lr=1e-3), x_fraction, records=RECORDS,
+                model=model, tokenizer=tok)
+    assert res.history[0]["kl"] == 0.0 and res.history[1]["kl"] > 0  # reference = the weights at start
+    after = dict(res.model.named_parameters())
+    assert all(after[n].requires_grad for n in before)
+    assert not torch.equal(after["lm_head.weight"], before["lm_head.weight"])  # the head trains too
