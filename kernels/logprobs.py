@@ -368,8 +368,9 @@ def _launch_config(dtype):
     gpu = not _interpreted()
     return dict(
         BLOCK_N=64 if gpu else 16, BLOCK_V=128, BLOCK_D=64 if gpu else 32,
-        # exact fp32 dots for fp32 inputs (not TF32) and for the interpreter's upcast tiles; default for bf16/fp16
-        PRECISION="ieee" if dtype == torch.float32 or not gpu else None,
+        # exact fp32 dots for fp32 inputs (not TF32) and for the interpreter's upcast tiles; for bf16/fp16 tiles
+        # the setting does not apply (Triton's tl.dot docs: it selects how f32 x f32 uses the tensor cores)
+        PRECISION="ieee" if dtype == torch.float32 or not gpu else "tf32",
         UPCAST=not gpu and dtype != torch.float32,
         num_warps=8 if gpu else 1,
     )

@@ -81,12 +81,12 @@ def check_against_reference(backend, N, D, V, dtype, temperature, train_weight, 
     (40, 48, 1000, torch.bfloat16, 0.7, True),
     (1, 64, 1000, torch.float32, 1.3, False),  # N = 1, frozen lm_head (LoRA)
     (23, 32, 300, torch.float16, 1.0, False),
-])
+], ids=lambda v: str(v).removeprefix("torch.") if isinstance(v, torch.dtype) else None)
 def test_matches_reference(backend, N, D, V, dtype, temperature, train_weight):
     check_against_reference(backend, N, D, V, dtype, temperature, train_weight)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_gpt2_vocabulary_torch(dtype):
     check_against_reference("torch", 9, 32, 50257, dtype, 0.9, True)
 
@@ -236,7 +236,7 @@ fwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "s
        "zt_ptr": "*fp32", "N": "i32", "V": "i32", "D": "i32", "inv_temp": "fp32", "blocks_per_split": "i32"}
 bwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "logs0_ptr": "*fp32", "g_ptr": "*fp32",
        "d_ptr": "*{dt}", "N": "i32", "D": "i32", "c0": "i32", "width": "i32", "d_stride": "i32", "inv_temp": "fp32"}
-for dt, prec, extra in (("bf16", None, dict(ENTROPY=True)), ("fp32", "ieee", dict(ENTROPY=False))):
+for dt, prec, extra in (("bf16", "tf32", dict(ENTROPY=True)), ("fp32", "ieee", dict(ENTROPY=False))):
     for fn, sig, consts in ((lp._logprob_fwd_kernel, fwd, extra), (lp._logprob_dlogits_kernel, bwd, {})):
         consts = dict(common, PRECISION=prec, **consts)
         sig = dict({k: v.format(dt=dt) for k, v in sig.items()}, **{k: "constexpr" for k in consts})
