@@ -1,0 +1,97 @@
+"""The experiment end to end on the smallest preset (--smoke): outputs, resume, bad options, the SFT cache."""
+
+import json
+import os
+
+import pytest
+
+from minirlvr import experiment, sft
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    out, cache = str(root / "out"), str(root / "cache")
+    experiment.main(["--smoke", "--out", out, f"--cache={cache}", "--threads", "1"])
+    return out, cache
+
+
+def test_smoke_run_writes_every_output(smoke):
+    out, _ = smoke
+    for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "config.json", "sft_eval.json",
+                 "log.txt", "data/hard-only.jsonl", "data/refined.jsonl"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    with open(os.path.join(out, "results.json")) as f:
+        res = json.load(f)
+    variants = [r["variant"] for r in res["runs"]]
+    assert variants == experiment.VARIANTS + [experiment.LORA_VARIANT]
+    for r in res["runs"]:
+        for key in ("hard_prompt", "hard_instr", "soft_true", "soft_judged", "gap", "unseen", "wall_s"):
+            assert key in r
+    table = open(os.path.join(out, "results.md")).read()
+    assert "violation precision" in table and "Total wall time" in table
+    for v in variants + ["SFT start"]:
+        assert f"| {v} |" in table
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert {r["variant"] for r in rows} == set(variants)
+    assert all("reward/true" in r for r in rows if r["step"] > 0)
+    # the 4-bit + LoRA row really ran on the quantized base with an adapter, the others full fine-tuning
+    for tag, four_bit in (("hard-only_4bitLoRA-s0", True), ("hard-only-s0", False)):
+        with open(os.path.join(out, "runs", tag, "config.json")) as f:
+            cfg = json.load(f)
+        assert cfg["load_in_4bit"] is four_bit and cfg["use_lora"] is four_bit
+
+
+def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, capsys):
+    out, cache = smoke
+    # an interruption after the last checkpoint and before the evaluation leaves no result.json
+    run = os.path.join(out, "runs", "mixed-s0")
+    os.remove(os.path.join(run, "result.json"))
+    capsys.readouterr()
+    experiment.main(["--smoke", "--resume", "--out", out, "--cache", cache, "--threads=1"])
+    log = open(os.path.join(out, "log.txt")).read()
+    assert "hard-only-s0: finished earlier" in log
+    assert "mixed-s0: finished earlier" not in log
+    assert "SFT model: cached" in log and "judge: cached" in log
+    assert os.path.exists(os.path.join(run, "result.json"))
+    assert "mixed-s0: cannot resume" not in log
+    assert f"resumed from {run}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fast"], "unknown option '--fast'"),
+    (["--quick", "extra"], "unknown option 'extra'"),
+    (["--out"], "option --out needs a value"),
+    (["--threads=0"], "--threads needs a positive integer"),
+])
+def test_bad_options_are_refused(argv, message):
+    with pytest.raises(SystemExit) as e:
+        experiment.main(argv)
+    assert message in str(e.value) and "usage:" in str(e.value)
+
+
+def test_incompatible_or_incomplete_sft_cache_is_rebuilt(tmp_path):
+    cfg = sft.SFTConfig(steps=2, batch_size=4, hidden=32, intermediate=64, layers=1, vocab_size=300)
+    msgs = []
+    path = sft.build_or_load(cfg, str(tmp_path), progress=False, log=msgs.append)
+    assert "training from scratch" in msgs[0]
+    assert sft.build_or_load(cfg, str(tmp_path), progress=False, log=msgs.append) == path
+    assert "cached" in msgs[-1]
+    # a cache folder whose meta says it was built for something else is not reused
+    meta = sft.load_meta(path)
+    meta["key"] = "0" * 64
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    msgs.clear()
+    assert sft.build_or_load(cfg, str(tmp_path), progress=False, log=msgs.append) == path
+    assert "rebuilding" in msgs[0] and sft.load_meta(path)["key"] != "0" * 64
+    # an interrupted build (no meta.json) is not reused either
+    os.remove(os.path.join(path, "meta.json"))
+    msgs.clear()
+    sft.build_or_load(cfg, str(tmp_path), progress=False, log=msgs.append)
+    assert "rebuilding" in msgs[0]
+    # a different config gets a different folder
+    other = sft.build_or_load(sft.SFTConfig(**{**cfg.__dict__, "seed": 1}), str(tmp_path), progress=False,
+                              log=msgs.append)
+    assert other != path
