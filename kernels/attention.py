@@ -102,6 +102,7 @@ def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, bl
     out = torch.empty(B, Hkv, G, Tq, num_segments, device=q.device)  # (B, Hkv, G, Tq, S)
     onehot = torch.nn.functional.one_hot(segment_ids.clamp(min=0).long(), num_segments).float()  # (B, Tk, S)
     onehot = onehot * (segment_ids >= 0)[..., None]  # padding keys belong to no segment
+    has_pad = bool((segment_ids < 0).any())
     for m0 in range(0, Tq, block_m):
         bm = min(block_m, Tq - m0)
         qc = qg[:, :, :, m0:m0 + bm].float().reshape(B, Hkv, G * bm, d) * scale  # (B, Hkv, G*bm, d)
@@ -112,15 +113,15 @@ def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, bl
         for n0 in range(0, hi, block_n):
             n1 = min(n0 + block_n, Tk)
             s = qc @ k[:, :, n0:n1].float().transpose(-1, -2)  # (B, Hkv, G*bm, BN)
-            valid = (segment_ids[:, n0:n1] >= 0)[:, None, None, :]  # (B, 1, 1, BN)
+            if has_pad:
+                s.masked_fill_((segment_ids[:, n0:n1] < 0)[:, None, None, :], float("-inf"))
             if causal and n1 - 1 > Tk - Tq + m0:  # the tile crosses the diagonal
-                valid = valid & (torch.arange(n0, n1, device=q.device)[None, :] <= qpos[:, None])  # (B, 1, G*bm, BN)
-            s = s.masked_fill(~valid, float("-inf"))
+                s.masked_fill_(torch.arange(n0, n1, device=q.device)[None, :] > qpos[:, None], float("-inf"))
             m_new = torch.maximum(m, s.amax(-1))  # (B, Hkv, G*bm)
             m_safe = m_new.masked_fill(m_new == float("-inf"), 0.0)  # no visible key yet: keep exp() finite
-            p = torch.exp(s - m_safe[..., None])  # (B, Hkv, G*bm, BN), 0 on masked keys
+            p = s.sub_(m_safe[..., None]).exp_()  # (B, Hkv, G*bm, BN) in place of s, 0 on masked keys
             alpha = torch.exp(m - m_safe)  # (B, Hkv, G*bm): rescales what was summed under the old max
-            acc = acc * alpha[..., None] + p @ onehot[:, None, n0:n1]  # (B, Hkv, G*bm, S)
+            acc = acc.mul_(alpha[..., None]).add_(p @ onehot[:, None, n0:n1])  # (B, Hkv, G*bm, S)
             m = m_new
         # Every visible key is in exactly one segment, so the softmax normalizer is the sum over segments.
         total = acc.sum(-1, keepdim=True)  # (B, Hkv, G*bm, 1)

@@ -1,0 +1,205 @@
+"""`python -m minirlvr.bench attention`: attention mass per segment, our way vs eager `output_attentions=True`.
+
+Rows, each measured in a fresh child process (so one variant's freed memory cannot hide another's peak):
+    model sdpa      the decoder's forward with SDPA, nothing collected: the floor
+    model hook      the same forward with `collect_attention_mass` on every layer, all queries
+    model eager     eager attention with output_attentions=True, then per-segment sums: the baseline
+    layer kernel    `attention_mass` for one layer's q and k (default backend: triton on CUDA, blockwise on CPU)
+    layer full      the same from full softmax probabilities (`attention_mass_reference`)
+Ratios are eager/hook and full/kernel, from the same run. Time: median of --repeats runs after a warm-up.
+Peak memory, from one more run: the growth over what is allocated before it, by `torch.cuda.max_memory_allocated`
+on CUDA, by the resident-set high-water mark on CPU (Linux; glibc is told to return every large free to the OS
+so that the mark follows live tensors).
+
+Defaults: CUDA: a Qwen2.5-0.5B-shaped random model (24 layers, 14 heads, 2 KV heads, head dim 64) in bf16 at
+T = 1024 and 4096. CPU: a 4-layer, 8-head model in fp32 at T = 1024 (about two minutes on two busy cores).
+A last child checks that hook and eager give the same mass at the smallest T.
+"""
+
+import argparse
+import ctypes
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+GPU_MODEL = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                 num_key_value_heads=2)
+CPU_MODEL = dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
+                 num_key_value_heads=2)
+S = 4  # template / task / constraint / response
+VARIANTS = ("model sdpa", "model hook", "model eager", "layer kernel", "layer full")
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class PeakMemory:
+    """Bytes allocated at peak above the level at construction (CUDA allocator, or RSS on Linux)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets the RSS high-water mark (VmHWM), Linux >= 4.0
+            self.base = _status_kib("VmRSS") * 1024
+
+    def peak(self):
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() - self.base
+        return _status_kib("VmHWM") * 1024 - self.base
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def build(args, device):
+    """Random model, token ids (1, T) and segment ids (1, T) with four contiguous segments."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    shape = GPU_MODEL if device.type == "cuda" else CPU_MODEL
+    cfg = Qwen2Config(vocab_size=1024, max_position_embeddings=max(8192, args.T), **shape)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa", dtype=dtype).to(device).eval()
+    ids = torch.randint(0, 1024, (1, args.T), device=device)  # (1, T)
+    cuts = [0, args.T // 20, args.T // 4, args.T // 2, args.T]  # template, task, constraint, response
+    seg = torch.cat([torch.full((cuts[i + 1] - cuts[i],), i) for i in range(S)])[None].to(device)  # (1, T)
+    return model, ids, seg
+
+
+def eager_mass(model, ids, seg, exact=False):
+    """The baseline: every layer's (1, H, T, T) probabilities, summed per segment (in fp32 if `exact`)."""
+    model.set_attn_implementation("eager")
+    out = model(input_ids=ids, output_attentions=True)
+    model.set_attn_implementation("sdpa")
+    dtype = torch.float32 if exact else out.attentions[0].dtype
+    onehot = torch.nn.functional.one_hot(seg, S).to(dtype)  # (1, T, S)
+    return [(a.to(dtype) @ onehot[:, None]).float().cpu() for a in out.attentions]  # n_layers x (1, H, T, S)
+
+
+def hook_mass(model, ids, seg):
+    from minirlvr.attention_hook import collect_attention_mass
+
+    with collect_attention_mass(model, seg, S) as c:
+        model(input_ids=ids)
+    return [c.mass[layer] for layer in sorted(c.mass)]  # n_layers x (1, H, T, S)
+
+
+def child(args):
+    """One variant at one T: prints a JSON line with median seconds and peak bytes."""
+    from minirlvr.kernels.attention import attention_mass, attention_mass_reference, resolve_backend
+
+    device = torch.device(args.device)
+    model, ids, seg = build(args, device)
+    cfg = model.config
+    d = cfg.hidden_size // cfg.num_attention_heads
+    g = torch.Generator(device=device).manual_seed(1)
+    q = torch.randn(1, cfg.num_attention_heads, args.T, d, device=device, generator=g).to(model.dtype)
+    k = torch.randn(1, cfg.num_key_value_heads, args.T, d, device=device, generator=g).to(model.dtype)
+    run = {
+        "model sdpa": lambda: model(input_ids=ids).logits,
+        "model hook": lambda: hook_mass(model, ids, seg),
+        "model eager": lambda: eager_mass(model, ids, seg),
+        "layer kernel": lambda: attention_mass(q, k, seg, S),
+        "layer full": lambda: attention_mass_reference(q, k, seg, S),
+    }
+    if args.child == "check":
+        with torch.no_grad():
+            ours, theirs = hook_mass(model, ids, seg), eager_mass(model, ids, seg, exact=True)
+        err = max(float((a - b).abs().max()) for a, b in zip(ours, theirs))
+        print(json.dumps({"check": "hook vs eager", "T": args.T, "max_abs_diff": err}))
+        return
+    fn = run[args.child]
+    with torch.no_grad():
+        fn()  # warm-up: Triton compilation, allocator pools
+        _sync(device)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = fn()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+            del out
+        if device.type == "cpu":
+            _return_large_frees()
+        mem = PeakMemory(device)
+        out = fn()
+        peak = mem.peak()
+    print(json.dumps({"variant": args.child, "T": args.T, "device": str(device), "dtype": str(model.dtype),
+                      "backend": resolve_backend(None, device), "seconds": sorted(times)[len(times) // 2],
+                      "peak_bytes": peak}))
+
+
+def _return_large_frees():
+    """Fix glibc's mmap threshold (M_MMAP_THRESHOLD = -3) at 64 KiB, so every larger block is mapped on allocation
+    and unmapped on free, and hand the heap's free pages back (malloc_trim), so reusing them counts too: the RSS
+    high-water mark then follows live tensors. Done only after timing, as it slows allocation."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 64 * 1024)
+    libc.malloc_trim(0)
+
+
+def spawn(args, variant, T):
+    cmd = [sys.executable, "-m", "minirlvr.kernels.bench_attention", "--child", variant, "--T", str(T),
+           "--device", args.device, "--repeats", str(args.repeats)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{variant} at T={T} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench attention", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--T", type=str, default=None, help="comma-separated lengths (default 1024,4096 on CUDA, "
+                                                       "1024 on CPU)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="append result rows to this JSONL file")
+    p.add_argument("--no-check", action="store_true", help="skip the hook-vs-eager agreement check")
+    p.add_argument("--child", choices=VARIANTS + ("check",), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        args.T = int(args.T)
+        return child(args)
+    lengths = [int(t) for t in (args.T or ("1024,4096" if args.device.startswith("cuda") else "1024")).split(",")]
+    print(f"attention mass benchmark on {args.device}, median of {args.repeats} (each row a fresh process)")
+    print(f"{'variant':<14}{'T':>6}{'seconds':>11}{'peak MiB':>11}")
+    rows = []
+    for T in lengths:
+        got = {}
+        for variant in VARIANTS:
+            r = got[variant] = spawn(args, variant, T)
+            rows.append(r)
+            print(f"{variant:<14}{T:>6}{r['seconds']:>11.4f}{r['peak_bytes'] / 2**20:>11.1f}", flush=True)
+        for ours, base in (("model hook", "model eager"), ("layer kernel", "layer full")):
+            a, b = got[ours], got[base]
+            ratio = {"ratio": f"{base} / {ours}", "T": T, "speedup": b["seconds"] / a["seconds"],
+                     "memory_ratio": b["peak_bytes"] / max(a["peak_bytes"], 1), "backend": a["backend"]}
+            rows.append(ratio)
+            print(f"  {base} / {ours} at T={T}: {ratio['speedup']:.2f}x time, {ratio['memory_ratio']:.1f}x "
+                  f"peak memory ({a['backend']} backend)")
+    if not args.no_check:
+        r = spawn(args, "check", lengths[0])
+        rows.append(r)
+        print(f"hook vs eager mass at T={lengths[0]}: max abs diff {r['max_abs_diff']:.2e}")
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+if __name__ == "__main__":
+    main()
