@@ -2,7 +2,9 @@
 loose mode, the API contract (describe / sample_kwargs / conflicts), bad input, and linear-time checks
 on hostile input. Agreement with the reference scorer on real data is in test_ifeval_agreement.py."""
 
+import json
 import random
+import re
 import time
 
 import pytest
@@ -261,7 +263,7 @@ HOSTILE = {
     "brackets": "[" * 100_000, "newlines": "\n" * 100_000 + "x", "space-newlines": " \n" * 50_000 + "* a",
     "angles": "<<" * 50_000, "stars": "*" * 100_000, "letters": "a" * 100_000, "bangs": "!" * 100_000,
     "nested": "[" * 50_000 + "]" * 50_000, "nested-json": '{"a":' * 20_000 + "1" + "}" * 20_000,
-    "dot-caps": ". A" * 33_000, "initials": "a. B\n" * 25_000,
+    "dot-caps": ". A" * 33_000, "initials": "a. B\n" * 25_000, "bracket-lines": "[\n" * 50_000,
 }
 
 
@@ -285,3 +287,45 @@ def test_hostile_inputs_are_not_truncated():
     assert V.check("detectable_format:json_format", HOSTILE["nested"], {}) is False  # too deep: not a crash
     assert T.count_sentences("x" * 200_000 + ". Yes.") == 2
     assert V.check("startend:last_word", "a" * 100_000, {"last_word": "a" * 100_000})
+
+
+# --- the linear-time scans equal the reference's regular expressions ---------------------------------
+# The reference's patterns, used here only as the specification, on short random strings where their
+# backtracking is harmless.
+
+
+def _reference_bullets(t):
+    return len(re.findall(r"^\s*\*[^\*].*$", t, flags=re.MULTILINE)) + len(re.findall(r"^\s*-.*$", t, flags=re.MULTILINE))
+
+
+def _reference_title(t):
+    return any(m.lstrip("<").rstrip(">").strip() for m in re.findall(r"<<[^\n]+>>", t))
+
+
+def test_scans_equal_reference_regexes_on_random_strings():
+    from minirlvr.verifiers import ifeval
+
+    rng = random.Random(0)
+    alphabet = ["*", "-", " ", "\n", "\t", "[", "]", "<", ">", "a", "B", "**", "<<", ">>", "\n\n"]
+    for _ in range(4000):
+        t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert ifeval.count_bullets(t) == _reference_bullets(t), repr(t)
+        assert ifeval.count_placeholders(t) == len(re.findall(r"\[.*?\]", t)), repr(t)
+        assert ifeval.has_title(t) == _reference_title(t), repr(t)
+    assert ifeval.count_bullets("*\n* a\n") == 1  # "[^*]" eats the newline, the match runs on
+    assert ifeval.count_bullets("  \n\n  - a\n* b\n**c") == 2
+
+
+def test_bench_smoke(tmp_path):
+    """The benchmark runs end to end on a few records (it measures; this only checks it reports)."""
+    from minirlvr.verifiers import bench
+
+    data = [{"key": 1, "prompt": "p1", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+            {"key": 2, "prompt": "p2", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]
+    resp = [{"prompt": "p1", "response": "no commas"}, {"prompt": "p2", "response": EN.lower()}]
+    for name, rows in (("d.jsonl", data), ("r.jsonl", resp)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = bench.main(["--data", str(tmp_path / "d.jsonl"), "--responses", str(tmp_path / "r.jsonl"), "--repeat", "1"])
+    assert out["minirlvr_checks_per_s"] > 0
+    if "ratio" in out:  # the reference scorer is installed
+        assert out["ratio"] > 0

@@ -65,14 +65,7 @@ def cpu_time(fn):
     return time.process_time() - t
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench verifiers")
-    p.add_argument("--data", default=DATA)
-    p.add_argument("--responses", default=RESPONSES)
-    p.add_argument("--repeat", type=int, default=3)
-    args = p.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+def run(args):
     records, rows = read_records(args.data), read_jsonl(args.responses)
     if len(records) != len(rows):
         raise SystemExit(f"{args.data} has {len(records)} records but {args.responses} has {len(rows)} responses")
@@ -100,6 +93,23 @@ def main(argv=None):
     print(f"reference: {n / ref:10.0f} checks/s  ({ref:.3f} s per pass)")
     print(f"ratio    : {ref / mine:10.2f}x")
     return {"minirlvr_checks_per_s": n / mine, "reference_checks_per_s": n / ref, "ratio": ref / mine}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench verifiers")
+    p.add_argument("--data", default=DATA)
+    p.add_argument("--responses", default=RESPONSES)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cores)})  # one core
+    try:
+        return run(args)
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, cores)
 
 
 if __name__ == "__main__":

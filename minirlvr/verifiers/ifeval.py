@@ -214,8 +214,9 @@ def count_placeholders(text):
         i = text.find("[", i)
         if i < 0:
             return n
-        close, eol = text.find("]", i + 1), text.find("\n", i + 1)
-        if close >= 0 and (eol < 0 or close < eol):
+        eol = text.find("\n", i + 1)
+        close = text.find("]", i + 1, len(text) if eol < 0 else eol)  # bounded: "[\n" * 50k stays linear
+        if close >= 0:
             n, i = n + 1, close + 1
         elif eol < 0:
             return n

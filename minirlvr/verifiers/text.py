@@ -322,7 +322,7 @@ def _langdetect():
     return _Langdetect()
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def detect_language(text):
     """ISO 639-1 code of `text` (langdetect, seeded), or None when there is nothing to detect from.
 
