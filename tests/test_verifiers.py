@@ -295,7 +295,9 @@ def test_hostile_inputs_are_not_truncated():
 
 
 def _reference_bullets(t):
-    return len(re.findall(r"^\s*\*[^\*].*$", t, flags=re.MULTILINE)) + len(re.findall(r"^\s*-.*$", t, flags=re.MULTILINE))
+    stars = re.findall(r"^\s*\*[^\*].*$", t, flags=re.MULTILINE)
+    dashes = re.findall(r"^\s*-.*$", t, flags=re.MULTILINE)
+    return len(stars) + len(dashes)
 
 
 def _reference_title(t):

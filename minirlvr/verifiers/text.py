@@ -2,8 +2,9 @@
 
 The IFEval reference counts sentences with NLTK's trained Punkt model and upper-case words with NLTK's
 Treebank tokenizer, both of which need downloaded data. Here both are small rule sets written to give
-the same counts on real model responses (tests/test_verifiers.py compares them with NLTK on IFEval's
-GPT-4 responses). What is deliberately NOT reproduced: Punkt's 20k-word orthographic table and its
+the same counts on real model responses: on IFEval's GPT-4 responses and their loose variants, the
+sentence count equals Punkt's on 2143 of 2164 texts and the upper-case word count equals NLTK's on all
+of them (tests/test_ifeval_agreement.py). What is deliberately NOT reproduced: Punkt's 20k-word orthographic table and its
 collocation list; we keep the rules that decide real responses (abbreviations, initials, numbered
 lists, ellipses, closing quotes) and say "sentence starter" for a short list of function words.
 
@@ -40,7 +41,7 @@ def count_words(text):
 # it never splits, while after other initials it splits unless a name follows.
 ABBREVIATIONS = frozenset("""
 mr mrs ms dr prof st jr sr messrs rev gen col capt lt maj adm sen rep reps gov
-inc ltd co corp cos bros cie vs v ave ft mg yr
+inc ltd co corp cos bros cie vs ave ft mg yr
 jan feb aug sep sept oct nov dec tues wed fri
 c d e f g h k l m n p r s t v w
 u.s u.s.a u.k u.n a.m p.m ph.d m.d m.b.a d.c n.y l.a a.d
