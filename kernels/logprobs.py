@@ -363,16 +363,21 @@ def _check_triton_device(device):
 
 
 def _launch_config(dtype):
-    """Block sizes: GPU sizes are a plain matmul tiling, untuned (no GPU was available when this was written);
-    interpreter sizes are small and make every test shape hit partial blocks in all three dimensions."""
+    """GPU: the classic 128 x 128 x 64 matmul tile for bf16/fp16 (64 x 128 x 32 for exact fp32 dots, which
+    spill at the larger tile), 8 warps, 3 stages. Not tuned on a GPU (none was available). Compiled for sm_90a
+    with the launch-time specialization (16-byte aligned pointers, D % 16 == 0), ptxas reports no register
+    spills for any of the four kernels (bf16: 193 and 127 registers) and the D loop is software-pipelined.
+    Interpreter: small blocks, so that every test shape hits partial blocks in all three dimensions."""
     gpu = not _interpreted()
+    wide = gpu and dtype != torch.float32
     return dict(
-        BLOCK_N=64 if gpu else 16, BLOCK_V=128, BLOCK_D=64 if gpu else 32,
+        BLOCK_N=128 if wide else 64 if gpu else 16, BLOCK_V=128, BLOCK_D=64 if wide else 32,
         # exact fp32 dots for fp32 inputs (not TF32) and for the interpreter's upcast tiles; for bf16/fp16 tiles
         # the setting does not apply (Triton's tl.dot docs: it selects how f32 x f32 uses the tensor cores)
         PRECISION="ieee" if dtype == torch.float32 or not gpu else "tf32",
         UPCAST=not gpu and dtype != torch.float32,
         num_warps=8 if gpu else 1,
+        num_stages=3 if gpu else 1,
     )
 
 

@@ -227,21 +227,25 @@ def test_backend_choice(monkeypatch):
 
 
 COMPILE_SM90 = """
+import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from minirlvr.kernels import logprobs as lp
-common = dict(BLOCK_N=64, BLOCK_V=128, BLOCK_D=64, UPCAST=False)
 fwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "s0_ptr": "*fp32", "s1_ptr": "*fp32",
        "zt_ptr": "*fp32", "N": "i32", "V": "i32", "D": "i32", "inv_temp": "fp32", "blocks_per_split": "i32"}
 bwd = {"h_ptr": "*{dt}", "w_ptr": "*{dt}", "t_ptr": "*i64", "m_ptr": "*fp32", "logs0_ptr": "*fp32", "g_ptr": "*fp32",
        "d_ptr": "*{dt}", "N": "i32", "D": "i32", "c0": "i32", "width": "i32", "d_stride": "i32", "inv_temp": "fp32"}
-for dt, prec, extra in (("bf16", "tf32", dict(ENTROPY=True)), ("fp32", "ieee", dict(ENTROPY=False))):
-    for fn, sig, consts in ((lp._logprob_fwd_kernel, fwd, extra), (lp._logprob_dlogits_kernel, bwd, {})):
-        consts = dict(common, PRECISION=prec, **consts)
+for dt, dtype, extra in (("bf16", torch.bfloat16, dict(ENTROPY=True)), ("fp32", torch.float32, dict(ENTROPY=False))):
+    for fn, sig, more in ((lp._logprob_fwd_kernel, fwd, extra), (lp._logprob_dlogits_kernel, bwd, {})):
+        consts = dict(lp._launch_config(dtype), **more)  # the shipped GPU configuration
+        options = dict(num_warps=consts.pop("num_warps"), num_stages=consts.pop("num_stages"))
         sig = dict({k: v.format(dt=dt) for k, v in sig.items()}, **{k: "constexpr" for k in consts})
-        triton.compile(ASTSource(fn, sig, constexprs=consts), target=GPUTarget("cuda", 90, 32),
-                       options=dict(num_warps=8))
+        # what a launch specializes: 16-byte aligned pointers, D (and the d buffer's stride) multiples of 16
+        attrs = {(list(sig).index(a),): [["tt.divisibility", 16]] for a in sig if a.endswith("_ptr") or
+                 a in ("D", "d_stride")}
+        triton.compile(ASTSource(fn, sig, constexprs=consts, attrs=attrs), target=GPUTarget("cuda", 90, 32),
+                       options=options)
 print("compiled")
 """
 
