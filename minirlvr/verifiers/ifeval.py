@@ -69,7 +69,8 @@ def _has(text, word):
 
 reg("keywords:existence", {"keywords": "texts"},
     lambda r, kw, p: all(_has(r, k) for k in kw["keywords"]),
-    lambda kw: f"Include the keywords {quoted(sorted(kw['keywords']))} in your response.",
+    lambda kw: f"Include the keyword{'s' * (len(kw['keywords']) > 1)} {quoted(sorted(kw['keywords']))} "
+               "in your response.",
     lambda rng, p: {"keywords": rng.sample(WORDS, 2)})
 
 reg("keywords:frequency", {"keyword": "text", "frequency": "count", "relation": "relation"},
@@ -86,7 +87,8 @@ def _no_forbidden(text, words):
 
 reg("keywords:forbidden_words", {"forbidden_words": "texts"},
     lambda r, kw, p: _no_forbidden(r, kw["forbidden_words"]),
-    lambda kw: f"Do not include the words {quoted(sorted(set(kw['forbidden_words'])), 'or')} in your response.",
+    lambda kw: f"Do not include the word{'s' * (len(set(kw['forbidden_words'])) > 1)} "
+               f"{quoted(sorted(set(kw['forbidden_words'])), 'or')} in your response.",
     lambda rng, p: {"forbidden_words": rng.sample(WORDS, 2)})
 
 reg("keywords:letter_frequency", {"letter": "char", "let_frequency": "count", "let_relation": "relation"},
