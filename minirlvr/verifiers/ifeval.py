@@ -9,7 +9,9 @@ tests/test_ifeval_agreement.py where it changes a verdict on IFEval's data:
   random letter;
 - sentence and upper-case-word counts come from text.py's rules instead of NLTK's models;
 - every check runs in linear time: the reference's placeholder, bullet and title regexes backtrack
-  quadratically on inputs such as 100k "[" or 100k newlines, so those three are hand-written scans.
+  quadratically on inputs such as 100k "[" or 100k newlines, so those three are hand-written scans
+  (tests/test_verifiers.py checks them against the reference's regexes on random strings);
+- JSON nested deeper than Python's parser allows counts as not JSON, where the reference crashes.
 Kwargs are required (the reference draws missing ones at random, which makes a score a random variable).
 """
 
