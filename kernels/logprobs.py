@@ -57,8 +57,10 @@ flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (z is recomputed i
 
 Backends (chosen once per device type at import, overridable per call with `backend=` or for the whole process
 with MINIRLVR_LOGPROB_BACKEND, read at import):
-  "triton"     the @triton.jit kernels below: the default on CUDA. On CPU tensors they run under Triton's
-               interpreter (what TRITON_INTERPRET=1 does), whatever that environment variable says.
+  "triton"     the @triton.jit kernels below (forward; backward with two library matmuls): the default on CUDA.
+               On CPU tensors they run only under Triton's interpreter, which is all-or-nothing per process:
+               TRITON_INTERPRET=1 must be set before `import triton` (tests/conftest.py does), and then nothing
+               is compiled, so on a GPU machine the compiled tests need TRITON_INTERPRET=0.
   "torch"      the same blockwise algorithm in chunked PyTorch, chunking both tokens and vocabulary so the extra
                memory is O(ROW_CHUNK * VOCAB_CHUNK), not O(N V): the default on CPU.
   "reference"  `token_logprobs_reference`: full logits, the specification and test oracle.
@@ -343,7 +345,7 @@ def _logprob_dlogits_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, d_ptr,
             h = h.to(tl.float32)
             w = w.to(tl.float32)
         acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
-    p = tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None])  # (BLOCK_N, BLOCK_V), the forward's z exactly
+    p = tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None])  # (BLOCK_N, BLOCK_V), z tiled as in forward
     d = g[:, None] * (tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0) - p)
     d_out = d_ptr + rows.to(tl.int64)[:, None] * d_stride + cc[None, :]
     tl.store(d_out, d.to(d_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
@@ -406,7 +408,7 @@ def _triton_forward(hidden, weight, targets, inv_temp, want_entropy):
     m, s0, s1, zt = torch.empty(4, N, S, device=hidden.device, dtype=torch.float32)  # (N, S) each
     with _on_device(hidden.device):
         _logprob_fwd_kernel[(n_rb, S)](hidden, weight, targets, m, s0, s1, zt, N, V, D, inv_temp, per,
-                          ENTROPY=want_entropy, **cfg)
+                                       ENTROPY=want_entropy, **cfg)
     # merge the S partials with the same rescaling rule as the online update (no split is empty)
     M = m.amax(1)  # (N,)
     a = torch.exp(m - M[:, None])  # (N, S)
@@ -454,7 +456,7 @@ def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, nee
         w = weight[c0:c0 + width]  # (width, D)
         grad_h += torch.mm(d, w)
         if need_w:
-            grad_w[c0:c0 + width] = torch.mm(d.T, hidden)
+            torch.mm(d.T, hidden, out=grad_w[c0:c0 + width])  # a contiguous row slice: written in place
     return grad_h.to(hidden.dtype), grad_w
 
 
