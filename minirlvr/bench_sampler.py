@@ -3,7 +3,7 @@
 Both produce exactly B*G*L new tokens (no EOS stop) from the same left-padded prompts, by sampling at
 temperature 1 (no top-k/top-p) and greedily. `model.generate` gets `num_return_sequences=G`, the usual way
 to draw G samples per prompt. The model is a random Qwen2 of the given shape unless --model is a folder.
-Reported: best-of-`repeats` wall time per method, tokens/s, and the ratio own / HF.
+Reported: best-of-`repeats` wall time per method (the two measured alternately), tokens/s, and the ratio own / HF.
 This measures generation only; it does not measure sample quality.
 """
 
@@ -26,25 +26,31 @@ def parse(argv):
     p.add_argument("--group", type=int, default=4, help="G samples per prompt")
     p.add_argument("--prompt_len", type=int, default=64, help="longest prompt P (others are shorter: left padding)")
     p.add_argument("--new_tokens", type=int, default=64, help="L new tokens per sample")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     p.add_argument("--out", default="", help="also append the result as one JSON line to this file")
     return p.parse_args(argv)
 
 
-def best_time(fn, repeats, device):
-    fn()  # warm-up (allocator, kernels)
-    times = []
+def timed(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def best_times(fn_a, fn_b, repeats, device):
+    """Best-of-`repeats` wall time of each, measured alternately so that a busy machine slows both alike."""
+    fn_a(), fn_b()  # warm-up (allocator, kernels)
+    a, b = [], []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        a.append(timed(fn_a, device))
+        b.append(timed(fn_b, device))
+    return min(a), min(b)
 
 
 def main(argv):
@@ -92,8 +98,7 @@ def main(argv):
     result = {"device": str(device), "B": B, "G": G, "P": args.prompt_len, "L": L}
     with torch.no_grad():
         for mode, temperature, sample in (("sample", 1.0, True), ("greedy", 0.0, False)):
-            t_own = best_time(lambda: own(temperature), args.repeats, device)
-            t_hf = best_time(lambda: hf(sample), args.repeats, device)
+            t_own, t_hf = best_times(lambda: own(temperature), lambda: hf(sample), args.repeats, device)
             result[mode] = {"own_tok_s": n_tok / t_own, "hf_tok_s": n_tok / t_hf, "ratio": t_hf / t_own}
             print(f"  {mode:6s}  own {n_tok / t_own:9.0f} tok/s   model.generate {n_tok / t_hf:9.0f} tok/s   "
                   f"ratio {t_hf / t_own:.2f}x")

@@ -299,7 +299,7 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
         t1 = time.perf_counter()
         for _ in range(cfg.epochs_per_step):
             optimizer.zero_grad(set_to_none=True)
-            loss_sum, kl_sum, clipped, ent_sum = 0.0, 0.0, 0.0, 0.0
+            sums = torch.zeros(4, device=device)  # loss, kl, clipped tokens, entropy; summed without a sync
             for c in chunks:
                 logp, ent = sequence_logp(model, prompt_ids[c], prompt_mask[c], tokens[c], mask[c], temperature,
                                           entropy=True)  # (n, L)
@@ -307,10 +307,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
                 loss, st = grpo_loss(logp, old, None if ref_logp is None else ref_logp[c], adv[c], mask[c], denom,
                                      cfg.clip_low, cfg.clip_high, cfg.beta, cfg.loss_agg)
                 loss.backward()
-                loss_sum += loss.item()
-                kl_sum += st.kl.item()
-                clipped += st.clipped.item()
-                ent_sum += (ent * mask[c]).sum().item()
+                sums += torch.stack([loss.detach(), st.kl, st.clipped, (ent * mask[c]).sum()])
+            loss_sum, kl_sum, clipped, ent_sum = sums.tolist()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             skipped = not (math.isfinite(loss_sum) and torch.isfinite(grad_norm))
             if skipped:
