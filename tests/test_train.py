@@ -242,3 +242,22 @@ def test_full_fine_tuning_uses_a_frozen_reference_copy(tmp_path):
     after = dict(res.model.named_parameters())
     assert all(after[n].requires_grad for n in before)
     assert not torch.equal(after["lm_head.weight"], before["lm_head.weight"])  # the head trains too
+
+
+def test_chat_template_and_data_file_with_default_reward(tmp_path, folder):
+    from minirlvr.train import encode_prompt
+
+    tok = word_tokenizer(WORDS + ["user:", "assistant:"])
+    assert encode_prompt({"prompt": "w1 w2"}, tok, True) == tok("w1 w2").input_ids  # no template: plain text
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }} {% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    ids = encode_prompt({"messages": [{"role": "user", "content": "w3 w4"}]}, tok, True)
+    assert tok.convert_ids_to_tokens(ids) == ["user:", "w3", "w4", "assistant:"]
+    assert encode_prompt({"prompt": "w3 w4"}, tok, True) == ids  # a plain prompt becomes one user message
+    assert encode_prompt({"prompt": "w3 w4"}, tok, False) == tok("w3 w4").input_ids
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"key": i, "prompt": "w1 w2", "instruction_id_list": ["keywords:existence"],
+                                        "kwargs": [{"keywords": ["x"]}]}) + "\n" for i in range(4)))
+    res = train(cfg(tmp_path, model=folder, data=str(data), steps=1))  # default reward: the verifier set
+    assert "reward/hard:keywords:existence" in res.history[0]
