@@ -92,7 +92,7 @@ def attention_mass_reference(q, k, segment_ids, num_segments, causal=True, scale
     return torch.einsum("bhqk,bks->bhqs", probs.nan_to_num(0.0), onehot)  # (B, H, Tq, S)
 
 
-def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, block_m=256, block_n=256):
+def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, block_m=128, block_n=128):
     """The kernel's algorithm in PyTorch, tile by tile: (block_m queries x G heads) x block_n keys at a time, causal
     tiles above the diagonal skipped. Inputs are checked."""
     (B, H, Tq, d), (Hkv, Tk) = q.shape, k.shape[1:3]
@@ -144,8 +144,8 @@ def _attention_mass_kernel(
     # One program: BLOCK_M queries of one (batch, head), streaming all visible key blocks.
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
-    b = pid_bh // H
-    h = pid_bh % H
+    b = (pid_bh // H).to(tl.int64)  # 64-bit offsets: B*H*T*d can pass 2**31 on long batched inputs
+    h = (pid_bh % H).to(tl.int64)
     hk = h // GROUP
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)

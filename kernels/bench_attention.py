@@ -6,7 +6,8 @@ Rows, each measured in a fresh child process (so one variant's freed memory cann
     model eager     eager attention with output_attentions=True, then per-segment sums: the baseline
     layer kernel    `attention_mass` for one layer's q and k (default backend: triton on CUDA, blockwise on CPU)
     layer full      the same from full softmax probabilities (`attention_mass_reference`)
-Ratios are eager/hook and full/kernel, from the same run. Time: median of --repeats runs after a warm-up.
+Ratios are eager/hook and full/kernel, from the same run. Time: median of --repeats runs after a warm-up, wall
+clock and process CPU time (the fairer one on a CPU shared with other work).
 Peak memory, from one more run: the growth over what is allocated before it, by `torch.cuda.max_memory_allocated`
 on CUDA, by the resident-set high-water mark on CPU (Linux; glibc is told to return every large free to the OS
 so that the mark follows live tensors).
@@ -104,6 +105,8 @@ def child(args):
     from minirlvr.kernels.attention import attention_mass, attention_mass_reference, resolve_backend
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, ids, seg = build(args, device)
     cfg = model.config
     d = cfg.hidden_size // cfg.num_attention_heads
@@ -127,12 +130,13 @@ def child(args):
     with torch.no_grad():
         fn()  # warm-up: Triton compilation, allocator pools
         _sync(device)
-        times = []
+        times, cpu_times = [], []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = fn()
             _sync(device)
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
             del out
         if device.type == "cpu":
             _return_large_frees()
@@ -141,6 +145,7 @@ def child(args):
         peak = mem.peak()
     print(json.dumps({"variant": args.child, "T": args.T, "device": str(device), "dtype": str(model.dtype),
                       "backend": resolve_backend(None, device), "seconds": sorted(times)[len(times) // 2],
+                      "cpu_seconds": sorted(cpu_times)[len(cpu_times) // 2],
                       "peak_bytes": peak}))
 
 
@@ -155,7 +160,7 @@ def _return_large_frees():
 
 def spawn(args, variant, T):
     cmd = [sys.executable, "-m", "minirlvr.kernels.bench_attention", "--child", variant, "--T", str(T),
-           "--device", args.device, "--repeats", str(args.repeats)]
+           "--device", args.device, "--repeats", str(args.repeats), "--threads", str(args.threads)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{variant} at T={T} failed:\n{res.stderr[-3000:]}")
@@ -168,30 +173,38 @@ def main(argv=None):
     p.add_argument("--T", type=str, default=None, help="comma-separated lengths (default 1024,4096 on CUDA, "
                                                        "1024 on CPU)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per child (default 1 on CPU, where idle-spinning extra threads on shared "
+                        "cores distort both clocks; 0 = torch's default)")
     p.add_argument("--out", help="append result rows to this JSONL file")
     p.add_argument("--no-check", action="store_true", help="skip the hook-vs-eager agreement check")
     p.add_argument("--child", choices=VARIANTS + ("check",), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.threads is None:
+        args.threads = 0 if args.device.startswith("cuda") else 1
     if args.child:
         args.T = int(args.T)
         return child(args)
     lengths = [int(t) for t in (args.T or ("1024,4096" if args.device.startswith("cuda") else "1024")).split(",")]
-    print(f"attention mass benchmark on {args.device}, median of {args.repeats} (each row a fresh process)")
-    print(f"{'variant':<14}{'T':>6}{'seconds':>11}{'peak MiB':>11}")
+    print(f"attention mass benchmark on {args.device}, median of {args.repeats}, each row a fresh process"
+          + (f" with {args.threads} torch thread(s)" if args.threads else ""))
+    print(f"{'variant':<14}{'T':>6}{'seconds':>11}{'CPU s':>9}{'peak MiB':>11}")
     rows = []
     for T in lengths:
         got = {}
         for variant in VARIANTS:
             r = got[variant] = spawn(args, variant, T)
             rows.append(r)
-            print(f"{variant:<14}{T:>6}{r['seconds']:>11.4f}{r['peak_bytes'] / 2**20:>11.1f}", flush=True)
+            print(f"{variant:<14}{T:>6}{r['seconds']:>11.4f}{r['cpu_seconds']:>9.2f}{r['peak_bytes'] / 2**20:>11.1f}",
+                  flush=True)
         for ours, base in (("model hook", "model eager"), ("layer kernel", "layer full")):
             a, b = got[ours], got[base]
             ratio = {"ratio": f"{base} / {ours}", "T": T, "speedup": b["seconds"] / a["seconds"],
+                     "cpu_time_ratio": b["cpu_seconds"] / a["cpu_seconds"],
                      "memory_ratio": b["peak_bytes"] / max(a["peak_bytes"], 1), "backend": a["backend"]}
             rows.append(ratio)
-            print(f"  {base} / {ours} at T={T}: {ratio['speedup']:.2f}x time, {ratio['memory_ratio']:.1f}x "
-                  f"peak memory ({a['backend']} backend)")
+            print(f"  {base} / {ours} at T={T}: {ratio['speedup']:.2f}x wall time, {ratio['cpu_time_ratio']:.2f}x "
+                  f"CPU time, {ratio['memory_ratio']:.1f}x peak memory ({a['backend']} backend)")
     if not args.no_check:
         r = spawn(args, "check", lengths[0])
         rows.append(r)
