@@ -90,7 +90,10 @@ def prepare(model, cfg):
     """Freeze the base, add LoRA (or unfreeze everything), enable gradient checkpointing."""
     if cfg.gradient_checkpointing:
         # non-reentrant checkpointing works with frozen embeddings (no need for inputs that require grad)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if not cfg.use_lora:
         if getattr(model, "is_loaded_in_4bit", False):

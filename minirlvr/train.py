@@ -315,7 +315,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
                 optimizer.zero_grad(set_to_none=True)
                 break
             optimizer.step()
-        scheduler.step()
+        if not skipped:  # the schedule counts updates
+            scheduler.step()
         t_train = time.perf_counter() - t1
 
         # --- log

@@ -225,6 +225,7 @@ def test_gradient_checkpointing_same_numbers_and_ppo_epochs(tmp_path):
         res = train(cfg(tmp_path, f"gc{gc}", steps=2, gradient_checkpointing=gc), x_fraction, records=RECORDS,
                     model=model, tokenizer=tok)
         runs.append([(h["loss"], h["grad_norm"]) for h in res.history])
+        assert any(getattr(m, "gradient_checkpointing", False) for m in res.model.modules()) == gc
     torch.testing.assert_close(torch.tensor(runs[0]), torch.tensor(runs[1]), rtol=1e-5, atol=1e-7)
     # two PPO-style epochs per batch: the second is off-policy, so the clip engages at a large learning rate
     model, tok = tiny()
