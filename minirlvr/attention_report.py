@@ -1,7 +1,8 @@
 """`python run.py attention`: how much a model's responses attend to the constraint text of their instructions.
 
     python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl]
-                            [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--load-4bit]
+                            [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
+                            [--load-4bit]
 
 The paper explains why high-precision rewards generalize by attention: training teaches the model to look at the
 constraints of an instruction. To measure it, every prompt + response is cut into four segments of keys,
@@ -18,8 +19,9 @@ text divided by the constraint text's share of the keys each of them can see (ca
 Outputs in --out: report.md (tables), heatmap.png (layers x heads), scores.json, per_record.jsonl.
 
 Where the constraint text is: a record's explicit character spans into its prompt text
-(`"constraint_spans": [[start, end], ...]`), else each instruction's description from
-`minirlvr.verifiers.describe(id, kwargs)` found verbatim in the prompt (how the embedded world writes prompts).
+(`"constraint_spans": [[start, end], ...]`), else each hard instruction's description from
+`minirlvr.verifiers.describe(id, kwargs)` and each of its `soft_constraints` (unless --hard-only), found verbatim
+in the prompt (how the embedded world writes prompts).
 Records whose constraint text cannot be located are skipped and listed in the report, never silently.
 The response is the record's `response` field, or the line of --responses with the same prompt.
 
@@ -51,8 +53,9 @@ class SpanNotFound(DataError):
     """A record whose constraint text cannot be located: skipped and reported, not fatal."""
 
 
-def constraint_spans(record, text, where):
-    """Character spans [(start, end), ...] of the constraint text inside the prompt text `text`."""
+def constraint_spans(record, text, where, soft=True):
+    """Character spans [(start, end), ...] of the constraint text inside the prompt text `text`: explicit spans,
+    else the hard constraints' descriptions and (if `soft`) the soft constraints' texts, each found verbatim."""
     if "constraint_spans" in record:
         spans = record["constraint_spans"]
         ok = isinstance(spans, list) and all(
@@ -63,21 +66,25 @@ def constraint_spans(record, text, where):
                             f"with 0 <= start < end <= {len(text)} (the prompt's length)")
         return [tuple(s) for s in spans]
     ids, kwargs = record.get("instruction_id_list", []), record.get("kwargs", [])
-    if not ids:
-        raise SpanNotFound(f"{where}: no 'constraint_spans' and no 'instruction_id_list'")
-    from minirlvr.verifiers import describe  # imported here: only this path needs the verifier set
+    texts = []
+    if ids:
+        from minirlvr.verifiers import describe  # imported here: only this path needs the verifier set
 
+        texts += [(f"the description of '{iid}'", describe(iid, kw)) for iid, kw in zip(ids, kwargs)]
+    if soft:
+        texts += [(f"soft constraint {j}", c) for j, c in enumerate(record.get("soft_constraints", []))]
+    if not texts:
+        raise SpanNotFound(f"{where}: no 'constraint_spans', and no constraint to look for")
     spans = []
-    for iid, kw in zip(ids, kwargs):
-        desc = describe(iid, kw)
+    for what, desc in texts:
         start = text.find(desc)
         if start < 0:
-            raise SpanNotFound(f"{where}: the description of '{iid}' is not in the prompt: {desc!r}")
+            raise SpanNotFound(f"{where}: {what} is not in the prompt: {desc!r}")
         spans.append((start, start + len(desc)))
     return spans
 
 
-def segment(tok, record, response, where):
+def segment(tok, record, response, where, soft=True):
     """Token ids of chat(prompt) + response, their segment ids, and the response length in tokens.
 
     Prompt and response are tokenized apart and concatenated, as the sampler sees them. A prompt token joins the
@@ -85,7 +92,7 @@ def segment(tok, record, response, where):
     """
     messages = record["messages"] if "messages" in record else [{"role": "user", "content": record["prompt"]}]
     user = prompt_text(record)
-    spans = constraint_spans(record, user, where)
+    spans = constraint_spans(record, user, where, soft)
     chat = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     u0 = chat.rfind(user)  # the last user turn holds the constraints
     if u0 < 0:
@@ -122,7 +129,7 @@ def record_scores(model, input_ids, seg, n_resp, backend=None):
     return (mass / share).mean(-1), mass.mean(-1)
 
 
-def prepare(tok, records, responses=None, where="data"):
+def prepare(tok, records, responses=None, where="data", soft=True):
     """(items, skipped): items are (key, input_ids, seg, n_resp); skipped are (key, reason)."""
     by_prompt = {} if responses is None else {r.get("prompt"): r.get("response") for r in responses}
     items, skipped = [], []
@@ -135,19 +142,19 @@ def prepare(tok, records, responses=None, where="data"):
         else:
             raise DataError(f"{here}: no field 'response' and no line in the responses file with this prompt")
         try:
-            items.append((key, *segment(tok, rec, response, here)))
+            items.append((key, *segment(tok, rec, response, here, soft)))
         except SpanNotFound as e:
             skipped.append((key, str(e)))
     return items, skipped
 
 
-def constraint_attention_scores(model, tok, records, layers=None, backend=None):
+def constraint_attention_scores(model, tok, records, layers=None, backend=None, soft=True):
     """One float per record (with a `response`): its mean normalized constraint attention over `layers` (default
     all), heads and response tokens; NaN where the constraint text cannot be located. See the module docstring."""
     out = []
     for i, rec in enumerate(records):
         try:
-            ids, seg, n = segment(tok, rec, rec.get("response"), f"records[{i}]")
+            ids, seg, n = segment(tok, rec, rec.get("response"), f"records[{i}]", soft)
         except SpanNotFound:
             out.append(math.nan)
             continue
@@ -230,6 +237,8 @@ def parse_args(argv):
     p.add_argument("--out", default="attention_report", help="output folder")
     p.add_argument("--backend", help="attention_mass backend: triton, blockwise, reference (default: by device)")
     p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--hard-only", action="store_true",
+                   help="constraint text = hard constraints only (soft constraints' text counts as task text)")
     p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
@@ -245,7 +254,7 @@ def main(argv=None):
     tok = AutoTokenizer.from_pretrained(args.model)
     records = read_records(args.data)[:args.limit]
     responses = read_jsonl(args.responses) if args.responses else None
-    items, skipped = prepare(tok, records, responses, where=args.data)
+    items, skipped = prepare(tok, records, responses, where=args.data, soft=not args.hard_only)
     if not items:
         raise DataError(f"{args.data}: no record with locatable constraint text ({len(skipped)} skipped, "
                         f"first: {skipped[0][1] if skipped else 'none'})")

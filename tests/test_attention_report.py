@@ -73,6 +73,25 @@ def test_bad_spans_name_the_field(tok):
         R.segment(tok, RECORDS[2], RECORDS[2]["response"], "x")
 
 
+def test_spans_from_verifier_descriptions(tok):
+    # The embedded world's prompts: task text followed by the hard constraints' descriptions and soft constraints.
+    from minirlvr.verifiers import describe
+
+    ids_ = ["change_case:english_lowercase", "keywords:existence"]
+    kwargs = [{}, {"keywords": ["tea"]}]
+    hard = [describe(i, kw) for i, kw in zip(ids_, kwargs)]
+    soft = "Use a warm, friendly tone."
+    rec = {"prompt": " ".join([TASK.strip(), hard[0], soft, hard[1]]), "instruction_id_list": ids_,
+           "kwargs": kwargs, "soft_constraints": [soft]}
+    ids, seg, _ = R.segment(tok, rec, "fine.", "x")
+    constraint = tok.decode([i for i, g in zip(ids, seg) if g == R.CONSTRAINT])
+    assert all(h in constraint for h in hard) and soft in constraint and "green tea" not in constraint
+    ids, seg, _ = R.segment(tok, rec, "fine.", "x", soft=False)
+    assert soft in tok.decode([i for i, g in zip(ids, seg) if g == R.TASK])
+    with pytest.raises(R.SpanNotFound, match="keywords:existence"):
+        R.segment(tok, dict(rec, kwargs=[{}, {"keywords": ["coffee"]}]), "fine.", "x")
+
+
 def test_score_matches_eager(model_dir, tok):
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa").eval()
     ids, seg, n = R.segment(tok, RECORDS[1], RECORDS[1]["response"], "x")
