@@ -14,6 +14,8 @@ text divided by the constraint text's share of the keys each of them can see (ca
 
     score[layer, head] = mean over records of  mean over response tokens t of  mass_t(constraint) / (n_c / (t + 1))
 
+(t: the token's position in prompt + response, from 0, so t + 1 keys are visible; n_c: constraint tokens).
+
 1 means "no more than its share", 2 "twice its share". Records count equally, whatever their length. With
 --compare-adapter, the same for a second checkpoint (model + that adapter) and the difference second - first.
 Outputs in --out: report.md (tables), heatmap.png (layers x heads), scores.json, per_record.jsonl.
