@@ -15,15 +15,16 @@ training temperature -> table (terminal + results.md), results.json, metrics.jso
 
 The reward of a rollout is the mean over its prompt's constraints of pass/fail: hard ones by the verifiers,
 soft ones by the learned judge. The world's truth is never in the reward; it is logged next to it
-(`reward/true`) and is what the evaluation reports. The main variants fine-tune the tiny model fully; one extra
-row runs hard-only GRPO on the 4-bit NF4 base with LoRA (bitsandbytes + peft), the paper's setup, so the table
-shows what that path does at this size within the same budget.
+(`reward/true`) and is what the evaluation reports. The main variants train LoRA adapters on the 4-bit NF4 base
+(bitsandbytes + peft), the paper's setup (`lora=True`); one extra row runs hard-only GRPO the other way (full
+fine-tuning of the fp32 tiny model) with the same budget, so the table shows what each path does at this size.
 This file does not define the world, the judge or the GRPO math; it wires them and reports.
 """
 
 import json
 import math
 import os
+import random
 import resource
 import shutil
 import sys
@@ -38,10 +39,9 @@ from minirlvr import refine, world
 from minirlvr import sft as sft_mod
 from minirlvr.judge import JudgeConfig
 from minirlvr.sft import SFTConfig
-from minirlvr.data import append_jsonl, write_atomic, write_jsonl
+from minirlvr.data import append_jsonl, read_jsonl, write_atomic, write_jsonl
 
 VARIANTS = ["hard-only", "soft-only", "mixed", "refined"]
-LORA_VARIANT = "hard-only 4bit+LoRA"
 POOLS = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed"}
 
 
@@ -57,15 +57,15 @@ class ExperimentConfig:
     group_size: int = 8  # G
     max_new_tokens: int = 64
     temperature: float = 1.0
-    lr: float = 3e-4
+    lr: float = 3e-4  # full fine-tuning
     beta: float = 0.02  # k3 KL to the SFT model: without it the prototype collapsed onto one template
     micro_batch_size: int = 64
     ckpt_every: int = 20
     pool_size: int = 600  # prompts per training set
-    # the 4-bit + LoRA row
-    lora_seeds: tuple = (0,)
-    lora_lr: float = 3e-3
+    lora: bool = True  # main variants: 4-bit NF4 base + LoRA (True) or full fine-tuning (False)
+    lora_lr: float = 3e-3  # LoRA updates a low-rank slice: it needs a larger step than full fine-tuning
     lora_r: int = 8
+    extra_seeds: tuple = (0,)  # seeds of the extra hard-only row that uses the other path
     # refinement
     refine_candidates: int = 600
     pilot_samples: int = 4
@@ -77,9 +77,9 @@ class ExperimentConfig:
 
 
 PRESETS = {
-    "full": ExperimentConfig(),
+    "full": ExperimentConfig(sft=SFTConfig(steps=600)),
     "quick": ExperimentConfig(preset="quick", sft=SFTConfig(steps=150), judge=JudgeConfig(),
-                              seeds=(0,), steps=20, pool_size=200, refine_candidates=200, eval_hard=80,
+                              seeds=(0,), steps=15, pool_size=200, refine_candidates=200, eval_hard=80,
                               eval_soft=60, eval_unseen=60, eval_samples=2),
     "smoke": ExperimentConfig(preset="smoke", sft=SFTConfig(steps=8, batch_size=16),
                               judge=JudgeConfig(n_records=200, epochs=1), seeds=(0,), steps=2,
@@ -96,6 +96,15 @@ USAGE = ("usage: python run.py [--quick | --smoke] [--resume] [--out DIR] [--cac
          "  --cache DIR  where SFT models and judges are cached (default runs/cache)\n"
          "  --threads N  torch CPU threads (default 1: a ~1M-parameter model's ops are too small to gain from more,\n"
          "               and extra threads spin-waiting on a busy machine made a training step ~10x slower)")
+
+
+def extra_variant(cfg):
+    """The extra hard-only row: the fine-tuning path the main variants do not use."""
+    return "hard-only full-FT" if cfg.lora else "hard-only 4bit+LoRA"
+
+
+def run_tag(name, seed):
+    return f"{name.replace(' ', '_').replace('+', '')}-s{seed}"
 
 
 class UsageError(ValueError):
@@ -236,8 +245,6 @@ def training_sets(cfg, model, tokenizer, judge, log):
     t0 = time.time()
     cands = world.sample_records("mixed", cfg.refine_candidates, seed=3)
     kept, dropped = refine.critic(cands, soft_check=lambda c, r: judge.yes([c], [r])[0])
-    import random
-
     rng = random.Random(0)
     kept = [refine.one_soft(r, rng) for r in kept]
     reward_fn = make_reward(judge)
@@ -267,7 +274,7 @@ def run_one(name, seed, records, cfg, sft_path, judge, sets, root, resume, log):
     from minirlvr.config import make_config
     from minirlvr.train import TrainError, train
 
-    tag = f"{name.replace(' ', '_').replace('+', '')}-s{seed}"
+    tag = run_tag(name, seed)
     run_dir = os.path.join(root, "runs", tag)
     done = os.path.join(run_dir, "result.json")
     if resume and os.path.exists(done):
@@ -276,7 +283,7 @@ def run_one(name, seed, records, cfg, sft_path, judge, sets, root, resume, log):
             return json.load(f)
     if not resume and os.path.exists(run_dir):
         shutil.rmtree(run_dir)  # a fresh experiment replaces its own earlier run folders
-    lora = name == LORA_VARIANT
+    lora = cfg.lora != (name == extra_variant(cfg))
     tcfg = make_config(model=sft_path, load_in_4bit=lora, use_lora=lora, lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
                        out_dir=run_dir, seed=seed, steps=cfg.steps, prompts_per_step=cfg.prompts_per_step,
                        group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -421,10 +428,10 @@ def main(argv):
     for name, recs in data.items():
         write_jsonl(os.path.join(out, "data", f"{name}.jsonl"), recs)
 
-    plan = [(v, s) for v in VARIANTS for s in cfg.seeds] + [(LORA_VARIANT, s) for s in cfg.lora_seeds]
+    plan = [(v, s) for v in VARIANTS for s in cfg.seeds] + [(extra_variant(cfg), s) for s in cfg.extra_seeds]
     rows = []
     for name, seed in plan:
-        records = data["hard-only" if name == LORA_VARIANT else name]
+        records = data["hard-only" if name == extra_variant(cfg) else name]
         rows.append(run_one(name, seed, records, cfg, sft_path, judge, sets, out, opts["resume"], log))
 
     # all runs' per-step metrics in one file, tagged, for plots and later analysis
@@ -432,11 +439,8 @@ def main(argv):
     if os.path.exists(metrics_path):
         os.remove(metrics_path)
     histories = defaultdict(list)
-    from minirlvr.data import read_jsonl
-
     for name, seed in plan:
-        tag = f"{name.replace(' ', '_').replace('+', '')}-s{seed}"
-        hist = read_jsonl(os.path.join(out, "runs", tag, "metrics.jsonl"))
+        hist = read_jsonl(os.path.join(out, "runs", run_tag(name, seed), "metrics.jsonl"))
         histories[name].append(hist)
         for h in hist:
             append_jsonl(metrics_path, {"variant": name, "seed": seed, **h})

@@ -24,7 +24,7 @@ def test_smoke_run_writes_every_output(smoke):
     with open(os.path.join(out, "results.json")) as f:
         res = json.load(f)
     variants = [r["variant"] for r in res["runs"]]
-    assert variants == experiment.VARIANTS + [experiment.LORA_VARIANT]
+    assert variants == experiment.VARIANTS + ["hard-only full-FT"]
     for r in res["runs"]:
         for key in ("hard_prompt", "hard_instr", "soft_true", "soft_judged", "gap", "unseen", "wall_s"):
             assert key in r
@@ -36,8 +36,8 @@ def test_smoke_run_writes_every_output(smoke):
         rows = [json.loads(line) for line in f]
     assert {r["variant"] for r in rows} == set(variants)
     assert all("reward/true" in r for r in rows if r["step"] > 0)
-    # the 4-bit + LoRA row really ran on the quantized base with an adapter, the others full fine-tuning
-    for tag, four_bit in (("hard-only_4bitLoRA-s0", True), ("hard-only-s0", False)):
+    # the main variants really ran on the quantized base with an adapter, the extra row with full fine-tuning
+    for tag, four_bit in (("hard-only_full-FT-s0", False), ("hard-only-s0", True), ("refined-s0", True)):
         with open(os.path.join(out, "runs", tag, "config.json")) as f:
             cfg = json.load(f)
         assert cfg["load_in_4bit"] is four_bit and cfg["use_lora"] is four_bit
