@@ -7,7 +7,15 @@
 """
 
 import importlib
+import importlib.util
+import os
 import sys
+
+# Python puts this script's folder first on sys.path. Here that folder holds kernels/, which would then import
+# as a top-level `kernels` and shadow Hugging Face's package of that name (bitsandbytes and transformers import
+# it). minirlvr is installed (`pip install -e .`), so the folder is not needed on the path.
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
 
 SUBCOMMANDS = {
     "verify": "minirlvr.verify_cli",
@@ -18,6 +26,8 @@ DEFAULT = "minirlvr.experiment"
 
 
 def main(argv):
+    if importlib.util.find_spec("minirlvr") is None:
+        sys.exit("minirlvr is not installed in this Python: run `pip install -e .` in this folder first (see README.md)")
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return

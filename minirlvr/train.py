@@ -93,7 +93,10 @@ def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, ent
     attn = torch.cat([prompt_mask, mask.long()], 1)  # (N, P+L)
     hidden = final_hidden(model, ids, attn, positions(attn))[:, P - 1:-1]  # (N, L, D): position t predicts token t
     sel = mask.bool()  # (N, L)
-    out = token_logprobs(hidden[sel], lm_head_weight(model), tokens[sel], temperature, return_entropy=entropy)
+    weight = lm_head_weight(model)  # (V, D)
+    # The head may keep another dtype than the body's compute dtype (4-bit on GPU: bf16 body, fp32 or bf16 head);
+    # the kernel wants one dtype and accumulates in fp32 anyway.
+    out = token_logprobs(hidden[sel].to(weight.dtype), weight, tokens[sel], temperature, return_entropy=entropy)
     lp, ent = out if entropy else (out, None)  # (M,)
     logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device).index_put((sel,), lp.float())
     if ent is not None:

@@ -41,3 +41,12 @@ def test_wheel_maps_kernels_under_minirlvr(tmp_path):
     )
     assert (tmp_path / "minirlvr" / "kernels" / "logprobs.py").exists()
     assert not (tmp_path / "kernels").exists()
+
+
+def test_run_py_drops_its_folder_from_sys_path(monkeypatch):
+    # `python run.py` puts the repo root first on sys.path, where kernels/ would shadow Hugging Face's `kernels`.
+    import runpy
+
+    monkeypatch.setattr(sys, "path", [ROOT] + list(sys.path))
+    runpy.run_path(os.path.join(ROOT, "run.py"), run_name="run_as_module")
+    assert all(os.path.abspath(p or os.curdir) != ROOT for p in sys.path)
