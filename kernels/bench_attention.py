@@ -9,8 +9,10 @@ Rows, each measured in a fresh child process (so one variant's freed memory cann
 Ratios are eager/hook and full/kernel, from the same run. Time: median of --repeats runs after a warm-up, wall
 clock and process CPU time (the fairer one on a CPU shared with other work).
 Peak memory, from one more run: the growth over what is allocated before it, by `torch.cuda.max_memory_allocated`
-on CUDA, by the resident-set high-water mark on CPU (Linux; glibc is told to return every large free to the OS
-so that the mark follows live tensors).
+on CUDA, by the resident-set high-water mark on CPU (Linux; glibc is told to return every large free and its free
+heap pages to the OS so that the mark follows the memory the run touches). The CPU figure is coarse: heap reuse
+and caches move it by about 10 MiB between runs, small next to eager's attention probabilities but not next to the
+kernel's own few MiB, so the layer-level CPU ratio is only an order of magnitude.
 
 Defaults: CUDA: a Qwen2.5-0.5B-shaped random model (24 layers, 14 heads, 2 KV heads, head dim 64) in bf16 at
 T = 1024 and 4096. CPU: a 4-layer, 8-head model in fp32 at T = 1024 (about two minutes on two busy cores).
