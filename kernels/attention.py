@@ -208,7 +208,7 @@ def _attention_mass_triton(q, k, segment_ids, num_segments, causal, scale, block
     block_d = max(16, triton.next_power_of_2(d))
     block_s = max(16, triton.next_power_of_2(num_segments))
     # Triton's interpreter multiplies bf16 bit patterns in tl.dot (triton-lang/triton#11584), so there the operands
-    # go to fp32 first: the same numbers, as bf16 products are exact in fp32 and the tensor-core dot accumulates in fp32.
+    # go to fp32 first: the same numbers, as bf16 products are exact in fp32 and the tensor-core dot sums in fp32.
     upcast = _INTERPRETED and q.dtype == torch.bfloat16
     qk_precision = "ieee" if q.dtype == torch.float32 or upcast else "tf32"  # bf16/fp16: native tensor-core dot
     grid = (triton.cdiv(Tq, block_m), B * H)
