@@ -8,9 +8,10 @@ segment (e.g. chat template / task text / constraint text / response):
 Why a kernel: eager attention with `output_attentions=True` materializes B*H*Tq*Tk probabilities per layer
 (at T = 4k, 28 heads, fp32: 1.9 GB per layer), while the answer is only B*H*Tq*S numbers. Like FlashAttention
 (Dao et al. 2022, arXiv 2205.14135) we stream key blocks through an online softmax (Milakov & Gimelshein 2018,
-arXiv 1805.02867), keeping per query a running max m, a running normalizer l and, instead of the output
-accumulator sum_j p_j v_j, a per-segment accumulator sum_j p_j onehot(seg_j): the one-hot segment matrix plays the
-role of V. Memory is O(B*H*Tq*S) plus one key block, and the result is exact (no sampling, no approximation).
+arXiv 1805.02867), keeping per query a running max m and, instead of the output accumulator sum_j p_j v_j, a
+per-segment accumulator sum_j p_j onehot(seg_j): the one-hot segment matrix plays the role of V. Each visible key
+is in exactly one segment, so the softmax normalizer is the accumulator's sum over segments and needs no running
+sum of its own. Memory is O(B*H*Tq*S) plus one tile, and the result is exact (no sampling, no approximation).
 
 Conventions: `q` (B, H, Tq, d) and `k` (B, Hkv, Tk, d) are post-RoPE; query head h reads key head h // (H // Hkv)
 (grouped-query attention, as `repeat_interleave`). `segment_ids` (B, Tk) holds values in [0, S) and -1 for padding
@@ -20,7 +21,7 @@ Tq queries of a sequence (e.g. the response) gives their exact mass. A query wit
 Backends (the `backend` argument, else env MINIRLVR_ATTENTION_BACKEND, else "triton" on CUDA and "blockwise"
 elsewhere):
     "triton"     the fused kernel below; on CPU tensors only under TRITON_INTERPRET=1 (what the tests do)
-    "blockwise"  the same online softmax in PyTorch, one key block at a time: the CPU path
+    "blockwise"  the same online softmax in PyTorch, one (query chunk x key block) tile at a time: the CPU path
     "reference"  full softmax, (Tq x Tk) memory: the specification and the test oracle
 
 Deliberately not here: values, the attention output, gradients (this is analysis), sliding windows, softcapping,
