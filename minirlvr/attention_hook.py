@@ -16,7 +16,7 @@ layer output is SDPA's unchanged, so logits are identical with and without colle
 probability, exactly as in the model.
 
 Deliberately not handled: sliding-window layers and logit softcapping (an error, not a silent wrong answer),
-models that bypass the attention interface (an error: no layer reported), gradients.
+models that bypass the attention interface (an error: no layer reported), gradients. Tested on Qwen2 and Llama.
 """
 
 from contextlib import contextmanager
@@ -99,6 +99,9 @@ def collect_attention_mass(model, segment_ids, num_segments, layers=None, last_q
     finally:
         _active = None
         hf.set_attn_implementation(previous)
+    if not collector.mass:
+        raise ValueError("model: no attention layer reported (run a forward inside the block; models whose "
+                         "attention bypasses transformers' attention interface cannot be hooked)")
     if collector.layers is not None and (missing := set(collector.layers) - set(collector.mass)):
-        raise ValueError(f"layers: no attention seen for layers {sorted(missing)} (run a forward in the block; "
-                         f"the model has {hf.config.num_hidden_layers} layers)")
+        raise ValueError(f"layers: no attention seen for layers {sorted(missing)} (the model has "
+                         f"{hf.config.num_hidden_layers} layers)")

@@ -3,7 +3,8 @@ equals the per-segment sums of eager attention's `output_attentions`, and the lo
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Qwen2Config, Qwen2ForCausalLM
+from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM)
 
 from minirlvr.attention_hook import collect_attention_mass
 
@@ -68,6 +69,14 @@ def test_plain_model_matches_eager(model_dir):
     check_against_eager(model, backend="blockwise")
 
 
+def test_llama_matches_eager():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
+    check_against_eager(model, backend="blockwise")
+
+
 def test_4bit_lora_model_matches_eager_with_triton_kernel(model_dir):
     from peft import LoraConfig, get_peft_model
 
@@ -104,4 +113,7 @@ def test_errors_and_restore(model_dir):
     with pytest.raises(ValueError, match="^last_queries:"):
         with collect_attention_mass(model, seg, S, last_queries=0):
             pass
+    with pytest.raises(ValueError, match="^model: no attention layer reported"):
+        with collect_attention_mass(model, seg, S):
+            pass  # no forward
     assert model.config._attn_implementation == "sdpa"
