@@ -265,6 +265,24 @@ def _torch_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need
 # ----------------------------------------------------------------------------------------------------------------
 
 @_jit
+def _tile_dot(h_rows, w_rows, row_ok, col_ok, D, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr,
+              BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """(BLOCK_N, BLOCK_V) fp32 tile of hidden @ weight.T, looping over D in BLOCK_D steps; masked rows/columns
+    give 0. Shared by the forward and the backward kernel, so both see bitwise the same logits."""
+    acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
+    for k in range(0, D, BLOCK_D):
+        ks = k + tl.arange(0, BLOCK_D)
+        k_ok = ks < D
+        h = tl.load(h_rows + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_rows + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+        if UPCAST:  # the interpreter (triton 3.9) multiplies bf16 tiles wrongly; products are exact in fp32
+            h = h.to(tl.float32)
+            w = w.to(tl.float32)
+        acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
+    return acc
+
+
+@_jit
 def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
                         N, V, D, inv_temp, blocks_per_split,
                         BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -287,16 +305,7 @@ def _logprob_fwd_kernel(h_ptr, w_ptr, t_ptr, m_ptr, s0_ptr, s1_ptr, zt_ptr,
         cols = b * BLOCK_V + tl.arange(0, BLOCK_V)
         col_ok = cols < V
         w_rows = w_ptr + cols.to(tl.int64)[:, None] * D
-        acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
-        for k in range(0, D, BLOCK_D):
-            ks = k + tl.arange(0, BLOCK_D)
-            k_ok = ks < D
-            h = tl.load(h_rows + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            w = tl.load(w_rows + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
-            if UPCAST:  # the interpreter (triton 3.9) multiplies bf16 tiles wrongly; products are exact in fp32
-                h = h.to(tl.float32)
-                w = w.to(tl.float32)
-            acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
+        acc = _tile_dot(h_rows, w_rows, row_ok, col_ok, D, BLOCK_N, BLOCK_V, BLOCK_D, PRECISION, UPCAST)
         z = tl.where(col_ok[None, :], acc * inv_temp, float("-inf"))  # (BLOCK_N, BLOCK_V)
         zt += tl.sum(tl.where(cols[None, :] == tgt[:, None], z, 0.0), 1)
         m_new = tl.maximum(m, tl.max(z, 1))
@@ -335,16 +344,7 @@ def _logprob_dlogits_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, d_ptr,
     g = tl.load(g_ptr + rows, mask=row_ok, other=0.0) * inv_temp
     h_rows = h_ptr + rows.to(tl.int64)[:, None] * D  # int64: V * D passes 2**31 for large heads
     w_rows = w_ptr + cols.to(tl.int64)[:, None] * D
-    acc = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
-    for k in range(0, D, BLOCK_D):
-        ks = k + tl.arange(0, BLOCK_D)
-        k_ok = ks < D
-        h = tl.load(h_rows + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-        w = tl.load(w_rows + ks[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
-        if UPCAST:
-            h = h.to(tl.float32)
-            w = w.to(tl.float32)
-        acc = tl.dot(h, tl.trans(w), acc, input_precision=PRECISION)
+    acc = _tile_dot(h_rows, w_rows, row_ok, col_ok, D, BLOCK_N, BLOCK_V, BLOCK_D, PRECISION, UPCAST)
     p = tl.exp((acc * inv_temp - m[:, None]) - logs0[:, None])  # (BLOCK_N, BLOCK_V), z tiled as in forward
     d = g[:, None] * (tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0) - p)
     d_out = d_ptr + rows.to(tl.int64)[:, None] * d_stride + cc[None, :]

@@ -16,14 +16,6 @@ WORDS = [f"w{i}" for i in range(20)] + ["x"]
 RECORDS = [{"key": i, "prompt": " ".join(f"w{(3 * i + j) % 20}" for j in range(4))} for i in range(12)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def x_fraction(records, completions):
     """The verifiable toy reward: fraction of completion words that are "x"."""
     r = [sum(w == "x" for w in c.split()) / max(1, len(c.split())) for c in completions]
