@@ -288,7 +288,7 @@ def run_one(name, seed, records, cfg, sft_path, judge, sets, root, resume, log):
                        out_dir=run_dir, seed=seed, steps=cfg.steps, prompts_per_step=cfg.prompts_per_step,
                        group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                        lr=cfg.lora_lr if lora else cfg.lr, beta=cfg.beta, micro_batch_size=cfg.micro_batch_size,
-                       ckpt_every=cfg.ckpt_every, keep_ckpts=1, eval_every=0, log_every=0, rollouts_every=0,
+                       ckpt_every=cfg.ckpt_every, keep_ckpts=1, eval_every=0, log_every=0, rollouts_every=20, rollouts_shown=1,
                        resume=resume and os.path.isdir(run_dir), device="cpu")
     log(f"{tag}: GRPO {cfg.steps} steps x {cfg.prompts_per_step} prompts x {cfg.group_size} samples on "
         f"{len(records)} prompts ({'4-bit NF4 base + LoRA r=%d' % cfg.lora_r if lora else 'full fine-tuning'})")
@@ -326,6 +326,11 @@ def fmt(values, digits=3):
     return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
+def se(p, n):
+    """Binomial standard error over n prompts (the samples of one prompt are correlated, so n is prompts)."""
+    return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
+
+
 COLUMNS = [("hard prompt-level", "hard_prompt"), ("hard instr-level", "hard_instr"), ("soft true", "soft_true"),
            ("soft judged", "soft_judged"), ("gap judged−true", "gap"), ("unseen", "unseen"),
            ("unseen types", "unseen_types"), ("unseen kwargs", "unseen_kwargs"), ("no-EOS", "no_eos"),
@@ -344,7 +349,9 @@ def table(base, rows, cfg, judge_stats, refine_stats, sft_meta):
              f"{judge_stats['heldout_violation_precision']:.3f}, recall {judge_stats['heldout_violation_recall']:.3f}.",
              f"SFT model: {sft_meta['params'] / 1e6:.2f}M params, {sft_meta['config']['steps']} steps. "
              f"Held-out: {cfg.eval_hard} hard, {cfg.eval_soft} soft, {cfg.eval_unseen} unseen prompts x "
-             f"{cfg.eval_samples} samples at T={cfg.temperature}. Values: mean ± sd over seeds.",
+             f"{cfg.eval_samples} samples at T={cfg.temperature}. Values: mean ± sd over seeds. Sampling noise of one "
+             f"evaluation (binomial SE over prompts) at the SFT start: hard prompt-level ±{se(base['hard_prompt'], cfg.eval_hard):.3f}, "
+             f"soft ±{se(base['soft_true'], cfg.eval_soft):.3f}, unseen ±{se(base['unseen'], cfg.eval_unseen):.3f}.",
              f"Refined data: {refine_stats['candidates']} mixed prompts -> {refine_stats['kept']} "
              f"(critic -{refine_stats['dropped_conflict'] + refine_stats['dropped_infeasible']}, "
              f"pilot -{refine_stats['dropped_unlearnable']}).",
@@ -360,7 +367,10 @@ def table(base, rows, cfg, judge_stats, refine_stats, sft_meta):
         cells = [fmt([r[k] for r in rs], 1 if k == "len" else 3) for _, k in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt([r['wall_s'] for r in rs], 0)} |")
     hard = [r["hard_prompt"] for r in by.get("hard-only", [])]
-    if hard:
+    if len(hard) == 1:
+        lines += ["", f"Hard-only GRPO vs SFT start on held-out hard prompts (prompt-level): "
+                      f"{hard[0] - base['hard_prompt']:+.3f} (one seed: no seed spread measured)."]
+    elif hard:
         m = mean(hard)
         sd = math.sqrt(mean((v - m) ** 2 for v in hard))
         spread = max(hard) - min(hard)
@@ -454,7 +464,8 @@ def main(argv):
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
     text += (f"\n\nTotal wall time: {wall:.0f} s ({wall / 60:.1f} min), {torch.get_num_threads()} torch threads, "
-             f"{cpu:.0f} CPU-seconds used by this process.")
+             f"{cpu:.0f} CPU-seconds used by this process"
+             + (" (a --resume invocation: runs finished earlier are not re-timed)." if opts["resume"] else "."))
     write_atomic(os.path.join(out, "results.md"), text + "\n")
     write_atomic(os.path.join(out, "results.json"),
                  json.dumps({"sft": base, "runs": rows, "judge": judge_stats, "refine": refine_stats,
