@@ -186,8 +186,6 @@ def sample_records(kind, n, seed):
             hard_ids = _pick_hard(rng, pool, _count(rng, mix.hard))
             unseen_kw = rng.random() < mix.unseen_kwargs
         soft = _pick_soft(rng, _count(rng, mix.soft))
-        if kind.startswith("eval_soft"):
-            soft = soft[:1]
         records.append(make_record(rng, key, hard_ids, soft, unseen_kwargs=unseen_kw, source=f"world:{kind}"))
     return records
 
