@@ -1,8 +1,8 @@
 """The paper's experiment in miniature, on a CPU: does a high-precision (code-checked) reward beat a reward with
 an imperfect learned judge in the loop, and does the judge get exploited?
 
-    python run.py                      full experiment (2 seeds per variant), ~20 min on 2 cores
-    python run.py --quick              a reduced one (1 seed, fewer steps), ~3 min
+    python run.py                      full experiment (2 seeds per variant): 14.5 min from scratch (2-core CPU, 1 thread)
+    python run.py --quick              a reduced one (1 seed, fewer steps): 2.5 min from scratch
     python run.py --smoke              the smallest end-to-end pass (tests)
     options: --resume  --out DIR (default runs/experiment)  --cache DIR (default runs/cache)  --threads N (default 1)
 
@@ -77,7 +77,7 @@ class ExperimentConfig:
 
 
 PRESETS = {
-    "full": ExperimentConfig(sft=SFTConfig(steps=600)),
+    "full": ExperimentConfig(),
     "quick": ExperimentConfig(preset="quick", sft=SFTConfig(steps=150), judge=JudgeConfig(),
                               seeds=(0,), steps=15, pool_size=200, refine_candidates=200, eval_hard=80,
                               eval_soft=60, eval_unseen=60, eval_samples=2),
@@ -94,8 +94,8 @@ USAGE = ("usage: python run.py [--quick | --smoke] [--resume] [--out DIR] [--cac
          "  --resume     continue an interrupted run in --out: finished runs are kept, others resume from checkpoints\n"
          "  --out DIR    run folder (default runs/experiment)\n"
          "  --cache DIR  where SFT models and judges are cached (default runs/cache)\n"
-         "  --threads N  torch CPU threads (default 1: a ~1M-parameter model's ops are too small to gain from more,\n"
-         "               and extra threads spin-waiting on a busy machine made a training step ~10x slower)")
+         "  --threads N  torch CPU threads (default 1: a ~1M-parameter model's ops are too small to gain from more;\n"
+         "               on a busy 2-core machine 2 threads made one SFT forward+backward 4-15x slower than 1)")
 
 
 def extra_variant(cfg):

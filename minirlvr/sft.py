@@ -31,7 +31,7 @@ FORMAT = 1  # bump when the saved layout changes
 
 @dataclass(frozen=True)
 class SFTConfig:
-    steps: int = 500
+    steps: int = 600
     batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 30
