@@ -58,7 +58,9 @@ class ExperimentConfig:
     max_new_tokens: int = 64
     temperature: float = 1.0
     lr: float = 3e-4  # full fine-tuning
-    beta: float = 0.02  # k3 KL to the SFT model: without it the prototype collapsed onto one template
+    # k3 KL to the SFT model. Without KL the prototype collapsed onto one template; at 0.02 hard-only rollouts
+    # drifted to 9% without EOS (2 seeds), at 0.05 to 0-0.3% with the same held-out hard gain.
+    beta: float = 0.05
     micro_batch_size: int = 64
     ckpt_every: int = 20
     pool_size: int = 600  # prompts per training set
