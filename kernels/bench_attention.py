@@ -28,45 +28,14 @@ import time
 
 import torch
 
+from minirlvr.bench import PeakMemory, sync
+
 GPU_MODEL = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2)
 CPU_MODEL = dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
                  num_key_value_heads=2)
 S = 4  # template / task / constraint / response
 VARIANTS = ("model sdpa", "model hook", "model eager", "layer kernel", "layer full")
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-class PeakMemory:
-    """Bytes allocated at peak above the level at construction (CUDA allocator, or RSS on Linux)."""
-
-    def __init__(self, device):
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets the RSS high-water mark (VmHWM), Linux >= 4.0
-            self.base = _status_kib("VmRSS") * 1024
-
-    def peak(self):
-        if self.cuda:
-            return torch.cuda.max_memory_allocated() - self.base
-        return _status_kib("VmHWM") * 1024 - self.base
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def build(args, device):
@@ -131,12 +100,12 @@ def child(args):
     fn = run[args.child]
     with torch.no_grad():
         fn()  # warm-up: Triton compilation, allocator pools
-        _sync(device)
+        sync(device)
         times, cpu_times = [], []
         for _ in range(args.repeats):
             t0, c0 = time.perf_counter(), time.process_time()
             out = fn()
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
             del out

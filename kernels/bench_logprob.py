@@ -24,21 +24,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import torch
 
+from minirlvr.bench import PeakMemory, timed
 from minirlvr.kernels.logprobs import default_backend, token_logprobs, token_logprobs_reference
 
 GPU_SHAPES = [(n, d, 151_936) for d in (896, 1536, 3584) for n in (1024, 4096, 16384)]
 CPU_SHAPES = [(1024, 512, 32_000), (4096, 512, 32_000)]
-
-
-def _status_mb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _method(name, backend):
@@ -79,12 +72,6 @@ def child(args):
     if device.type == "cuda":
         step()  # warm-up: compilation, cuBLAS workspaces
         hidden.grad = weight.grad = None
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
     else:
         # warm up on tiny inputs: loads the BLAS kernels and thread pools, whose pages would count otherwise
         tiny = hidden[:8].detach().clone().requires_grad_(), weight[:64].detach().clone().requires_grad_(
@@ -93,21 +80,10 @@ def child(args):
         if out is not None:
             out.sum().backward()
         del tiny, out
-        base = _status_mb("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        step()
-        peak_mb = _status_mb("VmHWM") - base
-    times = []
-    for _ in range(args.repeats):
-        hidden.grad = weight.grad = None
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    mem = PeakMemory(device)
+    step()
+    peak_mb = mem.peak() / 2 ** 20
+    times = [timed(step, device) for _ in range(args.repeats)]
     print(json.dumps(dict(method=args.child, N=N, D=D, V=V, time_s=sorted(times)[len(times) // 2],
                           peak_mb=peak_mb)))
 

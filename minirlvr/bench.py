@@ -3,6 +3,9 @@ in the same run. Each target lives beside the code it measures; this file only d
 
 import importlib
 import sys
+import time
+
+import torch
 
 TARGETS = {
     "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval scorer
@@ -10,6 +13,55 @@ TARGETS = {
     "attention": "minirlvr.kernels.bench_attention",  # attention mass vs eager output_attentions
     "sampler": "minirlvr.bench_sampler",  # own sampler vs model.generate
 }
+
+
+# ---------------------------------------------------------------------------------------------- shared measures
+
+
+def sync(device):
+    """Wait for queued GPU work, so that a clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    """Wall seconds of one call of fn, GPU work included."""
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class PeakMemory:
+    """Bytes at peak above the level at construction: the CUDA allocator's peak, or on a CPU the process's
+    resident-set high-water mark (tracemalloc does not see torch's allocations). Run each measurement in a
+    fresh process: the CPU figure counts every page the process touches."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets the RSS high-water mark (VmHWM) to the current RSS, Linux >= 4.0
+            self.base = _status_kib("VmRSS") * 1024
+
+    def peak(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self.base
+        return _status_kib("VmHWM") * 1024 - self.base
 
 
 def main(argv=None):

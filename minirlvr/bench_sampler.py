@@ -9,10 +9,10 @@ This measures generation only; it does not measure sample quality.
 
 import argparse
 import json
-import time
 
 import torch
 
+from minirlvr.bench import timed
 from minirlvr.sampler import generate, left_pad
 
 
@@ -31,16 +31,6 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     p.add_argument("--out", default="", help="also append the result as one JSON line to this file")
     return p.parse_args(argv)
-
-
-def timed(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
 
 
 def best_times(fn_a, fn_b, repeats, device):
