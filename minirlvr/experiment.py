@@ -145,7 +145,7 @@ def parse_args(argv):
 def sample_texts(model, tokenizer, records, k, max_new_tokens, temperature, seed, rows_per_batch=256):
     """k completions per record with the kit's sampler (prompt-major), plus stopped flags and lengths."""
     from minirlvr.sampler import generate
-    from minirlvr.train import encode_prompt
+    from minirlvr.chat import encode_prompt
 
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)

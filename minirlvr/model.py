@@ -50,30 +50,32 @@ def load_tokenizer(path):
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_model(cfg):
-    """(model, tokenizer) from cfg.model with cfg's 4-bit / LoRA / checkpointing choices, on cfg.device."""
+def load_base(path, load_in_4bit=False, device="auto", trainable=False):
+    """(model, tokenizer) of a plain HF causal LM folder (or hub id), 4-bit NF4 optional, on `device`.
+
+    A GPU gets bf16 weights for a frozen base; `trainable=True` (full fine-tuning) and the CPU keep fp32 (AdamW on
+    bf16 weights loses small updates). Errors name the path."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    if not cfg.model:
+    if not path:
         raise ModelError("config key 'model' is empty: give a local folder or a hub id (--model=...)")
-    _check_weights(cfg.model)
-    device = pick_device(cfg.device)
+    _check_weights(path)
+    device = pick_device(device)
     on_gpu = device.type == "cuda"
     kwargs = {}
-    if cfg.load_in_4bit:
+    if load_in_4bit:
         # lm_head stays unquantized (bitsandbytes skips the output layer), so token_logprobs reads it directly.
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu else torch.float32)
         kwargs["device_map"] = {"": device.index or 0} if on_gpu else {"": "cpu"}
-    # bf16 frozen base on a GPU; full fine-tuning and CPU keep fp32 weights (AdamW on bf16 weights loses updates)
-    kwargs["dtype"] = torch.bfloat16 if on_gpu and cfg.use_lora else torch.float32
+    kwargs["dtype"] = torch.bfloat16 if on_gpu and not trainable else torch.float32
     try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
-        tokenizer = load_tokenizer(cfg.model)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        tokenizer = load_tokenizer(path)
     except OSError as e:
-        raise ModelError(f"cannot load model {cfg.model!r}: {e}") from None
-    if not cfg.load_in_4bit:
+        raise ModelError(f"cannot load model {path!r}: {e}") from None
+    if not load_in_4bit:
         model.to(device)
     elif not on_gpu:
         # bitsandbytes repacks CPU 4-bit weights for AVX512-BF16 inference the first time a layer runs in eval
@@ -82,8 +84,35 @@ def load_model(cfg):
         for module in model.modules():
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
-    model = prepare(model, cfg)
     return model, tokenizer
+
+
+def load_model(cfg):
+    """(model, tokenizer) from cfg.model with cfg's 4-bit / LoRA / checkpointing choices, on cfg.device."""
+    model, tokenizer = load_base(cfg.model, cfg.load_in_4bit, cfg.device, trainable=not cfg.use_lora)
+    return prepare(model, cfg), tokenizer
+
+
+def load_for_inference(path, adapter=None, load_in_4bit=False, device="auto"):
+    """(model, tokenizer) for sampling: the base at `path`, plus a peft LoRA adapter folder if given (the folder
+    `python run.py train` writes). The tokenizer comes from the adapter folder when it holds one (train saves it
+    there), else from the base. An adapter made for another base is an error naming both folders."""
+    if adapter is not None:
+        if not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+            raise ModelError(f"adapter folder {adapter!r} has no adapter_config.json (expected a peft adapter "
+                             f"folder, e.g. runs/grpo/adapter written by `python run.py train`)")
+    model, tokenizer = load_base(path, load_in_4bit, device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, adapter)
+        except (RuntimeError, ValueError, KeyError) as e:  # size mismatch, unknown target modules
+            raise ModelError(f"adapter {adapter!r} does not fit the base model {path!r} (trained on another "
+                             f"base?): {str(e).splitlines()[0][:300]}") from None
+        if os.path.isfile(os.path.join(adapter, "tokenizer_config.json")):
+            tokenizer = load_tokenizer(adapter)
+    return model.eval(), tokenizer
 
 
 def prepare(model, cfg):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from minirlvr.chat import encode_prompt, eos_token_ids, pad_token_id
 from minirlvr.config import ConfigError, TrainConfig, parse_args, to_dict
 from minirlvr.data import DataError, append_jsonl, prompt_text, read_jsonl, read_records, write_atomic
 from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
@@ -53,19 +54,6 @@ class TrainError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def encode_prompt(record, tokenizer, use_template):
-    """Token ids of a record's prompt, through the chat template when asked and available."""
-    if use_template and getattr(tokenizer, "chat_template", None):
-        messages = record.get("messages") or [{"role": "user", "content": record["prompt"]}]
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False).input_ids
-    else:
-        ids = tokenizer(prompt_text(record)).input_ids
-    if not ids:
-        raise DataError(f"record {record.get('key', '?')}: the prompt encodes to zero tokens")
-    return ids
 
 
 def step_records(records, step, B, seed):
@@ -223,10 +211,7 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    eos_ids = {tokenizer.eos_token_id} | set(np.atleast_1d(getattr(model.generation_config, "eos_token_id", None)
-                                                            or []).tolist())
-    eos_ids = sorted(i for i in eos_ids if i is not None)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    eos_ids, pad_id = eos_token_ids(model, tokenizer), pad_token_id(tokenizer)
     temperature = cfg.temperature if cfg.temperature > 0 else 1.0  # greedy sampling: score at temperature 1
     B, G = cfg.prompts_per_step, cfg.group_size
 
