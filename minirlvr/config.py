@@ -28,6 +28,13 @@ class TrainConfig:
     data: str = ""  # JSONL of records (minirlvr.data.read_records)
     out_dir: str = "runs/grpo"
     chat_template: bool = True  # wrap prompts with the tokenizer's chat template when it has one
+    # reward (used when train() is not given a reward_fn): see minirlvr.reward.reward_from_config
+    reward: str = "hard"  # "hard" (verifiers), "soft" (judge), "mixed" (both)
+    reward_combine: str = "mean"  # "mean" over a record's constraints, or "product" (VerIF: any failure gives 0)
+    judge_model: str = "base"  # "base": the policy's own base with the adapter off; or a model folder / hub id
+    judge_mode: str = "pointwise"  # "pointwise" (one constraint per call) or "batched" (all of a record's in one)
+    judge_4bit: bool = False  # load a separate judge model in 4-bit
+    canaries: int = 0  # hard constraints per step also sent to the judge, to log its agreement with the verifiers
     seed: int = 0
     # sampling
     steps: int = 100
@@ -155,6 +162,12 @@ def check(cfg):
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    for key, allowed in (("reward", ("hard", "soft", "mixed")), ("reward_combine", ("mean", "product")),
+                         ("judge_mode", ("pointwise", "batched"))):
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if cfg.canaries < 0:
+        raise ConfigError(f"config key 'canaries' must be >= 0, got {cfg.canaries}")
     if cfg.loss_agg not in ("token", "seq"):
         raise ConfigError(f"config key 'loss_agg' must be 'token' or 'seq', got {cfg.loss_agg!r}")
     if not 0.0 < cfg.top_p <= 1.0:

@@ -3,7 +3,9 @@
 A reward function is `reward_fn(records, completions) -> (rewards, parts)`: records repeated G times and
 aligned with the N completions; rewards a list of N floats or a tensor (N,); parts a dict of named
 components (e.g. `hard:<instruction id>`), each a list of N floats (NaN where a part does not apply), used
-only for logging. This file does not call an LLM judge (see the judge module for soft constraints).
+only for logging. A reward function may also carry a `last_metrics` attribute, a dict of scalars about its last
+call (e.g. the judge's agreement with the verifiers on canaries); train() logs it with the step.
+This file does not call an LLM judge (see the judge module for soft constraints).
 """
 
 import math
@@ -35,6 +37,16 @@ def hard_reward(records, completions):
             oks.append(ok)
         rewards.append(sum(oks) / len(oks) if oks else 0.0)
     return rewards, parts
+
+
+def reward_from_config(cfg, model, tokenizer):
+    """The reward function `python run.py train` uses: cfg.reward picks it (the policy's model and tokenizer are
+    passed so that a judge can be the policy's own base with the adapter off)."""
+    from minirlvr.config import ConfigError
+
+    if cfg.reward == "hard":
+        return hard_reward
+    raise ConfigError(f"--reward={cfg.reward} needs the LLM judge, which this version does not have yet")
 
 
 def _name(fn):

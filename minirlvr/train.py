@@ -35,7 +35,7 @@ from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
                             prepare, reference_mode, trainable_state)
-from minirlvr.reward import call_reward, hard_reward
+from minirlvr.reward import call_reward, reward_from_config
 from minirlvr.sampler import generate, positions
 
 
@@ -185,7 +185,6 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     on_step(step, model, tokenizer) -> dict | None at step 0, every cfg.eval_every steps and at the end.
     `records` replaces cfg.data; a plain HF `model` + `tokenizer` (e.g. tiny_model) replace cfg.model and get
     cfg's LoRA / checkpointing setup here (4-bit needs a folder: quantization happens while loading)."""
-    reward_fn = reward_fn or hard_reward
     run_dir, resume_from = prepare_run_dir(cfg)
     if records is None:
         if not os.path.isfile(cfg.data):
@@ -204,6 +203,7 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
             raise ConfigError("train(model=...) needs tokenizer=... and load_in_4bit=false")
         model = prepare(model.to(pick_device(cfg.device)), cfg)
     device = next(model.parameters()).device
+    reward_fn = reward_fn or reward_from_config(cfg, model, tokenizer)
     ref_model = None
     if not hasattr(model, "disable_adapter") and cfg.beta > 0:  # full fine-tuning: a frozen copy is the reference
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
@@ -317,7 +317,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
              "loss": loss_sum, "grad_norm": float(grad_norm), "len": lengths.float().mean().item(),
              "no_eos": 1.0 - ro.stopped.float().mean().item(), "sample_tok_s": n_tok / t_sample,
              "train_tok_s": n_tok * cfg.epochs_per_step / t_train, "peak_mem_gb": peak_memory_gb(device),
-             "lr": scheduler.get_last_lr()[0], "skipped": skipped, "time_s": time.perf_counter() - t0}
+             "lr": scheduler.get_last_lr()[0], "skipped": skipped, "time_s": time.perf_counter() - t0,
+             **(getattr(reward_fn, "last_metrics", None) or {})}  # a reward's own per-step scalars (e.g. judge canaries)
         bad_steps = bad_steps + 1 if skipped else 0
         if cfg.rollouts_every and step % cfg.rollouts_every == 0:
             for n in range(0, len(texts), max(1, len(texts) // cfg.rollouts_shown))[:cfg.rollouts_shown]:
