@@ -248,12 +248,12 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from transformers import AutoTokenizer
+    from minirlvr.model import load_tokenizer
 
     device = torch.device(args.device)
     backend = resolve_backend(args.backend, device)
     print(f"attention report: device {device}, attention_mass backend {backend}")
-    tok = AutoTokenizer.from_pretrained(args.model)
+    tok = load_tokenizer(args.model)
     records = read_records(args.data)[:args.limit]
     responses = read_jsonl(args.responses) if args.responses else None
     items, skipped = prepare(tok, records, responses, where=args.data, soft=not args.hard_only)

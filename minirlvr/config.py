@@ -58,6 +58,7 @@ class TrainConfig:
     clip_high: float = 0.28  # DAPO clip-higher
     scale_rewards: bool = True  # divide advantages by the group std (False: Dr. GRPO)
     loss_agg: str = "token"  # "token" (DAPO) or "seq" (original GRPO: mean per sequence, then over sequences)
+    mask_truncated: bool = False  # leave samples cut at max_new_tokens (no EOS) out of the loss (DAPO)
     # logging and checkpoints
     log_every: int = 1
     rollouts_every: int = 10

@@ -137,7 +137,15 @@ def prepare(model, cfg):
     targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else [t for t in cfg.lora_targets.split(",") if t]
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    peft_model = get_peft_model(model, lora)
+    head = base_model(peft_model).get_output_embeddings()
+    if hasattr(head, "lora_A") or hasattr(head, "modules_to_save"):
+        # token_logprobs reads the head's (V, D) weight directly; an adapter on the head would be used by the
+        # sampler and ignored by the loss (and get no gradient)
+        raise ModelError(f"lora_targets={cfg.lora_targets!r} puts an adapter on the LM head, which the fused log-prob "
+                         f"path does not support: leave lm_head out of lora_targets (\"all-linear\" does), or train "
+                         f"the head with use_lora=false")
+    return peft_model
 
 
 def base_model(model):

@@ -29,6 +29,8 @@ def hard_reward(records, completions):
     for n, (rec, text) in enumerate(zip(records, completions)):
         ids = rec.get("instruction_id_list", [])
         kwargs = rec.get("kwargs", [{} for _ in ids])
+        if len(kwargs) != len(ids):  # zip would silently drop constraints
+            raise RewardError(f"record {rec.get('key', n)}: {len(ids)} instruction ids but {len(kwargs)} kwargs")
         prompt = rec.get("prompt")
         oks = []
         for iid, kw in zip(ids, kwargs):

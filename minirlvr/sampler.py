@@ -73,7 +73,12 @@ def decode_one_token(model, token, mask, pos, cache):
 
 
 def sample_token(logits, temperature, top_p, top_k, generator):
-    """Next token (N,) and its log-prob under softmax(logits / temperature) (N,)."""
+    """Next token (N,) and its log-prob under softmax(logits / temperature) (N,).
+
+    The token is drawn from the truncated distribution, the returned log-prob is the untruncated one (what the
+    loss recomputes; TRL and verl do the same). top-p keeps the tokens whose probability mass ranked above them is
+    below p, measured on the full distribution, not renormalized after top-k (Hugging Face applies top-k first and
+    then top-p on the renormalized rest, which can keep fewer tokens when both are set)."""
     if temperature == 0:
         token = logits.argmax(-1)  # (N,)
         return token, torch.log_softmax(logits, -1).gather(-1, token[:, None]).squeeze(-1)

@@ -3,7 +3,13 @@
 One step: B records -> prompt ids -> G samples each (own sampler, KV cache) -> rewards -> group advantages
 -> reference (adapter off) log-probs -> micro-batches of policy forward + token_logprobs on the final hidden
 states + GRPO loss + backward -> clip -> AdamW on the trainable (LoRA) parameters -> one log line, one JSONL
-record. Checkpoints are written atomically and `resume=True` continues bit for bit.
+record. Checkpoints are written atomically and `resume=True` continues bit for bit; the final policy is saved as
+a peft adapter folder (`<out_dir>/adapter`, tokenizer beside it) that PeftModel.from_pretrained loads.
+
+Known, deliberate choices (as in TRL and verl): with top-p/top-k the samples come from the truncated distribution
+while the loss uses the untruncated log-probs; rollouts that never emit EOS are trained on every token and
+rewarded on the cut text (the `no_eos` metric shows how many; `--mask_truncated=true` leaves them out of the
+loss, DAPO's overlong filtering).
 
     python run.py train --model=path/to/model --data=train.jsonl --steps=200 [--key=value ...]
 
@@ -18,9 +24,7 @@ import math
 import os
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -30,7 +34,8 @@ from tqdm import tqdm
 
 from minirlvr.chat import encode_prompt, eos_token_ids, pad_token_id
 from minirlvr.config import ConfigError, TrainConfig, parse_args, to_dict
-from minirlvr.data import DataError, append_jsonl, prompt_text, read_jsonl, read_records, write_atomic
+from minirlvr.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, truncate_log, write_policy
+from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic
 from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
@@ -47,6 +52,7 @@ class TrainResult:
     tokenizer: object
     config: TrainConfig = None
     checkpoints: list = field(default_factory=list)
+    policy_dir: str = ""  # the final policy: a peft adapter folder (LoRA) or a model folder, tokenizer beside it
 
 
 class TrainError(RuntimeError):
@@ -54,6 +60,33 @@ class TrainError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def load_records(cfg, records, check_constraints):
+    """The training records, each validated with its place named (file:line, or records[i] when passed in
+    memory); with `check_constraints` every hard constraint id and its kwargs are checked by the verifiers too,
+    so a typo fails at start instead of scoring 0 for a whole run."""
+    if records is None:
+        if not os.path.isfile(cfg.data):
+            raise DataError(f"config key 'data': no such file {cfg.data!r} (a JSONL of records)")
+        rows = [(f"{cfg.data}:{lineno}", row) for lineno, row in iter_jsonl(cfg.data)]
+    else:
+        rows = [(f"records[{i}]", row) for i, row in enumerate(records)]
+    if not rows:
+        raise DataError(f"no training records ({cfg.data or 'records='})")
+    for where, row in rows:
+        validate_record(row, where)
+        if check_constraints:
+            from minirlvr import verifiers
+
+            for j, (iid, kw) in enumerate(zip(row.get("instruction_id_list", []), row.get("kwargs", []))):
+                try:
+                    verifiers.validate_kwargs(iid, kw)
+                except verifiers.VerifierError as e:
+                    raise DataError(f"{where}: field 'instruction_id_list[{j}]' / 'kwargs[{j}]': {e}") from None
+    if check_constraints and cfg.reward == "soft" and not any(row.get("soft_constraints") for _, row in rows):
+        raise DataError(f"--reward=soft, but no record of {cfg.data or 'records='} has soft_constraints")
+    return [row for _, row in rows]
 
 
 def step_records(records, step, B, seed):
@@ -92,56 +125,62 @@ def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, ent
     return logp, ent  # (N, L)
 
 
-def rng_state(generator):
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "sampler": generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+@dataclass
+class StepBatch:
+    """One step's N = B*G rollouts, row n from prompt n // G, ready for the log-prob passes."""
+    prompt_ids: torch.Tensor  # (N, P)
+    prompt_mask: torch.Tensor  # (N, P)
+    tokens: torch.Tensor  # (N, L)
+    mask: torch.Tensor  # (N, L) 1 = a trained action
+    chunks: list  # micro-batch slices over the N rows
 
 
-def set_rng_state(state, generator):
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["sampler"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def logp_no_grad(model, b, temperature):
+    """(N, L) log-probs in eval mode (no dropout), micro-batch by micro-batch."""
+    with torch.no_grad():
+        return torch.cat([sequence_logp(model, b.prompt_ids[c], b.prompt_mask[c], b.tokens[c], b.mask[c],
+                                        temperature)[0] for c in b.chunks])  # (N, L)
 
 
-def model_signature(model):
-    c = getattr(model, "config", None)
-    keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
-    return {k: getattr(c, k, None) for k in keys}
+def policy_epochs(model, optimizer, params, b, adv, ref_logp, temperature, cfg):
+    """`epochs_per_step` optimizer updates on one batch of rollouts (PPO-style reuse), micro-batch by micro-batch.
 
-
-def save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, keep, data_pos):
-    """checkpoints/step-XXXXXX/state.pt, written in a temp folder and renamed: never half a checkpoint."""
-    root = os.path.join(run_dir, "checkpoints")
-    os.makedirs(root, exist_ok=True)
-    final = os.path.join(root, f"step-{step:06d}")
-    tmp = tempfile.mkdtemp(dir=root, prefix=".tmp-")
-    torch.save({"step": step, "data_pos": data_pos, "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(generator),
-                "signature": model_signature(model)}, os.path.join(tmp, "state.pt"))
-    if os.path.exists(final):  # only after a resume that re-ran steps; the new one is the same or later state
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    for old in sorted(glob.glob(os.path.join(root, "step-*")))[:-keep]:
-        shutil.rmtree(old)
-    return final
-
-
-def load_checkpoint(path, model, optimizer, scheduler, generator):
-    state = torch.load(os.path.join(path, "state.pt"), map_location="cpu", weights_only=False)
-    if state["signature"] != model_signature(model):
-        raise ModelError(f"checkpoint {path} was written for a different model: {state['signature']} there, "
-                         f"{model_signature(model)} here")
-    load_trainable_state(model, state["trainable"], path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"], generator)
-    return state["step"]
+    old_logp is the FIRST epoch's own detached logp: in that epoch the ratio is exactly 1 with the same dropout
+    masks as the gradient (a separate no-dropout pass would make it differ from 1 by the dropout noise alone), and
+    no extra forward is needed. Later epochs see their own fresh dropout masks against it, as any dropout model
+    does. If any epoch's loss or gradient is non-finite, every update of the step is undone (weights and AdamW
+    state restored) so that the log ("skipped"), the schedule and the weights agree. Entropy is measured on the
+    first (on-policy) epoch; loss, KL and clip fraction are the last epoch's."""
+    denom = loss_denominator(b.mask, cfg.loss_agg).to(b.mask.device)
+    old_logp = torch.zeros_like(b.mask)  # (N, L), filled by the first epoch
+    undo = (trainable_state(model), copy.deepcopy(optimizer.state_dict())) if cfg.epochs_per_step > 1 else None
+    ent_sum, skipped, grad_norm = 0.0, False, torch.tensor(0.0)
+    for epoch in range(cfg.epochs_per_step):
+        optimizer.zero_grad(set_to_none=True)
+        sums = torch.zeros(4, device=b.mask.device)  # loss, kl, clipped tokens, entropy: summed without a sync
+        for c in b.chunks:
+            logp, ent = sequence_logp(model, b.prompt_ids[c], b.prompt_mask[c], b.tokens[c], b.mask[c], temperature,
+                                      entropy=epoch == 0)  # (n, L)
+            if epoch == 0:
+                old_logp[c] = logp.detach()
+            loss, st = grpo_loss(logp, old_logp[c], None if ref_logp is None else ref_logp[c], adv[c], b.mask[c],
+                                 denom, cfg.clip_low, cfg.clip_high, cfg.beta, cfg.loss_agg)
+            loss.backward()
+            ent_c = (ent * b.mask[c]).sum() if ent is not None else torch.zeros((), device=sums.device)
+            sums += torch.stack([loss.detach(), st.kl, st.clipped, ent_c])
+        loss_sum, kl_sum, clipped, ent_e = sums.tolist()
+        ent_sum = ent_e if epoch == 0 else ent_sum
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        skipped = not (math.isfinite(loss_sum) and torch.isfinite(grad_norm))
+        if skipped:
+            optimizer.zero_grad(set_to_none=True)
+            if undo is not None and epoch > 0:
+                load_trainable_state(model, undo[0], "the state before this step")
+                optimizer.load_state_dict(undo[1])
+            break
+        optimizer.step()
+    return {"loss": loss_sum, "kl_sum": kl_sum, "clipped": clipped, "ent_sum": ent_sum,
+            "grad_norm": float(grad_norm), "skipped": skipped}
 
 
 def peak_memory_gb(device):
@@ -181,17 +220,13 @@ def prepare_run_dir(cfg):
 
 
 def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer=None):
-    """Run GRPO as configured. reward_fn(records, completions) -> (rewards, parts), default hard_reward;
-    on_step(step, model, tokenizer) -> dict | None at step 0, every cfg.eval_every steps and at the end.
+    """Run GRPO as configured. reward_fn(records, completions) -> (rewards, parts), default: built from the config
+    (`reward_from_config`, the verifiers for --reward=hard); on_step(step, model, tokenizer) -> dict | None at
+    step 0, every cfg.eval_every steps and at the end, with the training's random streams isolated from it.
     `records` replaces cfg.data; a plain HF `model` + `tokenizer` (e.g. tiny_model) replace cfg.model and get
     cfg's LoRA / checkpointing setup here (4-bit needs a folder: quantization happens while loading)."""
     run_dir, resume_from = prepare_run_dir(cfg)
-    if records is None:
-        if not os.path.isfile(cfg.data):
-            raise DataError(f"config key 'data': no such file {cfg.data!r} (a JSONL of records)")
-        records = read_records(cfg.data)
-    if not records:
-        raise DataError(f"no training records ({cfg.data or 'records='})")
+    records = load_records(cfg, records, check_constraints=reward_fn is None)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -216,10 +251,11 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     B, G = cfg.prompts_per_step, cfg.group_size
 
     start, history = 0, []
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    metrics_path, rollouts_path = os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "rollouts.jsonl")
     if resume_from:
         start = load_checkpoint(resume_from, model, optimizer, scheduler, generator)
-        history = [r for r in read_jsonl(metrics_path) if r["step"] <= start] if os.path.exists(metrics_path) else []
+        history = truncate_log(metrics_path, start)  # steps logged after the checkpoint are re-run, not repeated
+        truncate_log(rollouts_path, start)
         write_atomic(os.path.join(run_dir, f"config.resume-{start}.json"), json.dumps(to_dict(cfg), indent=2))
         print(f"resumed from {resume_from} at step {start}")
     else:
@@ -231,7 +267,8 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     def evaluate(step, record):
         if on_step is not None:
             was_training = model.training
-            extra = on_step(step, model, tokenizer) or {}
+            with isolated_rng():
+                extra = on_step(step, model, tokenizer) or {}
             model.train(was_training)
             record.update(extra)
 
@@ -251,98 +288,77 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
         ro = generate(model, [encode_prompt(r, tokenizer, cfg.chat_template) for r in batch], G,
                       cfg.max_new_tokens, eos_ids, pad_id, cfg.temperature, cfg.top_p, cfg.top_k, generator,
                       cfg.stop_strings, tokenizer)
-        mask = ro.mask  # (N, L)
-        tokens = ro.tokens  # (N, L)
-        texts = [tokenizer.decode(t[m.bool()], skip_special_tokens=True) for t, m in zip(tokens, mask)]
+        texts = [tokenizer.decode(t[m.bool()], skip_special_tokens=True) for t, m in zip(ro.tokens, ro.mask)]
         t_sample = time.perf_counter() - t0
 
-        # --- rewards and advantages
+        # --- rewards and advantages (rows are prompt-major: row n answers batch[n // G])
         rollout_records = [r for r in batch for _ in range(G)]
         rewards, parts = call_reward(reward_fn, rollout_records, texts)  # (N,)
         adv = group_advantages(rewards, G, cfg.scale_rewards).to(device)  # (N,)
+        # DAPO's overlong filtering: a sample cut at max_new_tokens is not trained on (its reward still counts in
+        # its group's mean and std)
+        mask = ro.mask * ro.stopped[:, None] if cfg.mask_truncated else ro.mask  # (N, L)
+        b = StepBatch(ro.prompt_ids.repeat_interleave(G, 0), ro.prompt_mask.repeat_interleave(G, 0), ro.tokens, mask,
+                      [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)])
 
-        # --- reference and old log-probs: no grad, the same forward path as the policy pass below
-        prompt_ids = ro.prompt_ids.repeat_interleave(G, 0)  # (N, P)
-        prompt_mask = ro.prompt_mask.repeat_interleave(G, 0)  # (N, P)
-        denom = loss_denominator(mask, cfg.loss_agg).to(device)
-        chunks = [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)]
-        model.eval()
-        with torch.no_grad():
-            ref_logp = None
-            if cfg.beta > 0:
-                with reference_mode(model, ref_model):
-                    ref_net = ref_model or model
-                    ref_logp = torch.cat([sequence_logp(ref_net, prompt_ids[c], prompt_mask[c], tokens[c], mask[c],
-                                                        temperature)[0] for c in chunks])  # (N, L)
-            # The ratio's denominator is recomputed, not the sampler's logp: the KV-cache decode and the
-            # full-sequence forward round differently (bf16 on GPU), and that noise alone would trip the clip.
-            # With one epoch per step the policy pass's own detached logp serves (ratio exactly 1).
-            old_logp = None
-            if cfg.epochs_per_step > 1:
-                old_logp = torch.cat([sequence_logp(model, prompt_ids[c], prompt_mask[c], tokens[c], mask[c],
-                                                    temperature)[0] for c in chunks])  # (N, L)
+        # --- reference log-probs: the adapter switched off (or the frozen copy), eval mode, no grad
+        t1 = time.perf_counter()
+        ref_logp = None
+        if cfg.beta > 0:
+            model.eval()
+            with reference_mode(model, ref_model):
+                ref_logp = logp_no_grad(ref_model or model, b, temperature)  # (N, L)
         model.train()
 
         # --- policy passes: micro-batches, one optimizer step per epoch
-        t1 = time.perf_counter()
-        for _ in range(cfg.epochs_per_step):
-            optimizer.zero_grad(set_to_none=True)
-            sums = torch.zeros(4, device=device)  # loss, kl, clipped tokens, entropy; summed without a sync
-            for c in chunks:
-                logp, ent = sequence_logp(model, prompt_ids[c], prompt_mask[c], tokens[c], mask[c], temperature,
-                                          entropy=True)  # (n, L)
-                old = old_logp[c] if old_logp is not None else logp.detach()
-                loss, st = grpo_loss(logp, old, None if ref_logp is None else ref_logp[c], adv[c], mask[c], denom,
-                                     cfg.clip_low, cfg.clip_high, cfg.beta, cfg.loss_agg)
-                loss.backward()
-                sums += torch.stack([loss.detach(), st.kl, st.clipped, (ent * mask[c]).sum()])
-            loss_sum, kl_sum, clipped, ent_sum = sums.tolist()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-            skipped = not (math.isfinite(loss_sum) and torch.isfinite(grad_norm))
-            if skipped:
-                optimizer.zero_grad(set_to_none=True)
-                break
-            optimizer.step()
-        if not skipped:  # the schedule counts updates
+        lr_used = optimizer.param_groups[0]["lr"]
+        st = policy_epochs(model, optimizer, params, b, adv, ref_logp, temperature, cfg)
+        if not st["skipped"]:  # the schedule counts applied updates
             scheduler.step()
         t_train = time.perf_counter() - t1
 
         # --- log
         n_tok = mask.sum().item()
-        lengths = mask.sum(1)  # (N,)
         zero_var = (rewards.view(-1, G).std(1, unbiased=False) == 0).float().mean().item()
         m = {"step": step, "reward": rewards.mean().item(), "reward_std": rewards.std(unbiased=False).item(),
              **{f"reward/{k}": nanmean(v) for k, v in parts.items()}, "zero_var": zero_var,
-             "kl": kl_sum / max(n_tok, 1), "entropy": ent_sum / max(n_tok, 1), "clip_frac": clipped / max(n_tok, 1),
-             "loss": loss_sum, "grad_norm": float(grad_norm), "len": lengths.float().mean().item(),
-             "no_eos": 1.0 - ro.stopped.float().mean().item(), "sample_tok_s": n_tok / t_sample,
-             "train_tok_s": n_tok * cfg.epochs_per_step / t_train, "peak_mem_gb": peak_memory_gb(device),
-             "lr": scheduler.get_last_lr()[0], "skipped": skipped, "time_s": time.perf_counter() - t0,
+             "kl": st["kl_sum"] / max(n_tok, 1), "entropy": st["ent_sum"] / max(n_tok, 1),
+             "clip_frac": st["clipped"] / max(n_tok, 1), "loss": st["loss"], "grad_norm": st["grad_norm"],
+             "len": ro.mask.sum(1).float().mean().item(), "no_eos": 1.0 - ro.stopped.float().mean().item(),
+             "sample_tok_s": ro.mask.sum().item() / t_sample, "train_tok_s": n_tok * cfg.epochs_per_step / t_train,
+             "peak_mem_gb": peak_memory_gb(device), "lr": lr_used, "skipped": st["skipped"],
+             "time_s": time.perf_counter() - t0,
              **(getattr(reward_fn, "last_metrics", None) or {})}  # a reward's own per-step scalars (e.g. judge canaries)
-        bad_steps = bad_steps + 1 if skipped else 0
+        bad_steps = bad_steps + 1 if st["skipped"] else 0
         if cfg.rollouts_every and step % cfg.rollouts_every == 0:
             for n in range(0, len(texts), max(1, len(texts) // cfg.rollouts_shown))[:cfg.rollouts_shown]:
                 row = {"step": step, "prompt": prompt_text(rollout_records[n]), "completion": texts[n],
                        "reward": rewards[n].item(), "parts": {k: v[n] for k, v in parts.items()}}
-                append_jsonl(os.path.join(run_dir, "rollouts.jsonl"), row)
+                append_jsonl(rollouts_path, row)
                 tqdm.write(f"  rollout {n} reward {row['reward']:.2f} {row['parts']}: {texts[n][:200]!r}")
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
             evaluate(step, m)
         append_jsonl(metrics_path, m)
         history.append(m)
-        if cfg.log_every and (step % cfg.log_every == 0 or skipped):
+        if cfg.log_every and (step % cfg.log_every == 0 or st["skipped"]):
             tqdm.write(console_line(m))
         bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl']:.4f}")
         if bad_steps >= cfg.max_bad_steps:
             raise TrainError(f"stopping at step {step}: {bad_steps} steps in a row had a non-finite loss or "
-                             f"gradient (last loss {loss_sum}); lower --lr or check the reward function. "
+                             f"gradient (last loss {st['loss']}); lower --lr or check the reward function. "
                              f"Checkpoints and metrics written so far are in {run_dir}")
         if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps:
-            saved.append(save_checkpoint(run_dir, step, model, optimizer, scheduler, generator, cfg.keep_ckpts,
-                                         data_pos=step * B))
+            saved.append(save_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler, generator,
+                                         cfg.keep_ckpts, data_pos=step * B))
     bar.close()
+    final = write_policy(run_dir, model, tokenizer)
+    if hasattr(model, "peft_config"):
+        print(f"trained policy: {final} (peft adapter + tokenizer; e.g. python run.py eval --model "
+              f"{cfg.model or 'BASE'} --adapter {final})")
+    else:
+        print(f"trained policy: {final} (model folder + tokenizer)")
     return TrainResult(run_dir=run_dir, history=history, model=model, tokenizer=tokenizer, config=cfg,
-                       checkpoints=saved)
+                       checkpoints=saved, policy_dir=final)
 
 
 def main(argv):

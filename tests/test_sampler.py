@@ -103,3 +103,18 @@ def test_left_pad_mask_and_positions():
     assert ids.tolist() == [[7, 8, 9], [PAD, PAD, 4]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     assert pos[0].tolist() == [0, 1, 2] and pos[1, 2].item() == 0
+
+
+@pytest.mark.parametrize("top_k,top_p,support", [(3, 1.0, {0, 1, 2}), (0, 0.6, {0, 1}), (0, 0.85, {0, 1, 2}),
+                                                 (2, 0.95, {0, 1}), (4, 0.6, {0, 1})])
+def test_top_k_and_top_p_restrict_the_sampled_support(top_k, top_p, support):
+    from minirlvr.sampler import sample_token
+
+    probs = torch.tensor([0.5, 0.3, 0.1, 0.06, 0.04])
+    logits = torch.log(probs).repeat(4000, 1)  # (N, V): 4000 draws from one distribution
+    token, lp = sample_token(logits, 1.0, top_p, top_k, torch.Generator().manual_seed(0))
+    assert set(token.tolist()) == support  # every kept token is drawn, no other
+    kept = probs[sorted(support)]
+    freq = torch.bincount(token, minlength=5)[sorted(support)].float() / len(token)
+    torch.testing.assert_close(freq, kept / kept.sum(), rtol=0, atol=0.03)  # renormalized over the kept tokens
+    torch.testing.assert_close(lp, torch.log(probs)[token])  # the returned logp is the untruncated one
