@@ -36,8 +36,11 @@ def tiny(seed=0, **config):
     tok = word_tokenizer(WORDS)
     model = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                        init_std=0.1, seed=seed)
-    for k, v in config.items():
+    for k, v in config.items():  # e.g. attention_dropout: the config and every module that copied it at init
         setattr(model.config, k, v)
+        for m in model.modules():
+            if hasattr(m, k):
+                setattr(m, k, v)
     return model, tok
 
 
@@ -223,6 +226,24 @@ def test_crash_between_checkpoints_then_resume_equals_a_straight_run(tmp_path):
         assert [r["step"] for r in rows] == [r["step"] for r in straight_rows]  # no step logged twice
     assert [h["step"] for h in resumed.history] == [0, 1, 2, 3, 4, 5]
     assert [h.get("reward") for h in resumed.history] == [h.get("reward") for h in straight.history]
+
+
+def test_extending_a_finished_run_equals_one_long_run_whatever_on_step_draws(tmp_path):
+    def on_step(step, model, tok):  # the final evaluation of the short run draws random numbers
+        return {"noise": float(torch.rand(1)) + random.random() + float(np.random.rand())}
+
+    common = dict(lora_dropout=0.2, lr=0.02, ckpt_every=2)
+    model, tok = tiny()
+    long = train(cfg(tmp_path, "long", steps=4, **common), overlap_reward, on_step=on_step, records=RECORDS,
+                 model=model, tokenizer=tok)
+    model, tok = tiny()
+    train(cfg(tmp_path, "short", steps=2, **common), overlap_reward, on_step=on_step, records=RECORDS, model=model,
+          tokenizer=tok)
+    model, tok = tiny()
+    extended = train(cfg(tmp_path, "short", steps=4, resume=True, **common), overlap_reward, on_step=on_step,
+                     records=RECORDS, model=model, tokenizer=tok)
+    a, b = trainable_state(long.model), trainable_state(extended.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_mask_truncated_leaves_cut_samples_out_of_the_loss(tmp_path, monkeypatch):
