@@ -3,6 +3,7 @@
     python run.py                 the embedded experiment (hard vs soft vs mixed vs refined rewards), CPU
     python run.py --quick         a reduced version of it
     python run.py verify ...      score a response file with the hard-constraint verifiers (IFEval metrics)
+    python run.py eval ...        generate with a model (+ adapter) on IFEval/IFBench prompts and score the responses
     python run.py attention ...   how much response tokens attend to the constraint text
 """
 
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "verify": "minirlvr.verify_cli",
     "attention": "minirlvr.attention_report",
     "train": "minirlvr.train",
+    "eval": "minirlvr.eval_cli",
 }
 DEFAULT = "minirlvr.experiment"
 
