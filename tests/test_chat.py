@@ -97,17 +97,3 @@ def test_bad_adapter_folders(folder, tmp_path):
     with pytest.raises(ModelError, match="not a folder"):
         load_for_inference(str(tmp_path / "missing"))
 
-
-def test_atomic_writes_get_the_usual_permissions(tmp_path):
-    import os
-
-    from minirlvr.data import write_atomic
-
-    old = os.umask(0o022)
-    try:
-        write_atomic(str(tmp_path / "a.txt"), "x")
-        with open(tmp_path / "b.txt", "w") as f:
-            f.write("x")
-    finally:
-        os.umask(old)
-    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == os.stat(tmp_path / "b.txt").st_mode & 0o777 == 0o644
