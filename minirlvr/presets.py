@@ -1,0 +1,97 @@
+"""Presets of the one pipeline (`python run.py reproduce --preset NAME`): data in one place, readable as a table.
+
+A preset names the policy, the judge and the critic, the data, the training budget (the same for every arm) and
+the evaluation, plus the GPU memory it needs (`python run.py plan --preset NAME` estimates it from the model's
+config.json in minirlvr/configs/, with no download). `miniature` is the embedded CPU experiment (its own world,
+SFT start and learned judge: see minirlvr/miniature/); `tiny` is a tiny random HF model, the pipeline's smoke
+test; the others are real models a user downloads.
+
+    judge_model / critic_model: "base" = the policy's own base model with the adapter switched off (no second
+    copy of the weights: the default on one GPU), or a model id / folder (loaded in 4-bit when load_in_4bit).
+This file holds numbers only; pipeline.py runs them.
+"""
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    about: str
+    model: str  # HF hub id or local folder of the policy's base; "miniature" / "tiny": built by the kit
+    shape: str  # config file minirlvr/configs/<shape>.json (plan needs no download); "" = not an HF architecture
+    load_in_4bit: bool = True  # NF4 + double quantization (bitsandbytes), LoRA on every linear layer
+    lora_r: int = 16
+    gradient_checkpointing: bool = True
+    # data: the kit's seed tasks + constraint sampler (run.py data build), unless --data points at a dataset
+    train_prompts: int = 2000
+    heldout_prompts: int = 300
+    max_hard: int = 3
+    max_soft: int = 2
+    # judge, critic and the refinement pilot
+    judge_model: str = "base"
+    judge_mode: str = "pointwise"
+    critic_model: str = "base"
+    pilot_samples: int = 8
+    canaries: int = 4  # hard constraints per step also sent to the judge (its agreement with the verifiers)
+    # training: every arm from the same start with the same budget and seeds
+    arms: tuple = ("hard-only", "soft-only", "mixed", "refined")
+    seeds: tuple = (0,)
+    steps: int = 100
+    prompts_per_step: int = 8  # B
+    group_size: int = 8  # G
+    prompt_len: int = 384  # P: the longest prompt in tokens that `plan` budgets for
+    max_new_tokens: int = 1024  # L
+    micro_batch_size: int = 4
+    lr: float = 1e-5
+    beta: float = 0.001
+    temperature: float = 1.0
+    # evaluation (IFEval / IFBench files by path; the held-out split of the built data always)
+    eval_max_new_tokens: int = 1280
+    gpu_gb: float = 0.0  # what the preset needs on one GPU; an estimate (plan) until a GPU run measures it
+
+
+PRESETS = {p.name: p for p in [
+    Preset("miniature", "the embedded CPU experiment: ~1M-parameter Qwen2 trained on a synthetic world, learned "
+           "judge, 2 seeds (python run.py)", model="miniature", shape="", seeds=(0, 1)),
+    Preset("tiny", "a tiny random Qwen2 built on the spot: the whole pipeline in a minute on a CPU (smoke test)",
+           model="tiny", shape="tiny", load_in_4bit=False, lora_r=4, gradient_checkpointing=False,
+           train_prompts=24, heldout_prompts=8, pilot_samples=2, canaries=2, steps=2, prompts_per_step=2,
+           group_size=4, prompt_len=128, max_new_tokens=8, micro_batch_size=8, lr=1e-2, beta=0.01,
+           eval_max_new_tokens=8),
+    Preset("qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct, 4-bit + LoRA: the cheapest real run", model="Qwen/Qwen2.5-0.5B-Instruct",
+           shape="qwen2.5-0.5b", max_new_tokens=512, lr=2e-5, gpu_gb=8),
+    Preset("qwen2.5-1.5b", "Qwen2.5-1.5B-Instruct, 4-bit + LoRA", model="Qwen/Qwen2.5-1.5B-Instruct",
+           shape="qwen2.5-1.5b", max_new_tokens=768, gpu_gb=12),
+    Preset("qwen2.5-7b", "Qwen2.5-7B-Instruct, the paper's base model, 4-bit + LoRA on a 24 GB card",
+           model="Qwen/Qwen2.5-7B-Instruct", shape="qwen2.5-7b", prompts_per_step=4, max_new_tokens=1024,
+           micro_batch_size=2, gpu_gb=24),
+    Preset("llama-3.2-1b", "Llama-3.2-1B-Instruct, 4-bit + LoRA (another family: the finding should not be "
+           "Qwen-specific)", model="meta-llama/Llama-3.2-1B-Instruct", shape="llama-3.2-1b", max_new_tokens=768,
+           gpu_gb=12),
+]}
+
+
+class PresetError(ValueError):
+    """An unknown preset or override; the message lists what exists."""
+
+
+def get(name, **overrides):
+    """The preset `name`, with fields replaced by keyword overrides (e.g. steps=10); unknown names are errors."""
+    if name not in PRESETS:
+        raise PresetError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    known = {f.name for f in fields(Preset)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise PresetError(f"unknown preset field(s) {bad}; fields: {', '.join(sorted(known))}")
+    return replace(PRESETS[name], **overrides)
+
+
+def table():
+    """The presets as a markdown table (README, `python run.py reproduce --list`)."""
+    cols = ["name", "model", "load_in_4bit", "lora_r", "group_size", "prompts_per_step", "max_new_tokens", "steps",
+            "seeds", "gpu_gb"]
+    lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    for p in PRESETS.values():
+        lines.append("| " + " | ".join(str(getattr(p, c)) for c in cols) + " |")
+    return "\n".join(lines)
