@@ -4,6 +4,7 @@
     python run.py --quick         a reduced version of it
     python run.py verify ...      score a response file with the hard-constraint verifiers (IFEval metrics)
     python run.py attention ...   how much response tokens attend to the constraint text
+    python run.py judge-audit ... how often an LLM judge misses violated (hard) constraints, pointwise vs batched
 """
 
 import importlib
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "verify": "minirlvr.verify_cli",
     "attention": "minirlvr.attention_report",
     "train": "minirlvr.train",
+    "judge-audit": "minirlvr.judge_audit",
 }
 DEFAULT = "minirlvr.experiment"
 
