@@ -12,6 +12,7 @@ TARGETS = {
     "logprob": "minirlvr.kernels.bench_logprob",  # fused token log-probs vs full logits
     "attention": "minirlvr.kernels.bench_attention",  # attention mass vs eager output_attentions
     "sampler": "minirlvr.bench_sampler",  # own sampler vs model.generate
+    "judge": "minirlvr.bench_judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
 }
 
 

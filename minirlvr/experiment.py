@@ -175,15 +175,12 @@ def make_reward(judge):
     in place of the judge: what the policy really achieves)."""
 
     def reward_fn(records, completions):
-        pairs = [(n, c) for n, r in enumerate(records) for c in r.get("soft_constraints", [])]
-        verdicts = judge.yes([c for _, c in pairs], [completions[n] for n, _ in pairs]) if pairs else []
-        judged = defaultdict(list)
-        for (n, _), y in zip(pairs, verdicts):
-            judged[n].append(float(y))
+        judged = judge_mod.judge_soft(judge, records, completions).ok
         rewards, parts = [], {"hard": [], "soft_judged": [], "soft_true": [], "true": []}
         for n, (rec, text) in enumerate(zip(records, completions)):
             t = world.truth(rec, text)
-            hard, soft_true, soft_j = [float(x) for x in t["hard"]], [float(x) for x in t["soft"]], judged[n]
+            hard, soft_true = [float(x) for x in t["hard"]], [float(x) for x in t["soft"]]
+            soft_j = [float(y) for y in judged[n]]
             rewards.append(mean(hard + soft_j) if hard + soft_j else 0.0)
             parts["true"].append(mean(hard + soft_true) if hard + soft_true else 0.0)
             parts["hard"].append(mean(hard))
@@ -221,7 +218,8 @@ def evaluate(model, tokenizer, judge, sets, cfg, seed=1234):
     recs = sets["soft"]
     texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed + 1)
     true = [world.truth(recs[i // k], t)["soft"][0] for i, t in enumerate(texts)]
-    judged = judge.yes([recs[i // k]["soft_constraints"][0] for i in range(len(texts))], texts)
+    judged = [v[0] for v in judge.check([(recs[i // k], t, recs[i // k]["soft_constraints"][:1])
+                                         for i, t in enumerate(texts)]).ok]
     out["soft_true"] = mean(true)
     out["soft_judged"] = mean(judged)
     out["gap"] = out["soft_judged"] - out["soft_true"]
@@ -246,7 +244,7 @@ def training_sets(cfg, model, tokenizer, judge, log):
     sets = {v: world.sample_records(kind, cfg.pool_size, seed=i) for i, (v, kind) in enumerate(POOLS.items())}
     t0 = time.time()
     cands = world.sample_records("mixed", cfg.refine_candidates, seed=3)
-    kept, dropped = refine.critic(cands, soft_check=lambda c, r: judge.yes([c], [r])[0])
+    kept, dropped = refine.critic(cands, soft_check=lambda c, r: judge.check([(None, r, [c])]).ok[0][0])
     rng = random.Random(0)
     kept = [refine.one_soft(r, rng) for r in kept]
     reward_fn = make_reward(judge)

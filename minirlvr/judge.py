@@ -2,6 +2,12 @@
 
     judge = build_or_load(JudgeConfig(), sft_path, tokenizer)
     judge.yes(["Use a warm, positive tone."], ["Tea is lovely at home."])   # -> [True]
+    judge_soft(judge, records, responses).ok                                # one list of verdicts per record
+
+The judge interface, shared with the LLM judge (llm_judge.py) so that rewards, refinement and the experiment take
+either: `judge.check(items) -> Verdicts`, where an item is (record, response, constraint texts) and the answer
+holds one verdict per constraint of each item. An LLM judge in batched mode needs all of an item's constraints in
+one call, which is why an item carries a list. `judge_soft` asks about each record's own soft constraints.
 
 It reads only text: the constraint's English and the response, tokenized with the world's BPE. Each is
 mean-pooled over token embeddings (fastText-style), and a small MLP on [c, r, c*r] says yes/no. The labels come
@@ -9,7 +15,7 @@ from the world's hidden rules on grammar-written responses, so the judge is trai
 SFT policy starts from; where the policy drifts away from it (e.g. long responses that dilute a mean-pooled
 "bad" word) the judge's mistakes are its own, nothing is scripted. `precision_recall` measures how well it
 catches violations against the world's truth; experiment.py reports it on the SFT policy's own samples.
-This file does not compute GRPO rewards (experiment.py combines judge and verifiers).
+This file does not compute GRPO rewards (reward.py and experiment.py combine judge and verifiers).
 """
 
 import dataclasses
@@ -17,7 +23,7 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -57,6 +63,22 @@ def _bags(tokenizer, texts):
     return torch.tensor([t for x in ids for t in x]), offsets
 
 
+@dataclass
+class Verdicts:
+    """A judge's answers about a list of items (record, response, constraint texts)."""
+
+    ok: list  # ok[i][j]: constraint j of item i judged satisfied; an unreadable answer is False, never a pass
+    parsed: list  # parsed[i][j]: False where the judge's answer could not be read
+    calls: int = 0  # model calls made (after identical questions were merged)
+    unparseable: int = 0  # distinct questions whose answer could not be read
+    answers: list = field(default_factory=list)  # answers[i][j]: the judge's raw text (LLM judges; else empty)
+
+
+def judge_soft(judge, records, responses):
+    """Verdicts on each record's own soft constraints (`soft_constraints`, possibly none) for its response."""
+    return judge.check([(rec, text, rec.get("soft_constraints", [])) for rec, text in zip(records, responses)])
+
+
 class Judge:
     def __init__(self, net, tokenizer):
         self.net, self.tokenizer = net.eval(), tokenizer
@@ -70,6 +92,17 @@ class Judge:
     def yes(self, constraints, responses):
         """Judged satisfaction of constraint i by response i."""
         return (self.prob(constraints, responses) > 0.5).tolist()
+
+    def check(self, items):
+        """The judge interface: one classifier batch over every (constraint, response) pair, item-major. It reads
+        no prompt (the record may be None) and always answers, so every verdict is parsed."""
+        flat = [(c, text) for _, text, constraints in items for c in constraints]
+        yes = self.yes([c for c, _ in flat], [t for _, t in flat]) if flat else []
+        ok, i = [], 0
+        for _, _, constraints in items:
+            ok.append(yes[i:i + len(constraints)])
+            i += len(constraints)
+        return Verdicts(ok=ok, parsed=[[True] * len(row) for row in ok], calls=int(bool(flat)))
 
 
 def examples(n_records, seed, p_follow=0.5):

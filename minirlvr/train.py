@@ -84,8 +84,12 @@ def load_records(cfg, records, check_constraints):
                     verifiers.validate_kwargs(iid, kw)
                 except verifiers.VerifierError as e:
                     raise DataError(f"{where}: field 'instruction_id_list[{j}]' / 'kwargs[{j}]': {e}") from None
-    if check_constraints and cfg.reward == "soft" and not any(row.get("soft_constraints") for _, row in rows):
-        raise DataError(f"--reward=soft, but no record of {cfg.data or 'records='} has soft_constraints")
+    if check_constraints and cfg.reward != "hard" and not any(row.get("soft_constraints") for _, row in rows):
+        source = f"--data={cfg.data}" if records is None else "records="
+        if cfg.reward == "soft":
+            raise DataError(f"--reward=soft: no record in {source} has soft_constraints, so the judge has nothing to "
+                            f"score; use --reward=hard, or data with soft constraints")
+        print(f"note: --reward=mixed but no record in {source} has soft_constraints: only hard constraints pay")
     return [row for _, row in rows]
 
 
@@ -200,7 +204,10 @@ def console_line(m):
     return (f"step {m['step']:>5} | reward {m['reward']:.3f} {parts} | zero_var {m['zero_var']:.2f} | "
             f"kl {m['kl']:.4f} | ent {m['entropy']:.3f} | clip {m['clip_frac']:.3f} | len {m['len']:.1f} | "
             f"no_eos {m['no_eos']:.2f} | tok/s sample {m['sample_tok_s']:.0f} train {m['train_tok_s']:.0f} | "
-            f"mem {m['peak_mem_gb']:.2f}G" + (" | SKIPPED (non-finite)" if m["skipped"] else ""))
+            f"mem {m['peak_mem_gb']:.2f}G"
+            + "".join(f" | {k} {m[k]:.2f}" for k in ("judge/unparseable", "canary/agreement", "canary/recall_violated")
+                      if k in m)
+            + (" | SKIPPED (non-finite)" if m["skipped"] else ""))
 
 
 def prepare_run_dir(cfg):

@@ -277,5 +277,5 @@ def test_records_are_validated_even_in_memory(tmp_path):
     with pytest.raises(DataError, match=r"d.jsonl:3: .*'keywords' must be a non-empty list"):
         train(cfg(tmp_path, data=str(data)), model=model, tokenizer=tok)
     data.write_text('{"prompt": "w1"}\n')
-    with pytest.raises(DataError, match="--reward=soft, but no record of .*d.jsonl has soft_constraints"):
+    with pytest.raises(DataError, match="--reward=soft: no record in --data=.*d.jsonl has soft_constraints"):
         train(cfg(tmp_path, data=str(data), reward="soft"), model=model, tokenizer=tok)

@@ -48,3 +48,19 @@ def test_judge_cache_round_trip(tmp_path, tokenizer):
     assert j1.prob(texts, resp).tolist() == j2.prob(texts, resp).tolist()
     assert s1 == s2
     assert j1.yes([], []) == []
+
+
+def test_judge_interface_gives_the_classifier_verdicts_unchanged(tokenizer):
+    # the experiment's reward and evaluation ask through judge_soft / check: the verdicts must be exactly the ones
+    # `yes` gives on the same (constraint, response) pairs, in one batch, or the miniature's table would move
+    j, _ = judge_mod.train_judge(judge_mod.JudgeConfig(n_records=200, epochs=1), tokenizer, log=lambda m: None)
+    recs = world.sample_records("mixed", 12, seed=5)
+    rng = random.Random(1)
+    texts = [world.write_response(r, rng) for r in recs]
+    v = judge_mod.judge_soft(j, recs, texts)
+    flat = [(c, t) for r, t in zip(recs, texts) for c in r.get("soft_constraints", [])]
+    yes = j.yes([c for c, _ in flat], [t for _, t in flat])
+    assert [x for row in v.ok for x in row] == yes and len(flat) > len(recs) // 2
+    assert [len(row) for row in v.ok] == [len(r.get("soft_constraints", [])) for r in recs]
+    assert all(all(row) for row in v.parsed) and v.unparseable == 0 and v.calls == 1
+    assert j.check([(None, texts[0], [])]).ok == [[]] and j.check([]).calls == 0
