@@ -4,6 +4,9 @@
     python run.py --quick         a reduced version of it
     python run.py verify ...      score a response file with the hard-constraint verifiers (IFEval metrics)
     python run.py attention ...   how much response tokens attend to the constraint text
+    python run.py data build ...  training splits (hard-only / soft-only / mixed) and a held-out split from seed tasks
+    python run.py data convert .. read IFEval / open-instruct RLVR / VerInstruct files into records
+    python run.py refine ...      critic, one soft constraint per prompt, learnability pilot
 """
 
 import importlib
@@ -21,6 +24,8 @@ SUBCOMMANDS = {
     "verify": "minirlvr.verify_cli",
     "attention": "minirlvr.attention_report",
     "train": "minirlvr.train",
+    "data": "minirlvr.data_cli",
+    "refine": "minirlvr.refine_cli",
 }
 DEFAULT = "minirlvr.experiment"
 
