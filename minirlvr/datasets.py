@@ -91,8 +91,17 @@ def _record(base, hard, soft, source):
     return rec
 
 
-def _new_stats():
-    return {"rows": 0, "records": 0, "mapped": Counter(), "soft": Counter(), "skipped": Counter()}
+def _read(path, row_fn, unknown="soft"):
+    """(records, stats): row_fn(row, "file:line", line, stats, unknown, path) -> a record, or None to skip the row."""
+    stats = {"rows": 0, "records": 0, "mapped": Counter(), "soft": Counter(), "skipped": Counter()}
+    records = []
+    for lineno, row in iter_jsonl(path):
+        stats["rows"] += 1
+        rec = row_fn(row, f"{path}:{lineno}", lineno, stats, unknown, path)
+        if rec is not None:
+            records.append(rec)
+    stats["records"] = len(records)
+    return records, stats
 
 
 def _split(results, hard, soft):
@@ -101,25 +110,22 @@ def _split(results, hard, soft):
 
 
 # ---------------------------------------------------------------------------------------------- IFEval
+def _ifeval_row(row, where, lineno, stats, unknown, path):
+    if "instruction_id_list" not in row:
+        raise DataError(f"{where}: field 'instruction_id_list' is missing")
+    validate_record(row, where)
+    ids, kwargs = row["instruction_id_list"], row.get("kwargs") or [{} for _ in row["instruction_id_list"]]
+    hard, soft = [], list(row.get("soft_constraints", []))
+    _split([_map_id(i, kw, where, f"instruction_id_list[{j}]", unknown, stats)
+            for j, (i, kw) in enumerate(zip(ids, kwargs))], hard, soft)
+    base = {k: v for k, v in row.items() if k not in ("instruction_id_list", "kwargs", "soft_constraints")}
+    base.setdefault("key", lineno)
+    return _record(base, hard, soft, f"ifeval:{os.path.basename(path)}")
+
+
 def read_ifeval(path, unknown="soft"):
     """(records, stats) from an IFEval-format file."""
-    stats = _new_stats()
-    records = []
-    for lineno, row in iter_jsonl(path):
-        where = f"{path}:{lineno}"
-        stats["rows"] += 1
-        if "instruction_id_list" not in row:
-            raise DataError(f"{where}: field 'instruction_id_list' is missing")
-        validate_record(row, where)
-        ids, kwargs = row["instruction_id_list"], row.get("kwargs") or [{} for _ in row["instruction_id_list"]]
-        hard, soft = [], list(row.get("soft_constraints", []))
-        _split([_map_id(i, kw, where, f"instruction_id_list[{j}]", unknown, stats)
-                for j, (i, kw) in enumerate(zip(ids, kwargs))], hard, soft)
-        base = {k: v for k, v in row.items() if k not in ("instruction_id_list", "kwargs", "soft_constraints")}
-        base.setdefault("key", lineno)
-        records.append(_record(base, hard, soft, f"ifeval:{os.path.basename(path)}"))
-    stats["records"] = len(records)
-    return records, stats
+    return _read(path, _ifeval_row, unknown)
 
 
 # ---------------------------------------------------------------------------------------------- RLVR
@@ -230,6 +236,8 @@ def _rlvr_function(gt, row, where, unknown, stats):
         v = gt.get(key)
         if v is None:
             raise DataError(f"{where}: field 'ground_truth.{key}' is missing (needed by {name})")
+        if types is int and isinstance(v, float) and v.is_integer():
+            v = int(v)  # 3.0 from a JSON writer that made every number a float
         if isinstance(v, bool) or not isinstance(v, types):
             want = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
             raise DataError(f"{where}: field 'ground_truth.{key}' must be {want}, got {type(v).__name__} {v!r}")
@@ -245,48 +253,44 @@ def _rlvr_function(gt, row, where, unknown, stats):
     return [_map_id(mapped[0], mapped[1], where, f"ground_truth ({name})", unknown, stats)]
 
 
+def _rlvr_row(row, where, lineno, stats, unknown, path):
+    dataset = row.get("dataset")
+    if isinstance(dataset, list):  # some mixtures list one dataset name per ground truth
+        dataset = dataset[0] if dataset else None
+    if isinstance(dataset, str) and not IF_DATASETS.match(dataset):
+        stats["skipped"][dataset] += 1
+        return None
+    if "ground_truth" not in row:
+        raise DataError(f"{where}: field 'ground_truth' is missing")
+    base = {k: row[k] for k in ("messages", "prompt") if k in row}
+    validate_record(base, where)
+    gt = _parse_ground_truth(row["ground_truth"], where)
+    hard, soft = [], []
+    for n, item in enumerate(gt if isinstance(gt, list) else [gt]):
+        if isinstance(item, str):
+            item = _parse_ground_truth(item, where)
+        if not isinstance(item, dict):
+            raise DataError(f"{where}: field 'ground_truth[{n}]' must be an object")
+        if "func_name" in item:
+            _split(_rlvr_function(item, row, where, unknown, stats), hard, soft)
+        elif "instruction_id" in item:
+            ids, kwargs = item["instruction_id"], item.get("kwargs") or []
+            ids = [ids] if isinstance(ids, str) else ids
+            kwargs = [kwargs] if isinstance(kwargs, dict) else kwargs
+            if not isinstance(ids, list) or not isinstance(kwargs, list) or len(kwargs) not in (0, len(ids)):
+                raise DataError(f"{where}: field 'ground_truth.kwargs' must hold one object per instruction_id")
+            kwargs = kwargs or [{} for _ in ids]
+            _split([_map_id(i, kw, where, f"ground_truth.instruction_id[{j}]", unknown, stats)
+                    for j, (i, kw) in enumerate(zip(ids, kwargs))], hard, soft)
+        else:
+            raise DataError(f"{where}: field 'ground_truth' has neither 'func_name' nor 'instruction_id'")
+    base["key"] = lineno
+    return _record(base, hard, soft, f"rlvr:{dataset or os.path.basename(path)}")
+
+
 def read_rlvr(path, unknown="soft"):
     """(records, stats) from an open-instruct RLVR instruction-following file."""
-    stats = _new_stats()
-    records = []
-    for lineno, row in iter_jsonl(path):
-        where = f"{path}:{lineno}"
-        stats["rows"] += 1
-        dataset = row.get("dataset")
-        if isinstance(dataset, list):  # some mixtures list one dataset name per ground truth
-            dataset = dataset[0] if dataset else None
-        if isinstance(dataset, str) and not IF_DATASETS.match(dataset):
-            stats["skipped"][dataset] += 1
-            continue
-        if "ground_truth" not in row:
-            raise DataError(f"{where}: field 'ground_truth' is missing")
-        base = {k: row[k] for k in ("messages", "prompt") if k in row}
-        validate_record(base, where)
-        gt = _parse_ground_truth(row["ground_truth"], where)
-        items = gt if isinstance(gt, list) else [gt]
-        hard, soft = [], []
-        for n, item in enumerate(items):
-            if isinstance(item, str):
-                item = _parse_ground_truth(item, where)
-            if not isinstance(item, dict):
-                raise DataError(f"{where}: field 'ground_truth[{n}]' must be an object")
-            if "func_name" in item:
-                _split(_rlvr_function(item, row, where, unknown, stats), hard, soft)
-            elif "instruction_id" in item:
-                ids, kwargs = item["instruction_id"], item.get("kwargs") or []
-                ids = [ids] if isinstance(ids, str) else ids
-                kwargs = [kwargs] if isinstance(kwargs, dict) else kwargs
-                if not isinstance(ids, list) or not isinstance(kwargs, list) or len(kwargs) not in (0, len(ids)):
-                    raise DataError(f"{where}: field 'ground_truth.kwargs' must hold one object per instruction_id")
-                kwargs = kwargs or [{} for _ in ids]
-                _split([_map_id(i, kw, where, f"ground_truth.instruction_id[{j}]", unknown, stats)
-                        for j, (i, kw) in enumerate(zip(ids, kwargs))], hard, soft)
-            else:
-                raise DataError(f"{where}: field 'ground_truth' has neither 'func_name' nor 'instruction_id'")
-        base["key"] = lineno
-        records.append(_record(base, hard, soft, f"rlvr:{dataset or os.path.basename(path)}"))
-    stats["records"] = len(records)
-    return records, stats
+    return _read(path, _rlvr_row, unknown)
 
 
 # ---------------------------------------------------------------------------------------------- VerInstruct
@@ -340,49 +344,46 @@ def _check_rule_source(code, where, field):
         raise DataError(f"{where}: field '{field}' defines no top-level check_following(instruction, response)")
 
 
+def _verinstruct_row(row, where, lineno, stats, unknown, path):
+    prompt = row.get("prompt", row.get("messages"))
+    base = {"prompt": prompt} if isinstance(prompt, str) else {"messages": prompt}
+    if prompt is None:
+        raise DataError(f"{where}: field 'prompt' is missing")
+    validate_record(base, where)
+    checkers, functions = _checker_spec(row, where)
+    kinds = [_tag(c, None)[0] for c in checkers]
+    if len(functions) == len(checkers):
+        pairs = list(zip(checkers, functions))
+    elif len(functions) == kinds.count("rule"):
+        it = iter(functions)
+        pairs = [(c, next(it) if k == "rule" else None) for c, k in zip(checkers, kinds)]
+    else:
+        raise DataError(f"{where}: field 'functions' has {len(functions)} entries for {len(checkers)} checkers "
+                        f"({kinds.count('rule')} tagged [rule]): expected one per checker or one per [rule]")
+    soft, rules = [], []
+    for j, (checker, function) in enumerate(pairs):
+        kind, name = _tag(checker, function)
+        if kind == "rule" and function is None:
+            raise DataError(f"{where}: field 'checkers[{j}]' is a rule checker without a function")
+        if kind == "rule" and not LLM_CALL.search(function):
+            _check_rule_source(function, where, f"functions[{j}]")
+            rules.append({"name": name, "code": function})
+            stats["mapped"]["rule"] += 1
+        else:
+            wording = _llm_wording(function) if function else None
+            soft.append(wording or name.replace("_", " ").strip().capitalize())
+            stats["soft"]["rule needing an LLM" if kind == "rule" else "llm"] += 1
+    base["key"] = lineno
+    if "id" in row:
+        base["dataset_id"] = row["id"]
+    rec = _record(base, [], soft, "verinstruct")
+    rec["rule_checks"] = rules
+    return rec
+
+
 def read_verinstruct(path):
     """(records, stats) from a VerInstruct file; rule checks are kept as source, never run here."""
-    stats = _new_stats()
-    records = []
-    for lineno, row in iter_jsonl(path):
-        where = f"{path}:{lineno}"
-        stats["rows"] += 1
-        prompt = row.get("prompt", row.get("messages"))
-        base = {"prompt": prompt} if isinstance(prompt, str) else {"messages": prompt}
-        if prompt is None:
-            raise DataError(f"{where}: field 'prompt' is missing")
-        validate_record(base, where)
-        checkers, functions = _checker_spec(row, where)
-        kinds = [_tag(c, None)[0] for c in checkers]
-        if len(functions) == len(checkers):
-            pairs = list(zip(checkers, functions))
-        elif len(functions) == kinds.count("rule"):
-            it = iter(functions)
-            pairs = [(c, next(it) if k == "rule" else None) for c, k in zip(checkers, kinds)]
-        else:
-            raise DataError(f"{where}: field 'functions' has {len(functions)} entries for {len(checkers)} checkers "
-                            f"({kinds.count('rule')} tagged [rule]): expected one per checker or one per [rule]")
-        soft, rules = [], []
-        for j, (checker, function) in enumerate(pairs):
-            kind, name = _tag(checker, function)
-            if kind == "rule" and function is None:
-                raise DataError(f"{where}: field 'checkers[{j}]' is a rule checker without a function")
-            if kind == "rule" and not LLM_CALL.search(function):
-                _check_rule_source(function, where, f"functions[{j}]")
-                rules.append({"name": name, "code": function})
-                stats["mapped"]["rule"] += 1
-            else:
-                wording = _llm_wording(function) if function else None
-                soft.append(wording or name.replace("_", " ").strip().capitalize())
-                stats["soft"]["rule needing an LLM" if kind == "rule" else "llm"] += 1
-        base["key"] = lineno
-        if "id" in row:
-            base["dataset_id"] = row["id"]
-        rec = _record(base, [], soft, "verinstruct")
-        rec["rule_checks"] = rules
-        records.append(rec)
-    stats["records"] = len(records)
-    return records, stats
+    return _read(path, _verinstruct_row)
 
 
 READERS = {"ifeval": read_ifeval, "rlvr": read_rlvr, "verinstruct": read_verinstruct}

@@ -71,7 +71,7 @@ def test_rlvr_old_and_new_ground_truth(tmp_path):
     rows = [
         rlvr(null_args(func_name="validate_lowercase")),
         rlvr(null_args(func_name="validate_word_constraint", N=100, quantifier="around")),
-        rlvr(null_args(func_name="validate_word_constraint", N=50, quantifier="at most")),
+        rlvr(null_args(func_name="validate_word_constraint", N=50.0, quantifier="at most")),
         rlvr(null_args(func_name="verify_keyword_frequency", word="tea", N=3),
              constraint="In your response, the word tea should appear 3 times."),
         rlvr({"func_name": "validate_choice",
