@@ -6,6 +6,9 @@
     python run.py eval ...        generate with a model (+ adapter) on IFEval/IFBench prompts and score the responses
     python run.py attention ...   how much response tokens attend to the constraint text
     python run.py judge-audit ... how often an LLM judge misses violated (hard) constraints, pointwise vs batched
+    python run.py data build ...  training splits (hard-only / soft-only / mixed) and a held-out split from seed tasks
+    python run.py data convert .. read IFEval / open-instruct RLVR / VerInstruct files into records
+    python run.py refine ...      critic, one soft constraint per prompt, learnability pilot
 """
 
 import importlib
@@ -25,6 +28,8 @@ SUBCOMMANDS = {
     "train": "minirlvr.train",
     "eval": "minirlvr.eval_cli",
     "judge-audit": "minirlvr.judge_audit",
+    "data": "minirlvr.data_cli",
+    "refine": "minirlvr.refine_cli",
 }
 DEFAULT = "minirlvr.experiment"
 

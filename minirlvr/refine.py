@@ -61,3 +61,15 @@ def learnable(records, pass_rates, low=0.0, high=1.0):
     if len(records) != len(pass_rates):
         raise ValueError(f"learnable: {len(records)} records but {len(pass_rates)} pass rates")
     return [r for r, p in zip(records, pass_rates) if low < p < high]
+
+
+def one_soft_record(record, rng):
+    """one_soft for any record: in a chat record the last user message plays the prompt."""
+    if "prompt" in record:
+        return one_soft(record, rng)
+    messages = record["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    out = one_soft(dict(record, prompt=messages[last]["content"]), rng)
+    text = out.pop("prompt")
+    out["messages"] = [dict(m, content=text) if i == last else m for i, m in enumerate(messages)]
+    return out

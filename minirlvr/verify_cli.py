@@ -117,7 +117,13 @@ def main(argv=None):
     p.add_argument("--data", required=True, help="IFEval-format records (JSONL)")
     p.add_argument("--responses", required=True, help="JSONL with 'prompt' and 'response' per line")
     p.add_argument("--out", help="write the full report (metrics, table, per-prompt verdicts) as JSON")
+    p.add_argument("--run-dataset-code", action="store_true",
+                   help="VerInstruct data: run its rule checks (Python from the data file) in the sandbox")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    from minirlvr import rule_checks  # VerInstruct data goes to rule_checks.py (rule checks run in the sandbox)
+
+    if rule_checks.is_rule_data(args.data):
+        return rule_checks.verify_main(args)
     try:
         report = run(args.data, args.responses, args.out)
     except (DataError, OSError) as e:

@@ -40,6 +40,7 @@ def test_wheel_maps_kernels_under_minirlvr(tmp_path):
         check=True, capture_output=True,
     )
     assert (tmp_path / "minirlvr" / "kernels" / "logprobs.py").exists()
+    assert (tmp_path / "minirlvr" / "assets" / "seed_tasks.jsonl").exists()  # package data: data build's seeds
     assert not (tmp_path / "kernels").exists()
 
 
