@@ -2,6 +2,7 @@
 
     python run.py                 the embedded experiment (hard vs soft vs mixed vs refined rewards), CPU
     python run.py --quick         a reduced version of it
+    python run.py reproduce ...   the paper's whole pipeline on a preset (the same as the above on --preset miniature)
     python run.py verify ...      score a response file with the hard-constraint verifiers (IFEval metrics)
     python run.py eval ...        generate with a model (+ adapter) on IFEval/IFBench prompts and score the responses
     python run.py attention ...   how much response tokens attend to the constraint text
@@ -30,8 +31,9 @@ SUBCOMMANDS = {
     "judge-audit": "minirlvr.judge_audit",
     "data": "minirlvr.data_cli",
     "refine": "minirlvr.refine_cli",
+    "reproduce": "minirlvr.pipeline",
 }
-DEFAULT = "minirlvr.experiment"
+DEFAULT = "minirlvr.pipeline"
 
 
 def main(argv):

@@ -70,14 +70,18 @@ class Completions:
 
 
 def complete(model, tokenizer, prompts, samples=1, max_new_tokens=256, temperature=0.0, top_p=1.0, top_k=0, seed=0,
-             batch_rows=64, chat_template=True, adapter_off=False, progress=False, desc="generate"):
-    """`samples` completions of each prompt with the kit's sampler (greedy when temperature == 0)."""
+             batch_rows=64, chat_template=True, adapter_off=False, progress=False, desc="generate",
+             sort_by_length=True):
+    """`samples` completions of each prompt with the kit's sampler (greedy when temperature == 0).
+    sort_by_length=False batches the prompts in their input order (what a fixed sampling stream needs)."""
     records = [as_record(p) for p in prompts]
     encoded = [encode_prompt(r, tokenizer, chat_template) for r in records]
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     eos, pad = eos_token_ids(model, tokenizer), pad_token_id(tokenizer)
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths pad less
+    order = list(range(len(encoded)))
+    if sort_by_length:
+        order.sort(key=lambda i: -len(encoded[i]))  # similar lengths pad less
     per_batch = max(1, batch_rows // samples)
     texts, stopped, lengths = [None] * len(encoded) * samples, [None] * len(encoded) * samples, [0] * len(encoded) * samples
     off = model.disable_adapter() if adapter_off and hasattr(model, "disable_adapter") else contextlib.nullcontext()

@@ -4,7 +4,7 @@ remaining prompt and its constraints and says KEEP or DROP (clear, mutually comp
 task?) with a one-sentence reason.
 
     ask = model_ask(model, tokenizer, adapter_off=True)   # the policy's own base, LoRA off (or any chat model)
-    kept, dropped = critic(records, ask)                  # like refine.critic: kept records, {reason: count}
+    kept, dropped = critic(records, ask)                  # like the miniature's world_critic: kept records, {reason: count}
     decisions = review(records, ask)                      # one Decision per record, with its reason
 
 The model answers greedily in at most `max_new_tokens` tokens to CRITIC_PROMPT. `parse` reads the verdict
@@ -14,7 +14,7 @@ by default and counted ("unparsed" decisions): a critic that gives no verdict sa
 dropping would let a weak critic model shrink the data unseen, and the learnability pilot still runs after
 it. on_unparsed="drop" drops them instead.
 
-The miniature's critic (refine.critic) is the world's writer; this one needs no world. It does not load models
+The miniature's critic (miniature/parts.py world_critic) is the world's writer; this one needs no world. It does not load models
 (refine_cli.py does) and does not sample policies.
 """
 
@@ -113,7 +113,7 @@ def review(records, ask, on_unparsed="keep"):
 
 
 def critic(records, ask, on_unparsed="keep"):
-    """(kept records, {reason: count of dropped records}), the interface of refine.critic."""
+    """(kept records, {reason: count of dropped records}), the interface of the miniature's world_critic."""
     decisions = review(records, ask, on_unparsed)
     dropped = {"conflict": 0, "infeasible": 0}
     for d in decisions:

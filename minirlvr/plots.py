@@ -1,8 +1,9 @@
-"""PNG plots of the experiment: judged reward vs true satisfaction over GRPO steps, one panel per variant.
+"""PNG plots of the pipeline: two series of the engine's metrics.jsonl over GRPO steps, one panel per arm.
 
-Reads the engine's metrics.jsonl rows (`reward` = the training reward, judged where a judge is in the loop;
-`reward/true` = the same formula with the world's truth in place of the judge). Matplotlib's Agg backend,
-so no display is needed. This file computes nothing.
+The miniature plots `reward` (the training reward, judged where a judge is in the loop) against `reward/true` (the
+same formula with the world's truth in place of the judge); a real model plots the reward against the judge's
+agreement with the verifiers on canaries. Matplotlib's Agg backend, so no display is needed. This file computes
+nothing.
 """
 
 import matplotlib
@@ -19,18 +20,20 @@ def smooth(values, k=5):
     return out
 
 
-def reward_curves(histories, path, title=""):
-    """histories: {variant: [list of metrics rows per seed]} -> one PNG at path."""
+def reward_curves(histories, path, title="", series=(("reward", "judged reward (training)"),
+                                                       ("reward/true", "true satisfaction"))):
+    """histories: {variant: [list of metrics rows per seed]} -> one PNG at path: one panel per variant, the first
+    series in red, the second in blue dashed (the miniature: judged reward vs the world's truth)."""
     variants = list(histories)
+    styles = [dict(color="tab:red"), dict(color="tab:blue", linestyle="--")]
     fig, axes = plt.subplots(1, len(variants), figsize=(3.6 * len(variants), 3.2), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], variants):
         for s, rows in enumerate(histories[name]):
             rows = [r for r in rows if r.get("step", 0) > 0 and "reward" in r]
             steps = [r["step"] for r in rows]
-            ax.plot(steps, smooth([r["reward"] for r in rows]), color="tab:red", alpha=0.8,
-                    label="judged reward (training)" if s == 0 else None)
-            ax.plot(steps, smooth([r.get("reward/true", float("nan")) for r in rows]), color="tab:blue",
-                    linestyle="--", alpha=0.8, label="true satisfaction" if s == 0 else None)
+            for (key, label), style in zip(series, styles):
+                ax.plot(steps, smooth([r.get(key, float("nan")) for r in rows]), alpha=0.8,
+                        label=label if s == 0 else None, **style)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(0, 1)

@@ -2,9 +2,9 @@
 
 A preset names the policy, the judge and the critic, the data, the training budget (the same for every arm) and
 the evaluation, plus the GPU memory it needs (`python run.py plan --preset NAME` estimates it from the model's
-config.json in minirlvr/configs/, with no download). `miniature` is the embedded CPU experiment (its own world,
-SFT start and learned judge: see minirlvr/miniature/); `tiny` is a tiny random HF model, the pipeline's smoke
-test; the others are real models a user downloads.
+config.json in minirlvr/configs/, with no download). `miniature` (and its -quick / -smoke sizes) is the embedded CPU
+experiment (its own world, SFT start and learned judge: see minirlvr/miniature/); `tiny` is a tiny random HF model,
+the pipeline's smoke test; the others are real models a user downloads.
 
     judge_model / critic_model: "base" = the policy's own base model with the adapter switched off (no second
     copy of the weights: the default on one GPU), or a model id / folder (loaded in 4-bit when load_in_4bit).
@@ -52,8 +52,19 @@ class Preset:
 
 
 PRESETS = {p.name: p for p in [
-    Preset("miniature", "the embedded CPU experiment: ~1M-parameter Qwen2 trained on a synthetic world, learned "
-           "judge, 2 seeds (python run.py)", model="miniature", shape="", seeds=(0, 1)),
+    # The miniature (python run.py): its own world, SFT start and learned judge; main arms on the 4-bit base + LoRA.
+    # What only the miniature has (SFT, judge, evaluation sizes) is in minirlvr/miniature/parts.py EXTRAS.
+    Preset("miniature", "the embedded CPU experiment: ~1M-parameter Qwen2 trained on a synthetic world, learned judge "
+           "(python run.py)", model="miniature", shape="", lora_r=8, gradient_checkpointing=False, train_prompts=600,
+           heldout_prompts=150, pilot_samples=4, canaries=0, seeds=(0, 1), steps=60, max_new_tokens=64,
+           micro_batch_size=64, lr=3e-3, beta=0.05),
+    Preset("miniature-quick", "the miniature, reduced: 1 seed, 15 steps (python run.py --quick)", model="miniature",
+           shape="", lora_r=8, gradient_checkpointing=False, train_prompts=200, heldout_prompts=80, pilot_samples=4,
+           canaries=0, seeds=(0,), steps=15, max_new_tokens=64, micro_batch_size=64, lr=3e-3, beta=0.05),
+    Preset("miniature-smoke", "the miniature's smallest end-to-end pass (tests)", model="miniature", shape="",
+           lora_r=8, gradient_checkpointing=False, train_prompts=16, heldout_prompts=6, pilot_samples=2, canaries=0,
+           seeds=(0,), steps=2, prompts_per_step=2, group_size=4, max_new_tokens=24, micro_batch_size=8, lr=3e-3,
+           beta=0.05),
     Preset("tiny", "a tiny random Qwen2 built on the spot: the whole pipeline in a minute on a CPU (smoke test)",
            model="tiny", shape="tiny", load_in_4bit=False, lora_r=4, gradient_checkpointing=False,
            train_prompts=24, heldout_prompts=8, pilot_samples=2, canaries=2, steps=2, prompts_per_step=2,

@@ -1,22 +1,20 @@
 """The paper's data refinement, in three small filters applied in this order:
 
-1. critic: drop a prompt whose hard constraints conflict (`verifiers.conflicts`, IFEval's table) or that the
-   critic judges infeasible. The critic here is the world's writer asked to follow every constraint at once
-   (a few tries), its drafts checked by the hard verifiers and, for soft constraints, by the learned judge:
-   if no draft passes, the prompt is infeasible (e.g. "positive tone" together with "negative tone", or
-   "less than 12 words" with three bullet points and an end phrase).
+1. critic: drop a prompt whose hard constraints conflict (`hard_conflict`, IFEval's table) or that a critic
+   judges infeasible: in the miniature the world's writer asked to follow every constraint at once
+   (miniature/parts.py `world_critic`), on a real model an LLM that answers KEEP/DROP (critic.py).
 2. at most one soft constraint per prompt (the others are removed from the prompt text and the record).
 3. learnability: keep prompts whose pass rate in a short pilot (k samples from the SFT policy, scored with
    the training reward) is strictly between `low` and `high`: a group of all-equal rewards has zero
    advantage, so it teaches nothing and only costs time.
 
-The pilot's sampling lives in experiment.py (it needs the model); this file only takes its pass rates.
+The pilot's sampling lives with the parts that own a model (miniature/parts.py, refine_cli.py); this file only
+takes its pass rates.
 """
 
 import itertools
-import random
 
-from minirlvr import verifiers, world
+from minirlvr import verifiers
 
 
 def hard_conflict(record):
@@ -25,19 +23,6 @@ def hard_conflict(record):
         if b in verifiers.conflicts(a) or a in verifiers.conflicts(b):
             return a, b
     return None
-
-
-def critic(records, soft_check, tries=12, seed=0):
-    """(kept records, {reason: count}) after the conflict table and the feasibility critic."""
-    kept, dropped = [], {"conflict": 0, "infeasible": 0}
-    for r in records:
-        if hard_conflict(r):
-            dropped["conflict"] += 1
-        elif not world.feasible(r, random.Random(f"critic:{seed}:{r['key']}"), tries, soft_check):
-            dropped["infeasible"] += 1
-        else:
-            kept.append(r)
-    return kept, dropped
 
 
 def one_soft(record, rng):

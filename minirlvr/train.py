@@ -333,7 +333,7 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
              "clip_frac": st["clipped"] / max(n_tok, 1), "loss": st["loss"], "grad_norm": st["grad_norm"],
              "len": ro.mask.sum(1).float().mean().item(), "no_eos": 1.0 - ro.stopped.float().mean().item(),
              "sample_tok_s": ro.mask.sum().item() / t_sample, "train_tok_s": n_tok * cfg.epochs_per_step / t_train,
-             "peak_mem_gb": peak_memory_gb(device), "lr": lr_used, "skipped": st["skipped"],
+             "tokens": int(n_tok), "peak_mem_gb": peak_memory_gb(device), "lr": lr_used, "skipped": st["skipped"],
              "time_s": time.perf_counter() - t0,
              **(getattr(reward_fn, "last_metrics", None) or {})}  # a reward's own per-step scalars (e.g. judge canaries)
         bad_steps = bad_steps + 1 if st["skipped"] else 0

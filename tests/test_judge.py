@@ -4,9 +4,10 @@ import random
 
 import pytest
 
-from minirlvr import judge as judge_mod
-from minirlvr import world
-from minirlvr.world_tokenizer import train_tokenizer
+from minirlvr import judge as judge_api
+from minirlvr.miniature import judge as judge_mod
+from minirlvr.miniature import world
+from minirlvr.miniature.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,9 @@ def test_precision_recall_on_violations():
     judged = [True, False, False, True, False]
     truth = [True, False, True, False, False]
     # flagged (judged no): 1, 2, 4; violations (truth no): 1, 3, 4 -> tp = 2
-    p, r = judge_mod.precision_recall(judged, truth)
+    p, r = judge_api.precision_recall(judged, truth)
     assert p == pytest.approx(2 / 3) and r == pytest.approx(2 / 3)
-    p, r = judge_mod.precision_recall([True, True], [True, True])
+    p, r = judge_api.precision_recall([True, True], [True, True])
     assert p != p and r != r  # nothing flagged, nothing violated: undefined, not 1.0
 
 
@@ -57,7 +58,7 @@ def test_judge_interface_gives_the_classifier_verdicts_unchanged(tokenizer):
     recs = world.sample_records("mixed", 12, seed=5)
     rng = random.Random(1)
     texts = [world.write_response(r, rng) for r in recs]
-    v = judge_mod.judge_soft(j, recs, texts)
+    v = judge_api.judge_soft(j, recs, texts)
     flat = [(c, t) for r, t in zip(recs, texts) for c in r.get("soft_constraints", [])]
     yes = j.yes([c for c, _ in flat], [t for _, t in flat])
     assert [x for row in v.ok for x in row] == yes and len(flat) > len(recs) // 2

@@ -1,10 +1,12 @@
-"""refine.py: the conflict table, the feasibility critic, one soft constraint per prompt, the learnability filter."""
+"""refine.py: the conflict table, one soft constraint per prompt, the learnability filter; the miniature's feasibility critic."""
 
 import random
 
 import pytest
 
-from minirlvr import refine, world
+from minirlvr import refine
+from minirlvr.miniature import world
+from minirlvr.miniature.parts import world_critic
 
 
 def test_hard_conflict_uses_the_verifiers_table():
@@ -23,14 +25,14 @@ def test_critic_drops_conflicting_and_infeasible_prompts():
     too_short["kwargs"] = [{"num_bullets": 3}, {"relation": "less than", "num_words": 12}]
     conflicting = dict(ok, key=3, instruction_id_list=["change_case:english_lowercase", "change_case:english_capital"],
                        kwargs=[{}, {}])
-    kept, dropped = refine.critic([ok, contradictory, too_short, conflicting], soft_check=None)
+    kept, dropped = world_critic([ok, contradictory, too_short, conflicting], soft_check=None)
     assert [r["key"] for r in kept] == [0]
     assert dropped == {"conflict": 1, "infeasible": 2}
 
 
 def test_critic_uses_the_given_soft_judge():
     rec = world.make_record(random.Random(0), 0, [], [("tone", "positive")])
-    kept, dropped = refine.critic([rec], soft_check=lambda c, r: False)
+    kept, dropped = world_critic([rec], soft_check=lambda c, r: False)
     assert kept == [] and dropped["infeasible"] == 1
 
 

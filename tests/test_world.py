@@ -4,9 +4,10 @@ import random
 
 import pytest
 
-from minirlvr import verifiers, world
+from minirlvr import verifiers
+from minirlvr.miniature import world
 from minirlvr.data import validate_record
-from minirlvr.world_tokenizer import chat_prompt, train_tokenizer
+from minirlvr.miniature.tokenizer import chat_prompt, train_tokenizer
 
 
 @pytest.mark.parametrize("kind", list(world.MIXES))

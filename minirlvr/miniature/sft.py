@@ -7,7 +7,7 @@ half the time), so the model satisfies constraints only part of the time: that i
 The loss is on the response tokens and EOS only. The result (model + tokenizer + meta.json) is cached under
 a key that hashes the config and the corpus text itself, so any change to the world, the verifiers' English
 or the config builds a new model instead of reusing an incompatible one.
-This file does not sample or evaluate (experiment.py does, with the kit's own sampler).
+This file does not sample or evaluate (the miniature's parts do, with the kit's own sampler).
 """
 
 import dataclasses
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from minirlvr import world
-from minirlvr.world_tokenizer import chat_prompt, train_tokenizer
+from minirlvr.miniature import world
+from minirlvr.miniature.tokenizer import chat_prompt, train_tokenizer
 
 FORMAT = 1  # bump when the saved layout changes
 

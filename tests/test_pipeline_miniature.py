@@ -1,30 +1,32 @@
-"""The experiment end to end on the smallest preset (--smoke): outputs, resume, bad options, the SFT cache."""
+"""The pipeline on the miniature's smallest preset (--smoke): outputs, resume, bad options, the SFT cache; the
+miniature presets carry exactly the numbers the experiment had before it became one preset of the pipeline."""
 
 import json
 import os
 
 import pytest
 
-from minirlvr import experiment, sft
+from minirlvr import pipeline
+from minirlvr.miniature import parts, sft
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     out, cache = str(root / "out"), str(root / "cache")
-    experiment.main(["--smoke", "--out", out, f"--cache={cache}", "--threads", "1"])
+    pipeline.main(["--smoke", "--out", out, f"--cache={cache}", "--threads", "1"])
     return out, cache
 
 
 def test_smoke_run_writes_every_output(smoke):
     out, _ = smoke
-    for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "config.json", "sft_eval.json",
+    for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "config.json", "start_eval.json",
                  "log.txt", "data/hard-only.jsonl", "data/refined.jsonl"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     with open(os.path.join(out, "results.json")) as f:
         res = json.load(f)
     variants = [r["variant"] for r in res["runs"]]
-    assert variants == experiment.VARIANTS + ["hard-only full-FT"]
+    assert variants == parts.ARMS + ["hard-only full-FT"]
     for r in res["runs"]:
         for key in ("hard_prompt", "hard_instr", "soft_true", "soft_judged", "gap", "unseen", "wall_s"):
             assert key in r
@@ -49,7 +51,7 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
     run = os.path.join(out, "runs", "mixed-s0")
     os.remove(os.path.join(run, "result.json"))
     capsys.readouterr()
-    experiment.main(["--smoke", "--resume", "--out", out, "--cache", cache, "--threads=1"])
+    pipeline.main(["--smoke", "--resume", "--out", out, "--cache", cache, "--threads=1"])
     log = open(os.path.join(out, "log.txt")).read()
     assert "hard-only-s0: finished earlier" in log
     assert "mixed-s0: finished earlier" not in log
@@ -67,7 +69,7 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
 ])
 def test_bad_options_are_refused(argv, message):
     with pytest.raises(SystemExit) as e:
-        experiment.main(argv)
+        pipeline.main(argv)
     assert message in str(e.value) and "usage:" in str(e.value)
 
 
@@ -95,3 +97,38 @@ def test_incompatible_or_incomplete_sft_cache_is_rebuilt(tmp_path):
     other = sft.build_or_load(sft.SFTConfig(**{**cfg.__dict__, "seed": 1}), str(tmp_path), progress=False,
                               log=msgs.append)
     assert other != path
+
+
+# The numbers the embedded experiment ran with before it became the pipeline's miniature presets (README table).
+BEFORE = {
+    "miniature": parts.MiniatureConfig(),
+    "miniature-quick": parts.MiniatureConfig(sft=sft.SFTConfig(steps=150), seeds=(0,), steps=15, pool_size=200,
+                                             refine_candidates=200, eval_hard=80, eval_soft=60, eval_unseen=60,
+                                             eval_samples=2),
+    "miniature-smoke": parts.MiniatureConfig(sft=sft.SFTConfig(steps=8, batch_size=16),
+                                             judge=parts.JudgeConfig(n_records=200, epochs=1), seeds=(0,), steps=2,
+                                             prompts_per_step=2, group_size=4, max_new_tokens=24, micro_batch_size=8,
+                                             ckpt_every=1, pool_size=16, refine_candidates=16, pilot_samples=2,
+                                             eval_hard=6, eval_soft=6, eval_unseen=6, eval_samples=2),
+}
+
+
+@pytest.mark.parametrize("name", list(BEFORE))
+def test_miniature_presets_carry_the_experiments_numbers(name):
+    from dataclasses import replace
+
+    from minirlvr.presets import get
+
+    assert parts.config_of(get(name)) == replace(BEFORE[name], preset=name)
+
+
+def test_unknown_preset_and_changed_settings_on_resume_are_refused(smoke, tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown preset 'huge'; presets: miniature, miniature-quick"):
+        pipeline.main(["--preset", "huge"])
+    with pytest.raises(SystemExit, match="--quick goes with the miniature preset"):
+        pipeline.main(["--preset", "tiny", "--quick"])
+    out, cache = smoke
+    # the smoke run's folder, resumed as the quick preset: other settings, named
+    with pytest.raises(SystemExit, match=r"--resume: .*config.json was written with other settings; differing keys: .*"
+                                         r"parts.eval_hard \(6 then, 80 now\)"):
+        pipeline.main(["--quick", "--resume", "--out", out, "--cache", cache])

@@ -16,7 +16,7 @@ ranges (e.g. "at least 300 words") are out of reach of a tiny model. Each pool h
 in-distribution evaluation) and an "unseen" part (SFT and evaluation only), and the types in UNSEEN_HARD
 never appear in RL prompts: that is the miniature's generalization question.
 
-Deliberately not here: tokenization (world_tokenizer.py), models, rewards.
+Deliberately not here: tokenization (tokenizer.py), models, rewards.
 """
 
 import random

@@ -1,0 +1,303 @@
+"""The real-model parts for the one pipeline (pipeline.py): any Hugging Face chat model, 4-bit + LoRA.
+
+    start policy   the preset's model (a local folder, or a hub id already in the local Hugging Face cache; the
+                   preset `tiny` builds a tiny random Qwen2 and a byte-level BPE on the spot)
+    data           `data build` from the kit's seed tasks (hard_only / soft_only / mixed on the same tasks, and a
+                   held-out split with constraint types and kwargs values training never shows), or --data FILE
+                   (records, e.g. from `run.py data convert`), split by constraint kind
+    judge, critic  an LLM: the start policy itself (during training: the policy's base, adapter off), or another
+                   model; the critic answers KEEP/DROP (critic.py), the judge yes/no (llm_judge.py)
+    refined arm    mixed -> critic -> one soft constraint per prompt -> learnability pilot (refine_cli.refine)
+    reward         per arm: hard-only = verifiers, soft-only = judge, mixed and refined = both (mean); canaries
+                   (hard constraints also asked of the judge) on every arm, logged, never paid
+    evaluation     greedy answers scored by the verifiers: the held-out split (seen / unseen type / unseen kwargs),
+                   IFEval and IFBench files when given (IFEval's four metrics), and the judge asked about the
+                   held-out hard constraints: its judged pass rate minus the verified one (the judged-vs-verified
+                   gap) and its recall on violations
+The paper's headline figures are printed beside ours, labelled as the paper's (Qwen2.5-7B-Instruct, VerInstruct,
+Qwen3-32B judge): a different model, data and scale from any preset here.
+This file does not train, sample or judge by itself; it wires the kit's commands into the pipeline's parts.
+"""
+
+import gc
+import math
+import os
+from collections import defaultdict
+from dataclasses import asdict
+
+import torch
+
+from minirlvr import build_data, critic, refine_cli, verifiers
+from minirlvr.chat import complete
+from minirlvr.data import DataError, read_records
+from minirlvr.model import ModelError, load_for_inference
+
+# What the paper reports (arXiv 2601.04954), for the report; never computed here.
+PAPER = {
+    "setup": "Qwen2.5-7B-Instruct trained with GRPO on VerInstruct; Qwen3-32B as the LLM judge",
+    "claims": ["hard-only training beats mixed (hard + judged soft) training on IFEval, Multi-IF, IFBench, "
+               "FollowBench and CFBench",
+               "the judge's recall on violated constraints: about 21-31% when all of a prompt's constraints are "
+               "judged in one call, 55-59% one at a time",
+               "the refined data (critic, one soft constraint, learnability) beats competitive baselines by +13.4% "
+               "on the five benchmarks with 58% less training time"],
+}
+ARM_REWARD = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed", "refined": "mixed"}
+SPLITS = {"hard-only": "hard_only", "soft-only": "soft_only", "mixed": "mixed"}
+
+
+def mean(xs):
+    xs = [x for x in xs if x == x]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def tiny_start(folder, seed=0):
+    """A tiny random Qwen2 and a byte-level BPE trained on the kit's own texts (seed tasks, soft constraints,
+    verifier wordings), saved as a model folder: the `tiny` preset's start policy. Deterministic."""
+    from minirlvr.miniature.tokenizer import train_tokenizer
+    from minirlvr.model import tiny_model
+    from minirlvr.soft_catalogue import SOFT_CATALOGUE
+
+    if os.path.exists(os.path.join(folder, "config.json")):
+        return folder
+    import random
+
+    tasks = [t[1] for t in build_data.read_seed_tasks(build_data.default_seeds_path())]
+    rng = random.Random(seed)
+    wordings = [verifiers.describe(i, verifiers.sample_kwargs(i, rng, prompt=tasks[0])) for i in verifiers.ids()
+                for _ in range(3)]
+    soft = [text for _, text in SOFT_CATALOGUE]
+    tok = train_tokenizer(tasks + wordings + soft, vocab_size=600)
+    model = tiny_model(vocab_size=len(tok), hidden_size=64, num_layers=2, max_positions=1024, seed=seed,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    tmp = folder + ".tmp"
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, folder)
+    return folder
+
+
+def resolve_model(name):
+    """A local folder for the preset's model: the folder itself, or a hub id found in the local HF cache."""
+    if os.path.isdir(name):
+        return name
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means: not available offline
+        raise ModelError(f"model {name!r} is neither a local folder nor in the local Hugging Face cache. Download it "
+                         f"once (online): `huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`, "
+                         f"then pass --model models/{name.split('/')[-1]}") from None
+
+
+def split_by_kind(records):
+    """hard_only / soft_only / mixed views of a dataset (records keep what they have of each kind)."""
+    hard = [dict(r, soft_constraints=[]) for r in records if r.get("instruction_id_list")]
+    soft = [dict(r, instruction_id_list=[], kwargs=[]) for r in records if r.get("soft_constraints")]
+    return {"hard_only": hard, "soft_only": soft, "mixed": list(records)}
+
+
+class HFParts:
+    """The parts pipeline.py asks for, on a Hugging Face model. See the module docstring."""
+
+    def __init__(self, preset, out, model=None, data=None, ifeval=None, ifbench=None, threads=None):
+        self.p, self.out = preset, out
+        self.model_name = model or preset.model
+        self.data_path, self.bench_paths = data, {"ifeval": ifeval, "ifbench": ifbench}
+        for option, path in [("--data", data), ("--ifeval", ifeval), ("--ifbench", ifbench)]:
+            if path is not None and not os.path.isfile(path):
+                raise DataError(f"{option}: no such file {path!r}")
+        if threads:
+            torch.set_num_threads(threads)
+        # a missing model is an error before anything is written (tiny is built in setup)
+        self.start = None if self.model_name == "tiny" else resolve_model(self.model_name)
+
+    def describe(self):
+        return {**asdict(self.p), "model": self.model_name, "data": self.data_path, **self.bench_paths}
+
+    # --- the start policy, the judge, the data and the held-out sets
+    def setup(self, log):
+        from minirlvr.eval_cli import read_benchmark
+
+        p = self.p
+        self.start = self.start or tiny_start(os.path.join(self.out, "start"))
+        log(f"start policy: {self.start} ({'4-bit NF4' if p.load_in_4bit else 'full precision'})")
+        self.model, self.tokenizer = load_for_inference(self.start, load_in_4bit=p.load_in_4bit)
+        self.other_judge = None
+        if p.judge_model != "base":
+            from minirlvr.llm_judge import load_judge
+
+            self.other_judge = load_judge(p.judge_model, mode=p.judge_mode, load_in_4bit=p.load_in_4bit)
+        files, self.manifest = build_data.build(n=p.train_prompts, max_hard=p.max_hard, max_soft=p.max_soft, seed=0,
+                                                heldout_n=p.heldout_prompts)
+        build_data.write_build(os.path.join(self.out, "build"), files, self.manifest)
+        self.splits = split_by_kind(read_records(self.data_path)) if self.data_path else files
+        self.sets = {"heldout": files["heldout"]}
+        for name, path in self.bench_paths.items():
+            if path:
+                self.sets[name] = read_benchmark(path)
+        log("held-out sets: " + ", ".join(f"{k} {len(v)} prompts" for k, v in self.sets.items()))
+        return self.model, self.tokenizer
+
+    def release(self):
+        """The start policy is no longer needed once the data is refined: each run loads its own copy."""
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def judge_for(self, model):
+        """The judge for a policy: another model if the preset names one, else the policy's base (adapter off)."""
+        from minirlvr.llm_judge import LLMJudge
+
+        if self.other_judge is not None:
+            return self.other_judge
+        return LLMJudge(model, self.tokenizer, self.p.judge_mode, adapter_off=hasattr(model, "disable_adapter"))
+
+    def evaluate(self, model, tokenizer):
+        from minirlvr import judge_audit
+        from minirlvr.verify_cli import evaluate as score
+
+        out = {}
+        for name, recs in self.sets.items():
+            texts = complete(model, tokenizer, recs, max_new_tokens=self.p.eval_max_new_tokens, progress=True,
+                             desc=f"eval {name}").texts
+            pairs = list(enumerate(texts))
+            metrics, _, results = score(recs, pairs, name)
+            out.update({f"{name}/{k}": v for k, v in metrics.items()})
+            if name != "heldout":
+                continue
+            groups = defaultdict(list)  # seen / type / kwargs: strict pass per constraint
+            for rec, res in zip(recs, results):
+                for unseen, ok in zip(rec.get("unseen", [None] * len(res["strict"])), res["strict"]):
+                    groups[unseen or "seen"].append(float(ok))
+            out.update({f"heldout/{g}": mean(v) for g, v in groups.items()})
+            audit, _, _ = judge_audit.audit_mode(self.judge_for(model), judge_audit.questions(recs, pairs, name))
+            n = max(audit["n"], 1)
+            out["judge/verified_pass"] = 1 - audit["violated"] / n
+            out["judge/judged_pass"] = 1 - audit["judged_violated"] / n
+            out["judge/gap"] = out["judge/judged_pass"] - out["judge/verified_pass"]
+            out["judge/recall_violated"] = audit["recall_violated"]
+            out["judge/unparseable"] = audit["unparseable"]
+        return out
+
+    def summary(self, m):
+        parts = [f"held-out prompt-level strict {m['heldout/prompt_level_strict']:.3f}"]
+        for name in ("ifeval", "ifbench"):
+            if f"{name}/prompt_level_loose" in m:
+                parts.append(f"{name} prompt-level loose {m[f'{name}/prompt_level_loose']:.3f}")
+        parts.append(f"judged-vs-verified gap {m['judge/gap']:+.3f}")
+        return ", ".join(parts)
+
+    # --- data
+    def training_sets(self, log):
+        from minirlvr.reward import constraint_reward
+
+        p = self.p
+        data = {arm: list(self.splits[split]) for arm, split in SPLITS.items()}
+        if "refined" not in p.arms:
+            return data, {"refined": None}
+        if p.critic_model == "base":
+            ask = critic.model_ask(self.model, self.tokenizer, progress=True)
+        else:
+            other, other_tok = load_for_inference(p.critic_model, load_in_4bit=p.load_in_4bit)
+            ask = critic.model_ask(other, other_tok, progress=True)
+        sample = refine_cli.policy_sampler(self.model, self.tokenizer, p.max_new_tokens, p.temperature)
+        reward_fn = constraint_reward("mixed", "mean", self.judge_for(self.model))
+        work = os.path.join(self.out, "data", "refine.work")
+        os.makedirs(work, exist_ok=True)
+        refined, report = refine_cli.refine(data["mixed"], ask, sample, reward_fn, work, p.pilot_samples, log=log)
+        if not refined:
+            log("refine kept no prompt (every pilot group passed or failed as a whole): the refined arm trains on "
+                "the mixed data instead")
+            refined = data["mixed"]
+        data["refined"] = refined
+        return data, {"refine": {k: v for k, v in report.items() if k != "dropped"}, "kept": len(refined)}
+
+    # --- runs
+    def runs(self):
+        return [(arm, seed, arm) for arm in self.p.arms for seed in self.p.seeds]
+
+    def train_config(self, name, seed, run_dir, resume):
+        from minirlvr.config import make_config
+
+        p = self.p
+        return make_config(model=self.start, load_in_4bit=p.load_in_4bit, use_lora=True, lora_r=p.lora_r,
+                           lora_alpha=2 * p.lora_r, gradient_checkpointing=p.gradient_checkpointing, out_dir=run_dir,
+                           seed=seed, steps=p.steps, prompts_per_step=p.prompts_per_step, group_size=p.group_size,
+                           max_new_tokens=p.max_new_tokens, temperature=p.temperature, lr=p.lr, beta=p.beta,
+                           micro_batch_size=p.micro_batch_size, reward=ARM_REWARD[name], judge_model=p.judge_model,
+                           judge_mode=p.judge_mode, judge_4bit=p.load_in_4bit, canaries=p.canaries,
+                           ckpt_every=max(1, p.steps // 4), keep_ckpts=1, log_every=1, rollouts_every=max(1, p.steps // 10),
+                           resume=resume)
+
+    def reward(self, name):
+        return None  # the engine builds it from the config (reward_from_config): judge = the policy's base
+
+    def describe_run(self, tcfg):
+        return f"{'4-bit NF4 base + ' if tcfg.load_in_4bit else ''}LoRA r={tcfg.lora_r}, reward={tcfg.reward}"
+
+    def training_metrics(self, steps):
+        """What the judge did at the end of training: the last quarter of the steps."""
+        tail = steps[-max(1, len(steps) // 4):]
+        return {"end/" + k.split("/", 1)[1]: mean(h.get(k, math.nan) for h in tail)
+                for k in ("canary/recall_violated", "canary/agreement", "judge/soft_pass") if any(k in h for h in tail)}
+
+    # --- report
+    def curves(self, histories, path):
+        from minirlvr.plots import reward_curves
+
+        reward_curves(histories, path, "training reward (red) and the judge's agreement with the verifiers on "
+                                       "canaries (blue dashed)",
+                      series=(("reward", "training reward"), ("canary/agreement", "canary agreement")))
+
+    def table(self, base, rows, stats):
+        cols = [("held-out P-strict", "heldout/prompt_level_strict"), ("held-out I-strict",
+                                                                        "heldout/instruction_level_strict"),
+                ("unseen type", "heldout/type"), ("unseen kwargs", "heldout/kwargs")]
+        for name in ("ifeval", "ifbench"):
+            if any(f"{name}/prompt_level_loose" in r for r in [base] + rows):
+                cols += [(f"{name} P-strict", f"{name}/prompt_level_strict"), (f"{name} P-loose",
+                                                                               f"{name}/prompt_level_loose"),
+                         (f"{name} I-strict", f"{name}/instruction_level_strict"),
+                         (f"{name} I-loose", f"{name}/instruction_level_loose")]
+        cols += [("judged−verified", "judge/gap"), ("judge recall (violated)", "judge/recall_violated"),
+                 ("canary recall, end", "end/recall_violated"), ("tokens trained", "tokens_trained"),
+                 ("wall s", "wall_s")]
+
+        def cell(values, key):
+            vals = [v for v in values if isinstance(v, (int, float)) and v == v]
+            if not vals:
+                return "n/a"
+            digits = 0 if key in ("tokens_trained", "wall_s") else 3
+            m = sum(vals) / len(vals)
+            if len(vals) == 1:
+                return f"{m:.{digits}f}"
+            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+            return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+        p = self.p
+        lines = [f"### minirlvr pipeline, preset {p.name}: {self.model_name}, GRPO {p.steps} steps x "
+                 f"B={p.prompts_per_step} x G={p.group_size}, L={p.max_new_tokens}, seeds {list(p.seeds)}", "",
+                 "Greedy answers scored by the verifiers (strict / loose as IFEval). Held-out: seed tasks and "
+                 "constraint types / kwargs values no training split shows. Judge columns: the LLM judge "
+                 f"({p.judge_model}, {p.judge_mode}) asked about the held-out hard constraints. Values: mean ± sd "
+                 "over seeds.", "",
+                 "| arm | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|",
+                 "| start | " + " | ".join(cell([base.get(k)], k) for _, k in cols) + " |"]
+        by = defaultdict(list)
+        for r in rows:
+            by[r["variant"]].append(r)
+        for name, rs in by.items():
+            lines.append(f"| {name} | " + " | ".join(cell([r.get(k) for r in rs], k) for _, k in cols) + " |")
+        refine = stats.get("refine")
+        if refine:
+            lines += ["", "Refinement: " + " -> ".join(f"{s['stage']} {s['in']}->{s['out']}" for s in refine["stages"])
+                      + f"; the refined arm trains on {stats['kept']} prompts."]
+        lines += ["", f"**The paper's findings** ({PAPER['setup']}; not this model or scale, not computed here):"]
+        lines += [f"- {c}" for c in PAPER["claims"]]
+        return "\n".join(lines)
+
+    def results(self):
+        return {"paper": PAPER, "build": {k: self.manifest[k] for k in ("seed", "hard_ids", "heldout_ids")}}
