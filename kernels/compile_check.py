@@ -13,12 +13,14 @@ where contiguous tensors with d % 16 == 0 give that; unit strides constant. It r
 """
 
 import contextlib
+import functools
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import torch
 
@@ -95,15 +97,19 @@ def attention_variants(head_dims=(128, 256)):
             yield f"attention d={d} {dt}", A._attention_mass_kernel, sig, consts, options, divisible
 
 
-def run_fresh(groups, cache_dir):
-    """This check in a fresh process in compiled mode, whatever mode this process is in (the tests run the
-    interpreter); returns one dict per variant: variant, num_warps, num_stages and ptxas's figures."""
-    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_CACHE_DIR=str(cache_dir), TRITON_DEFAULT_FP_FUSION="1")
-    proc = subprocess.run([sys.executable, "-m", "minirlvr.kernels.compile_check", *groups, "--json"], env=env,
-                          capture_output=True, text=True, timeout=600)
+@functools.lru_cache(maxsize=None)
+def figures_sm90():
+    """Every variant of both kernels compiled once per process, in a fresh process in compiled mode (the tests
+    run the interpreter) with an empty Triton cache, so that everything really compiles: one dict per variant
+    with its name, num_warps, num_stages and ptxas's figures. One process for both kernel files, because its
+    first compilation alone takes seconds."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, TRITON_INTERPRET="0", TRITON_CACHE_DIR=cache, TRITON_DEFAULT_FP_FUSION="1")
+        proc = subprocess.run([sys.executable, "-m", "minirlvr.kernels.compile_check", "--json"], env=env,
+                              capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"compile_check failed:\n{proc.stderr[-3000:]}")
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return tuple(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
 
 
 def main(argv=None):
