@@ -18,9 +18,13 @@ Conventions: `q` (B, H, Tq, d) and `k` (B, Hkv, Tk, d) are post-RoPE; query head
 keys, which get no probability. With `causal`, query i sits at key position Tk - Tq + i, so passing only the last
 Tq queries of a sequence (e.g. the response) gives their exact mass. A query with no visible key gets mass 0.
 
-Backends (the `backend` argument, else env MINIRLVR_ATTENTION_BACKEND, else "triton" on CUDA and "blockwise"
-elsewhere):
-    "triton"     the fused kernel below; on CPU tensors only under TRITON_INTERPRET=1 (what the tests do)
+Backends (the `backend` argument, else env MINIRLVR_ATTENTION_BACKEND, else "triton" on CUDA when triton is
+installed and not interpreting, and "blockwise" elsewhere):
+    "triton"     the fused kernel below; on CPU tensors only under Triton's interpreter (TRITON_INTERPRET set
+                 before triton is imported, as the tests do; kernels/triton_env.py holds the rule both kernel
+                 files use). bf16/fp16 inputs multiply on tensor cores with fp32 accumulation; fp32 inputs stay
+                 exact fp32 ("ieee" dots, not TF32 or bf16) on smaller tiles chosen so that nothing spills
+                 (`_launch_config`)
     "blockwise"  the same online softmax in PyTorch, one (query chunk x key block) tile at a time: the CPU path
     "reference"  full softmax, (Tq x Tk) memory: the specification and the test oracle
 
@@ -32,11 +36,10 @@ import math
 import os
 
 import torch
-import triton
-import triton.language as tl
+
+from minirlvr.kernels.triton_env import INTERPRETED, check_triton_device, jit, tl, triton
 
 BACKENDS = ("triton", "blockwise", "reference")
-_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by @triton.jit when this module is imported
 
 
 def check_inputs(q, k, segment_ids, num_segments, causal=True):
@@ -131,7 +134,7 @@ def _attention_mass_blockwise(q, k, segment_ids, num_segments, causal, scale, bl
     return out.reshape(B, H, Tq, num_segments)  # (B, H, Tq, S)
 
 
-@triton.jit
+@jit
 def _attention_mass_kernel(
     q_ptr, k_ptr, seg_ptr, out_ptr,
     stride_qb, stride_qh, stride_qt, stride_qd,
@@ -195,12 +198,26 @@ def _attention_mass_kernel(
     )
 
 
-def _attention_mass_triton(q, k, segment_ids, num_segments, causal, scale, block_m=64, block_n=64):
+def _launch_config(dtype, block_m=None, block_n=None):
+    """Tile sizes and launch options; block_m / block_n override the tiles (the tests use small ones).
+
+    bf16/fp16: 64 queries x 64 keys, 4 warps, 3 stages; the QK dot runs on tensor cores.
+    fp32: exact "ieee" dots run on the CUDA cores, and at 64 x 64 they spilled (ptxas for sm_90a, triton 3.9:
+    a 224-byte stack frame per thread at d = 64, 6.5 KiB at d = 128, 16 KiB at d = 256, where the tiles also took
+    213 of the 227 KiB of shared memory). 32 x 32 tiles with 4 warps and 2 stages spill nothing (70-72 registers,
+    22-70 KiB of shared memory for d = 64-256): fp32 inputs keep fp32 numbers on smaller tiles rather than being
+    rounded to bf16. tests/test_attention_kernel.py compiles every dtype for sm_90 and checks these figures.
+    Interpreter: 64 x 64, one warp, one stage (no GPU to fit)."""
+    exact = dtype == torch.float32 and not INTERPRETED
+    tile = 32 if exact else 64
+    return dict(BLOCK_M=block_m or tile, BLOCK_N=block_n or tile, num_warps=4 if not INTERPRETED else 1,
+                num_stages=1 if INTERPRETED else 2 if exact else 3)
+
+
+def _attention_mass_triton(q, k, segment_ids, num_segments, causal, scale, block_m=None, block_n=None):
     """Launch the kernel: one program per (query block, batch * head). Inputs are checked."""
     (B, H, Tq, d), (Hkv, Tk) = q.shape, k.shape[1:3]
-    if not q.is_cuda and not _INTERPRETED:
-        raise ValueError("backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before importing "
-                         "minirlvr.kernels to run the kernel under Triton's interpreter on CPU")
+    check_triton_device(q.device, fallback="blockwise")
     seg = segment_ids.to(torch.int32)  # (B, Tk)
     out = torch.empty(B, H, Tq, num_segments, device=q.device, dtype=torch.float32)  # (B, H, Tq, S)
     if out.numel() == 0:
@@ -210,23 +227,24 @@ def _attention_mass_triton(q, k, segment_ids, num_segments, causal, scale, block
     block_s = max(16, triton.next_power_of_2(num_segments))
     # Triton's interpreter multiplies bf16 bit patterns in tl.dot (triton-lang/triton#11584), so there the operands
     # go to fp32 first: the same numbers, as bf16 products are exact in fp32 and the tensor-core dot sums in fp32.
-    upcast = _INTERPRETED and q.dtype == torch.bfloat16
+    upcast = INTERPRETED and q.dtype == torch.bfloat16
     qk_precision = "ieee" if q.dtype == torch.float32 or upcast else "tf32"  # bf16/fp16: native tensor-core dot
-    grid = (triton.cdiv(Tq, block_m), B * H)
+    cfg = _launch_config(q.dtype, block_m, block_n)
+    grid = (triton.cdiv(Tq, cfg["BLOCK_M"]), B * H)
     _attention_mass_kernel[grid](
         q, k, seg, out,
         *q.stride(), *k.stride(), *seg.stride(), *out.stride(),
         H, Tq, Tk, d, num_segments, scale * math.log2(math.e),
         GROUP=H // Hkv, CAUSAL=bool(causal), QK_PRECISION=qk_precision, UPCAST=upcast,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, BLOCK_S=block_s,
+        BLOCK_D=block_d, BLOCK_S=block_s, **cfg,
     )
     return out
 
 
 def resolve_backend(backend, device):
     """The backend name that `attention_mass` will use for tensors on `device`."""
-    backend = backend or os.environ.get("MINIRLVR_ATTENTION_BACKEND") or (
-        "triton" if torch.device(device).type == "cuda" else "blockwise")
+    compiled_gpu = torch.device(device).type == "cuda" and triton is not None and not INTERPRETED
+    backend = backend or os.environ.get("MINIRLVR_ATTENTION_BACKEND") or ("triton" if compiled_gpu else "blockwise")
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS} (argument or MINIRLVR_ATTENTION_BACKEND), "
                          f"got {backend!r}")

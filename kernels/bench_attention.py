@@ -20,7 +20,6 @@ A last child checks that hook and eager give the same mass at the smallest T.
 """
 
 import argparse
-import ctypes
 import json
 import subprocess
 import sys
@@ -109,24 +108,13 @@ def child(args):
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
             del out
-        if device.type == "cpu":
-            _return_large_frees()
-        mem = PeakMemory(device)
+        mem = PeakMemory(device)  # on a CPU this pins glibc's mmap threshold: after timing
         out = fn()
         peak = mem.peak()
     print(json.dumps({"variant": args.child, "T": args.T, "device": str(device), "dtype": str(model.dtype),
                       "backend": resolve_backend(None, device), "seconds": sorted(times)[len(times) // 2],
                       "cpu_seconds": sorted(cpu_times)[len(cpu_times) // 2],
                       "peak_bytes": peak}))
-
-
-def _return_large_frees():
-    """Fix glibc's mmap threshold (M_MMAP_THRESHOLD = -3) at 64 KiB, so every larger block is mapped on allocation
-    and unmapped on free, and hand the heap's free pages back (malloc_trim), so reusing them counts too: the RSS
-    high-water mark then follows live tensors. Done only after timing, as it slows allocation."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(-3, 64 * 1024)
-    libc.malloc_trim(0)
 
 
 def spawn(args, variant, T):

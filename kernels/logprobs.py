@@ -38,9 +38,13 @@ Backward, by hand: with upstream gradient g_i = dL/dlogp_i,
 
 The backward saves only h, W, t, m and log s0 ((N,) each) and recomputes z, so it costs one matmul more than
 the naive path. Rows with g_i = 0 (masked tokens) get exactly zero gradient: every term is multiplied by g_i.
+grad_hidden is computed only when hidden requires grad, grad_weight only when weight does. The backward is
+written by hand, so it is once-differentiable: a double backward raises.
 The Triton backward runs vocabulary chunk by chunk: a kernel recomputes the chunk's z tiles in fp32 and writes d
 for that chunk only, (N, chunk) in the input dtype; two library matmuls (cuBLAS on a GPU) then add d @ W[chunk]
-to grad_hidden and write d^T @ h into grad_weight[chunk]. No atomics, so it is deterministic.
+to grad_hidden and write d^T @ h into grad_weight[chunk]. The grad_hidden product leaves cuBLAS in fp32 and is
+summed in fp32, so the ~19 chunks at V = 151,936 are rounded to the input dtype once, at the end, not once each.
+No atomics, so it is deterministic.
 
 Memory and traffic (N = 16k, D = 3584, V = 151,936, bf16; arithmetic, not measured: no GPU was available)
 -----------------------------------------------------------------------------------------------------------
@@ -48,8 +52,8 @@ naive:  logits 2 N V = 5.0 GB, fp32 log_softmax 4 N V = 10 GB saved for backward
         (N, V) fp32 gradients; peak well above 20 GB, all of it proportional to V.
 fused:  forward: partials 4 * 4 N S bytes (S <= 64 vocabulary splits: <= 17 MB), (m, log s0) 8 N = 128 KB.
         backward: the d chunk, at most 2**27 elements = 256 MB, an fp32 grad_hidden accumulator 4 N D = 235 MB
-        and one chunk product 2 N D = 117 MB: about 0.6 GB, none of it proportional to V (grad_weight, when
-        trained, is written chunk by chunk straight into its bf16 (V, D) output).
+        and one fp32 chunk product 4 N D = 235 MB: about 0.7 GB, none of it proportional to V (grad_weight,
+        when trained, is written chunk by chunk straight into its bf16 (V, D) output).
 flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (z is recomputed in backward), so the fused path
         cannot be faster than 4/3 of the three unavoidable matmuls (3 vs 2 when grad_weight is not needed).
         It saves the (N, V) traffic instead: naive writes and reads about 35 GB of fp32/bf16 (N, V) tensors;
@@ -58,17 +62,21 @@ flops:  naive 3 matmuls of 2 N V D = 17.8 TFLOP each; fused 4 (z is recomputed i
 Backends (chosen once per device type at import, overridable per call with `backend=` or for the whole process
 with MINIRLVR_LOGPROB_BACKEND, read at import):
   "triton"     the @triton.jit kernels below (forward; backward with two library matmuls): the default on CUDA.
-               On CPU tensors they run only under Triton's interpreter, which is all-or-nothing per process:
-               TRITON_INTERPRET=1 must be set before `import triton` (tests/conftest.py does), and then nothing
-               is compiled, so on a GPU machine the compiled tests need TRITON_INTERPRET=0.
-  "torch"      the same blockwise algorithm in chunked PyTorch, chunking both tokens and vocabulary so the extra
-               memory is O(ROW_CHUNK * VOCAB_CHUNK), not O(N V): the default on CPU.
+               On CPU tensors they run only under Triton's interpreter, which is all-or-nothing per process
+               (kernels/triton_env.py holds the one rule both kernel files use): TRITON_INTERPRET must be set
+               before `import triton` (tests/conftest.py does), and then nothing is compiled, so on a GPU machine
+               the compiled tests need TRITON_INTERPRET=0.
+  "torch"      the same blockwise algorithm in chunked PyTorch, chunking both tokens and vocabulary: the default
+               on CPU. Its scratch memory is one preallocated (ROW_CHUNK, VOCAB_CHUNK) fp32 tile per call (two
+               with entropy; 16 MB each), written with `out=` and in-place ops, plus a (VOCAB_CHUNK, D) fp32 copy
+               of the head's chunk when the head is not fp32: nothing proportional to V.
   "reference"  `token_logprobs_reference`: full logits, the specification and test oracle.
 All accumulate in fp32 whatever the input dtype (fp32, bf16, fp16). The Triton kernels multiply bf16/fp16 tiles
 on tensor cores (exact products, fp32 accumulation); for fp32 inputs they use exact fp32 ("ieee") dots, not TF32
 (slow on a GPU: bf16 is the fast path). d is rounded once to the input dtype before its two matmuls, as in any
-mixed-precision backward. The GPU block sizes are untuned and the Triton path has only run under the interpreter
-and been compiled for sm_90 (tests); its speed on a GPU is unmeasured.
+mixed-precision backward; the grad_hidden products are not rounded again before they are summed. The GPU block
+sizes are untuned and the Triton path has only run under the interpreter and been compiled for sm_90 (tests);
+its speed on a GPU is unmeasured.
 
 Input checks: shapes, dtypes, devices and contiguity raise ValueError naming the argument. The range check on
 `targets` is one reduction plus `.item()`, i.e. ONE host-device sync per call on CUDA: accepted deliberately,
@@ -80,18 +88,9 @@ import math
 import os
 
 import torch
+from torch.autograd.function import once_differentiable
 
-try:
-    import triton
-    import triton.language as tl
-    from triton.runtime.interpreter import InterpretedFunction
-    _jit = triton.jit
-except ImportError:  # CPU-only installs without triton still get the torch and reference backends
-    triton = None
-    _jit = lambda fn: fn  # noqa: E731
-
-    class tl:  # only so that the kernel signatures below still parse
-        constexpr = None
+from minirlvr.kernels.triton_env import INTERPRETED, check_triton_device, jit as _jit, tl, triton
 
 BACKENDS = ("triton", "torch", "reference")
 ROW_CHUNK = 2048  # torch backend: tokens per chunk
@@ -117,7 +116,7 @@ def default_backend(device):
     """The backend a call on `device` uses when `backend=` is not given (printable, for run logs)."""
     if _ENV_BACKEND is not None:
         return _ENV_BACKEND
-    on_gpu = torch.device(device).type == "cuda" and triton is not None and not _interpreted()
+    on_gpu = torch.device(device).type == "cuda" and triton is not None and not INTERPRETED
     return "triton" if on_gpu else "torch"
 
 
@@ -135,8 +134,8 @@ def token_logprobs(hidden, weight, targets, temperature=1.0, return_entropy=Fals
         raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
     if backend == "reference":
         return token_logprobs_reference(hidden, weight, targets, temperature, return_entropy)
-    if backend == "triton" and triton is None:
-        raise ValueError("backend='triton' needs the triton package, which is not importable here")
+    if backend == "triton":
+        check_triton_device(hidden.device, fallback="torch")
     logp, entropy = _TokenLogprobs.apply(hidden, weight, targets, 1.0 / temperature, backend, return_entropy)
     return (logp, entropy) if return_entropy else logp
 
@@ -176,8 +175,10 @@ def _check_inputs(hidden, weight, targets, temperature):
 
 class _TokenLogprobs(torch.autograd.Function):
     """forward: logp_i = z_i,t_i - lse_i (and entropy) with z = h W^T / T, blockwise; saves h, W, t, m, log s0.
-    backward: d = g (onehot(t) - exp(z - m - log s0)) / T recomputed blockwise; grad_h = d W, grad_W = d^T h.
-    The entropy output is marked non-differentiable."""
+    backward: d = g (onehot(t) - exp(z - m - log s0)) / T recomputed blockwise; grad_h = d W (only when hidden
+    needs it), grad_W = d^T h (only when weight does). The entropy output is marked non-differentiable. The
+    backward is once-differentiable: it is written by hand with in-place ops, so a double backward raises
+    instead of silently differentiating the wrong graph."""
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, inv_temp, backend, want_entropy):
@@ -189,19 +190,42 @@ class _TokenLogprobs(torch.autograd.Function):
         return logp, entropy
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_logp, grad_entropy):
         hidden, weight, targets, m, logs0 = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if grad_logp is None or not (need_h or need_w):
             return None, None, None, None, None, None
         bwd = _triton_backward if ctx.backend == "triton" else _torch_backward
-        grad_h, grad_w = bwd(hidden, weight, targets, m, logs0, grad_logp.float().contiguous(), ctx.inv_temp, need_w)
-        return (grad_h if need_h else None), grad_w, None, None, None, None
+        grad_h, grad_w = bwd(hidden, weight, targets, m, logs0, grad_logp.float().contiguous(), ctx.inv_temp,
+                             need_h, need_w)
+        return grad_h, grad_w, None, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The "torch" backend: the blockwise algorithm in chunked PyTorch (the CPU default)
 # ----------------------------------------------------------------------------------------------------------------
+
+def _tile(buf, rows, cols):
+    """A contiguous (rows, cols) view of the front of a flat buffer, so that `out=` and in-place ops write into it
+    and no (ROW_CHUNK, VOCAB_CHUNK) temporary is ever allocated."""
+    return buf[:rows * cols].view(rows, cols)
+
+
+def _weight_chunk(weight, c0, wbuf):
+    """Rows [c0, c0 + VOCAB_CHUNK) of the head in fp32: a view when it is fp32, else copied into `wbuf`."""
+    w = weight[c0:c0 + VOCAB_CHUNK]  # (Vc, D)
+    return w if wbuf is None else wbuf[:w.shape[0]].copy_(w)
+
+
+def _torch_buffers(hidden, weight, count):
+    """`count` flat fp32 tile buffers of ROW_CHUNK x VOCAB_CHUNK (16 MB at the defaults) and, for a head that
+    is not fp32, one (VOCAB_CHUNK, D) fp32 buffer for its chunks: all the scratch memory one call uses."""
+    N, (V, D) = hidden.shape[0], weight.shape
+    tiles = [torch.empty(min(N, ROW_CHUNK) * min(V, VOCAB_CHUNK), device=hidden.device) for _ in range(count)]
+    wbuf = None if weight.dtype == torch.float32 else torch.empty(min(V, VOCAB_CHUNK), D, device=hidden.device)
+    return tiles, wbuf
+
 
 def _torch_forward(hidden, weight, targets, inv_temp, want_entropy):
     N, V = hidden.shape[0], weight.shape[0]
@@ -210,24 +234,30 @@ def _torch_forward(hidden, weight, targets, inv_temp, want_entropy):
     s0 = torch.zeros(N, device=h.device)  # (N,) sum exp(z - m)
     s1 = torch.zeros(N, device=h.device)  # (N,) sum exp(z - m) (z - m)
     zt = torch.zeros(N, device=h.device)  # (N,) target logit
+    (zbuf, *ebuf), wbuf = _torch_buffers(hidden, weight, 2 if want_entropy else 1)
     for c0 in range(0, V, VOCAB_CHUNK):
-        w = weight[c0:c0 + VOCAB_CHUNK].float()  # (Vc, D)
+        w = _weight_chunk(weight, c0, wbuf)  # (Vc, D) fp32
+        vc = w.shape[0]
         for r0 in range(0, N, ROW_CHUNK):
             r = slice(r0, r0 + ROW_CHUNK)
-            z = torch.mm(h[r], w.T).mul_(inv_temp)  # (Nr, Vc)
+            nr = min(ROW_CHUNK, N - r0)
+            z = torch.mm(h[r], w.T, out=_tile(zbuf, nr, vc)).mul_(inv_temp)  # (Nr, Vc)
             t = targets[r] - c0  # (Nr,)
-            in_chunk = (t >= 0) & (t < w.shape[0])  # (Nr,)
-            zc = z.gather(1, t.clamp(0, w.shape[0] - 1)[:, None]).squeeze(1)  # (Nr,)
+            in_chunk = (t >= 0) & (t < vc)  # (Nr,)
+            zc = z.gather(1, t.clamp(0, vc - 1)[:, None]).squeeze(1)  # (Nr,)
             zt[r] = torch.where(in_chunk, zc, zt[r])
             m_old = m[r]
             m_new = torch.maximum(m_old, z.amax(1))  # (Nr,); maximum and amax propagate NaN
             alpha = torch.exp(m_old - m_new)  # (Nr,); 0 on the first chunk (m_old = -inf)
-            shift = torch.where(s0[r] > 0, m_old - m_new, torch.zeros_like(m_new))  # avoid -inf * 0 on chunk 1
             z.sub_(m_new[:, None])  # z - m'
-            e = torch.exp(z)  # (Nr, Vc)
             if want_entropy:
-                s1[r] = alpha * (s1[r] + shift * s0[r]) + (e * z).sum(1)
-            s0[r] = alpha * s0[r] + e.sum(1)
+                shift = torch.where(s0[r] > 0, m_old - m_new, torch.zeros_like(m_new))  # avoid -inf * 0 on chunk 1
+                e = torch.exp(z, out=_tile(ebuf[0], nr, vc))  # (Nr, Vc)
+                s0_chunk = e.sum(1)  # (Nr,)
+                s1[r] = alpha * (s1[r] + shift * s0[r]) + e.mul_(z).sum(1)
+            else:
+                s0_chunk = z.exp_().sum(1)  # (Nr,)
+            s0[r] = alpha * s0[r] + s0_chunk
             m[r] = m_new
     logs0 = torch.log(s0)  # (N,)
     logp = (zt - m) - logs0  # (N,)
@@ -235,29 +265,36 @@ def _torch_forward(hidden, weight, targets, inv_temp, want_entropy):
     return logp, entropy, m, logs0
 
 
-def _torch_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_w):
-    N, V = hidden.shape[0], weight.shape[0]
+def _torch_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_h, need_w):
+    N, (V, D) = hidden.shape[0], weight.shape
     h = hidden.float()  # (N, D)
     g = grad_logp * inv_temp  # (N,): fold the 1/T of dz/dlogits into the row scale
-    grad_h = torch.zeros_like(h, dtype=torch.float32)  # (N, D)
+    grad_h = torch.zeros_like(h) if need_h else None  # (N, D) fp32
     grad_w = torch.empty_like(weight) if need_w else None  # (V, D), filled chunk by chunk
+    (dbuf,), wbuf = _torch_buffers(hidden, weight, 1)
+    # a head that is not fp32 sums its chunk's gradient in one fp32 (Vc, D) buffer; an fp32 one directly in grad_w
+    gw_buf = torch.empty(min(V, VOCAB_CHUNK), D, device=h.device) if need_w and wbuf is not None else None
     for c0 in range(0, V, VOCAB_CHUNK):
-        w = weight[c0:c0 + VOCAB_CHUNK].float()  # (Vc, D)
-        gw = torch.zeros_like(w) if need_w else None  # (Vc, D)
+        w = _weight_chunk(weight, c0, wbuf)  # (Vc, D) fp32
+        vc = w.shape[0]
+        if need_w:
+            gw = (grad_w[c0:c0 + vc] if gw_buf is None else gw_buf[:vc]).zero_()  # (Vc, D) fp32
         for r0 in range(0, N, ROW_CHUNK):
             r = slice(r0, r0 + ROW_CHUNK)
-            d = torch.mm(h[r], w.T).mul_(inv_temp)  # (Nr, Vc) z, bitwise as in forward
+            nr = min(ROW_CHUNK, N - r0)
+            d = torch.mm(h[r], w.T, out=_tile(dbuf, nr, vc)).mul_(inv_temp)  # (Nr, Vc) z, bitwise as in forward
             d.sub_(m[r][:, None]).sub_(logs0[r][:, None]).exp_().mul_(-g[r][:, None])  # -g p
             t = targets[r] - c0  # (Nr,)
-            in_chunk = (t >= 0) & (t < w.shape[0])
+            in_chunk = (t >= 0) & (t < vc)
             # + g at the target column; rows whose target is elsewhere add an exact 0 to some column
-            d.scatter_add_(1, t.clamp(0, w.shape[0] - 1)[:, None], (g[r] * in_chunk)[:, None])
-            grad_h[r].addmm_(d, w)
+            d.scatter_add_(1, t.clamp(0, vc - 1)[:, None], (g[r] * in_chunk)[:, None])
+            if need_h:
+                grad_h[r].addmm_(d, w)
             if need_w:
                 gw.addmm_(d.T, h[r])
-        if need_w:
-            grad_w[c0:c0 + VOCAB_CHUNK] = gw
-    return grad_h.to(hidden.dtype), grad_w
+        if gw_buf is not None:
+            grad_w[c0:c0 + vc].copy_(gw)  # one rounding to the head's dtype
+    return (grad_h.to(hidden.dtype) if need_h else None), grad_w
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -351,26 +388,14 @@ def _logprob_dlogits_kernel(h_ptr, w_ptr, t_ptr, m_ptr, logs0_ptr, g_ptr, d_ptr,
     tl.store(d_out, d.to(d_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
 
 
-def _interpreted():
-    """Triton runs either compiled or interpreted for the whole process: TRITON_INTERPRET=1 must be set before
-    `import triton` (its own tl.zeros, tl.sum... are decorated then), which tests/conftest.py does. Interpreted,
-    the kernels accept CPU tensors; compiled, they need CUDA tensors."""
-    return isinstance(_logprob_fwd_kernel, InterpretedFunction)
-
-
-def _check_triton_device(device):
-    if device.type != "cuda" and not _interpreted():
-        raise ValueError(f"backend='triton' on {device} tensors needs Triton's interpreter: set TRITON_INTERPRET=1 "
-                         "before triton is imported, or use backend='torch'")
-
-
 def _launch_config(dtype):
     """GPU: the classic 128 x 128 x 64 matmul tile for bf16/fp16 (64 x 128 x 32 for exact fp32 dots, which
     spill at the larger tile), 8 warps, 3 stages. Not tuned on a GPU (none was available). Compiled for sm_90a
     with the launch-time specialization (16-byte aligned pointers, D % 16 == 0), ptxas reports no register
-    spills for any of the four kernels (bf16: 193 and 127 registers) and the D loop is software-pipelined.
+    spills for any dtype (bf16: 194 and 127 registers, 96 KiB of shared memory; figures from triton 3.9's ptxas,
+    checked by tests/test_logprobs.py) and the D loop is software-pipelined.
     Interpreter: small blocks, so that every test shape hits partial blocks in all three dimensions."""
-    gpu = not _interpreted()
+    gpu = not INTERPRETED
     wide = gpu and dtype != torch.float32
     return dict(
         BLOCK_N=128 if wide else 64 if gpu else 16, BLOCK_V=128, BLOCK_D=64 if wide else 32,
@@ -386,7 +411,7 @@ def _launch_config(dtype):
 def _num_splits(n_row_blocks, n_vocab_blocks, device):
     """Vocabulary splits per row block: enough programs to fill the GPU (about 4 per SM), at most 64 so the
     partial buffers stay O(N), never empty. Interpreted, 3, so the tests exercise the merge."""
-    if device.type == "cuda" and not _interpreted():
+    if device.type == "cuda" and not INTERPRETED:
         want = math.ceil(4 * torch.cuda.get_device_properties(device).multi_processor_count / n_row_blocks)
     else:
         want = 3
@@ -398,7 +423,6 @@ def _num_splits(n_row_blocks, n_vocab_blocks, device):
 def _triton_forward(hidden, weight, targets, inv_temp, want_entropy):
     N, D = hidden.shape
     V = weight.shape[0]
-    _check_triton_device(hidden.device)
     cfg = _launch_config(hidden.dtype)
     n_rb, n_vb = triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(V, cfg["BLOCK_V"])
     if N == 0:
@@ -427,25 +451,26 @@ def _dlogits_chunk(N, device):
     """Vocabulary entries per backward chunk: the (N, chunk) buffer holds at most 2**27 elements (256 MB in
     bf16) whatever V is, and stays wide enough for efficient matmuls. Interpreted, 3 blocks, so the tests
     run several chunks and a partial last one."""
-    if _interpreted():
+    if INTERPRETED:
         return 3 * _launch_config(torch.float32)["BLOCK_V"]
     return max(1024, min(32768, (2 ** 27 // max(N, 1)) // 128 * 128))
 
 
-def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_w):
+def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, need_h, need_w):
     """Per vocabulary chunk: the Triton kernel writes d (N, chunk), then two library matmuls (cuBLAS on a GPU)
-    consume it: grad_h += d @ W[chunk] (each chunk's product rounded once to the input dtype, summed in fp32)
-    and grad_W[chunk] = d^T @ h (complete in one product, so no fp32 (V, D) buffer is needed)."""
+    consume it: grad_h += d @ W[chunk] (each chunk's product kept in fp32 and summed in fp32: one rounding, at
+    the end) and grad_W[chunk] = d^T @ h (complete in one product, so no fp32 (V, D) buffer is needed)."""
     N, D = hidden.shape
     V = weight.shape[0]
-    _check_triton_device(hidden.device)
-    grad_h = torch.zeros(N, D, device=hidden.device, dtype=torch.float32)  # (N, D)
+    grad_h = torch.zeros(N, D, device=hidden.device, dtype=torch.float32) if need_h else None  # (N, D)
     grad_w = torch.empty_like(weight) if need_w else None  # (V, D)
     if N == 0:
-        return grad_h.to(hidden.dtype), (grad_w.zero_() if need_w else None)
+        return (grad_h.to(hidden.dtype) if need_h else None), (grad_w.zero_() if need_w else None)
     cfg = _launch_config(hidden.dtype)
     chunk = _dlogits_chunk(N, hidden.device)
     d_buf = torch.empty(N, min(chunk, V), device=hidden.device, dtype=hidden.dtype)  # (N, chunk)
+    low_precision = hidden.dtype != torch.float32
+    prod = torch.empty(N, D, device=hidden.device) if need_h and low_precision else None  # (N, D) fp32
     for c0 in range(0, V, chunk):
         width = min(chunk, V - c0)
         grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(width, cfg["BLOCK_V"]))
@@ -454,12 +479,27 @@ def _triton_backward(hidden, weight, targets, m, logs0, grad_logp, inv_temp, nee
                                           N, D, c0, width, d_buf.stride(0), inv_temp, **cfg)
         d = d_buf[:, :width]  # (N, width)
         w = weight[c0:c0 + width]  # (width, D)
-        grad_h += torch.mm(d, w)
+        if need_h and not low_precision:
+            grad_h.addmm_(d, w)
+        elif need_h:
+            grad_h += _mm_fp32(d, w, out=prod)  # (N, D)
         if need_w:
             torch.mm(d.T, hidden, out=grad_w[c0:c0 + width])  # a contiguous row slice: written in place
-    return grad_h.to(hidden.dtype), grad_w
+    return (grad_h.to(hidden.dtype) if need_h else None), grad_w
+
+
+_MM_OUT_DTYPE = torch.__version__ >= "2.8"  # torch.mm(a, b, out_dtype=torch.float32) for fp16/bf16 on CUDA
+
+
+def _mm_fp32(a, b, out):
+    """a @ b in fp32 for bf16/fp16 a and b, never rounded to their dtype: on CUDA one cuBLAS matmul that writes
+    its fp32 accumulator (torch >= 2.8's `out_dtype`); elsewhere (the interpreter's CPU tensors, older torch) the
+    operands go to fp32 first, which gives the same products (exact in fp32), only slower."""
+    if a.is_cuda and _MM_OUT_DTYPE:
+        return torch.mm(a, b, out_dtype=torch.float32, out=out)
+    return torch.mm(a.float(), b.float(), out=out)
 
 
 def _on_device(device):
     """Triton launches on the current CUDA device; make it the tensors' one."""
-    return torch.cuda.device(device) if device.type == "cuda" and not _interpreted() else contextlib.nullcontext()
+    return torch.cuda.device(device) if device.type == "cuda" and not INTERPRETED else contextlib.nullcontext()

@@ -1,6 +1,7 @@
 """`python -m minirlvr.bench <target> [options]`: benchmarks that report ratios against a baseline measured
 in the same run. Each target lives beside the code it measures; this file only dispatches."""
 
+import ctypes
 import importlib
 import sys
 import time
@@ -42,10 +43,26 @@ def _status_kib(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def return_freed_memory():
+    """Make the CPU resident set follow live memory (Linux, glibc): pin glibc's mmap threshold (M_MMAP_THRESHOLD,
+    -3) at 64 KiB, so every larger block is mapped on allocation and unmapped on free (unpinned, glibc raises the
+    threshold after the first large free and keeps later 16 MB tiles in its heap, resident after they are freed:
+    a review saw the log-prob benchmark's CPU peak swing 54-162 MB between identical runs), then hand the heap's free
+    pages back (malloc_trim), so that reusing them counts too. It stays for the rest of the process and slows
+    allocation: call it after timing. A no-op where glibc is not the C library."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 64 * 1024)
+    libc.malloc_trim(0)
+
+
 class PeakMemory:
     """Bytes at peak above the level at construction: the CUDA allocator's peak, or on a CPU the process's
-    resident-set high-water mark (tracemalloc does not see torch's allocations). Run each measurement in a
-    fresh process: the CPU figure counts every page the process touches."""
+    resident-set high-water mark (tracemalloc does not see torch's allocations), after `return_freed_memory()`.
+    Run each measurement in a fresh process, after its timing: the CPU figure counts every page the process
+    touches."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
@@ -54,6 +71,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            return_freed_memory()
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets the RSS high-water mark (VmHWM) to the current RSS, Linux >= 4.0
             self.base = _status_kib("VmRSS") * 1024
