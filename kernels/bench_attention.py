@@ -21,13 +21,11 @@ A last child checks that hook and eager give the same mass at the smallest T.
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 
 import torch
 
-from minirlvr.bench import PeakMemory, sync
+from minirlvr.bench import PeakMemory, run_child, sync
 
 GPU_MODEL = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2)
@@ -118,12 +116,9 @@ def child(args):
 
 
 def spawn(args, variant, T):
-    cmd = [sys.executable, "-m", "minirlvr.kernels.bench_attention", "--child", variant, "--T", str(T),
-           "--device", args.device, "--repeats", str(args.repeats), "--threads", str(args.threads)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{variant} at T={T} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_child("minirlvr.kernels.bench_attention", ["--child", variant, "--T", str(T), "--device", args.device,
+                                                          "--repeats", str(args.repeats), "--threads",
+                                                          str(args.threads)], f"{variant} at T={T}")
 
 
 def main(argv=None):

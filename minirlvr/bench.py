@@ -20,6 +20,18 @@ TARGETS = {
 # ---------------------------------------------------------------------------------------------- shared measures
 
 
+def run_child(module, argv, what):
+    """The last JSON line printed by `python -m module argv` in a fresh process (clean peak memory, nothing left
+    cached by an earlier measurement); a failure raises with the child's stderr."""
+    import json
+    import subprocess
+
+    res = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def sync(device):
     """Wait for queued GPU work, so that a clock reading covers it."""
     if device.type == "cuda":

@@ -18,11 +18,12 @@ This measures memory only, not judge quality (see `python run.py judge-audit`).
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 
 import torch
+
+from minirlvr.bench import run_child
 
 CPU_SHAPE = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
                  num_key_value_heads=4, vocab_size=32000)
@@ -82,12 +83,8 @@ def child(args):
 
 
 def spawn(args, variant, folder):
-    cmd = [sys.executable, "-m", "minirlvr.bench_judge", "--child", variant, "--folder", folder,
-           "--device", args.device, "--threads", str(args.threads)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_child("minirlvr.bench_judge", ["--child", variant, "--folder", folder, "--device", args.device,
+                                              "--threads", str(args.threads)], variant)
 
 
 def main(argv=None):

@@ -120,8 +120,11 @@ def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, ent
     sel = mask.bool()  # (N, L)
     weight = lm_head_weight(model)  # (V, D)
     # The head may keep another dtype than the body's compute dtype (4-bit on GPU: bf16 body, fp32 or bf16 head);
-    # the kernel wants one dtype and accumulates in fp32 anyway.
-    out = token_logprobs(hidden[sel].to(weight.dtype), weight, tokens[sel], temperature, return_entropy=entropy)
+    # the kernel wants one dtype and accumulates in fp32 anyway. An fp32 head (full fine-tuning) on a GPU goes in
+    # as bf16 operands with fp32 accumulation, as autocast would: exact fp32 dots run on CUDA cores, several times
+    # slower. The casts are differentiable, so the fp32 weight still gets its gradient.
+    dtype = torch.bfloat16 if weight.is_cuda and weight.dtype == torch.float32 else weight.dtype
+    out = token_logprobs(hidden[sel].to(dtype), weight.to(dtype), tokens[sel], temperature, return_entropy=entropy)
     lp, ent = out if entropy else (out, None)  # (M,)
     logp = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device).index_put((sel,), lp.float())
     if ent is not None:
