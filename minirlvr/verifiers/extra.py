@@ -6,9 +6,11 @@ What they deliberately do not do: no semantic judgement (that is the judge's job
 beyond IFEval's loose mode. Words are runs of word characters, as in IFEval's word count.
 """
 
+import functools
 import re
 
-from .ifeval import WORDS, parse_json, plural, quoted, reg, strip_code_fence
+from . import registry
+from .ifeval import WORDS, parse_json, plural, quoted, strip_code_fence
 from .registry import ALL, VerifierError
 from .text import count_words, split_sentences
 
@@ -16,6 +18,7 @@ _WORD = re.compile(r"\w+")
 _WORD_CHAR = re.compile(r"\w")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+reg = functools.partial(registry.reg, source="extra")
 
 
 def paragraphs(text):
