@@ -22,7 +22,7 @@ import numpy as np
 
 from . import registry
 from .ifeval import WORDS, plural
-from .ifbench_text import (PUNCT_SPACE, clean_word, head_tokens, iter_ifbench_sentences, sentence_end_counts,
+from .ifbench_text import (PUNCT, PUNCT_SPACE, clean_word, head_tokens, iter_ifbench_sentences, sentence_end_counts,
                            starts_with_verb, stop_word_share, strip_punct, tail_tokens, word_tokens)
 from .registry import ALL, VerifierError
 from .text import count_words
@@ -77,7 +77,7 @@ reg("count:unique_word_count", {"N": "count"},
     lambda rng, p: {"N": rng.randint(20, 150)})
 
 CONJUNCTIONS = ("and", "but", "for", "nor", "or", "so", "yet")
-_P = re.escape(PUNCT_SPACE)
+_P = re.escape(PUNCT)  # (words hold no space, so stripping " " too changes nothing)
 # A whitespace-delimited word that is a conjunction in any letter case once edge punctuation is stripped.
 _CONJUNCTION_WORD = re.compile(rf"(?<!\S)[{_P}]*(?:"
                                + "|".join("".join(f"[{c}{c.upper()}]" for c in w) for w in CONJUNCTIONS)
