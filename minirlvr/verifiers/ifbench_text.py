@@ -211,19 +211,27 @@ def iter_word_tokens(text, chunk_chars=4096):
     yield from treebank_tokens(batch)
 
 
-# A long sentence's first (last) tokens come from a prefix (suffix) of it, cut at whitespace; only the token
-# touching the cut can differ from the whole sentence's, and it is dropped. A prefix must not end in what
-# the end-of-sentence rules look for: a period, a closing bracket or quote, a colon or a comma.
-_HEAD_CUT = re.compile(r"(?<=[^\s.:,\]\)}>\"'\u00bb\u201d\u2019])\s")
-_TAIL_CUT = re.compile(r"\s")
+# A long sentence's first tokens come from two prefixes of it, the second twice as long: both tokenize as
+# the whole sentence except near their ends, so the tokens they share are the sentence's. (Rules reach a
+# few characters, or along a run of dots, backquotes or spaces, or, from a sentence's end, back over a final
+# period and closing brackets: a prefix ends after a character none of those start from.) The last tokens
+# come from two suffixes the same way.
+_PREFIX_END = re.compile(r"[\w\[({<*?!;@#$%&]")
+
+
+def _common_start(a, b):
+    k = 0
+    while k < len(a) and k < len(b) and a[k] == b[k]:
+        k += 1
+    return a[:k]
 
 
 def _sentence_head(sentence, n, size=256):
-    while size < len(sentence):
-        cut = _HEAD_CUT.search(sentence, size)
-        if cut is None:
+    while 2 * size < len(sentence):
+        short, long = (_PREFIX_END.search(sentence, k) for k in (size, 2 * size))
+        if short is None or long is None:
             break
-        tokens = treebank_tokens([sentence[:cut.start()]])[:-1]
+        tokens = _common_start(treebank_tokens([sentence[:short.end()]]), treebank_tokens([sentence[:long.end()]]))
         if len(tokens) >= n:
             return tokens
         size *= 4
@@ -231,11 +239,9 @@ def _sentence_head(sentence, n, size=256):
 
 
 def _sentence_tail(sentence, n, size=256):
-    while size < len(sentence):
-        cut = _TAIL_CUT.search(sentence, len(sentence) - size)
-        if cut is None:
-            break
-        tokens = treebank_tokens([sentence[cut.end():]])[1:]
+    while 2 * size < len(sentence):
+        short, long = (treebank_tokens([sentence[-k:]])[::-1] for k in (size, 2 * size))
+        tokens = _common_start(short, long)[::-1]
         if len(tokens) >= n:
             return tokens
         size *= 4
