@@ -328,15 +328,24 @@ def test_scans_equal_reference_regexes_on_random_strings():
 
 
 def test_bench_smoke(tmp_path):
-    """The benchmark runs end to end on a few records (it measures; this only checks it reports)."""
+    """The benchmark runs end to end on a few records of each suite (it measures; this only checks it
+    reports, and that IFBench's ids the reference cannot run offline are left out on both sides)."""
     from minirlvr.verifiers import bench
 
     data = [{"key": 1, "prompt": "p1", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
             {"key": 2, "prompt": "p2", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]
     resp = [{"prompt": "p1", "response": "no commas"}, {"prompt": "p2", "response": EN.lower()}]
-    for name, rows in (("d.jsonl", data), ("r.jsonl", resp)):
+    ifb = [{"key": 3, "prompt": "p3 ", "instruction_id_list": ["format:title_case", "words:start_verb"],
+            "kwargs": [{}, {}]}, {"key": 4, "prompt": "p4", "instruction_id_list": ["words:start_verb"], "kwargs": [{}]}]
+    ifb_resp = [{"prompt": "p3", "response": "The Cat Sat"}, {"prompt": "p4", "response": "Run."}]
+    for name, rows in (("d.jsonl", data), ("r.jsonl", resp), ("bd.jsonl", ifb), ("br.jsonl", ifb_resp)):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = bench.main(["--data", str(tmp_path / "d.jsonl"), "--responses", str(tmp_path / "r.jsonl"), "--repeat", "1"])
-    assert out["minirlvr_checks_per_s"] > 0
-    if "ratio" in out:  # the reference scorer is installed
-        assert out["ratio"] > 0
+    assert [len(r["instruction_id_list"]) for r, _ in bench.ifbench_pairs(tmp_path / "bd.jsonl",
+                                                                           tmp_path / "br.jsonl")] == [1]
+    out = bench.main(["--data", str(tmp_path / "d.jsonl"), "--responses", str(tmp_path / "r.jsonl"),
+                      "--ifbench-data", str(tmp_path / "bd.jsonl"), "--ifbench-responses", str(tmp_path / "br.jsonl"),
+                      "--repeat", "1"])
+    for suite in ("ifeval", "ifbench"):
+        assert out[suite]["minirlvr_checks_per_s"] > 0
+        if "ratio" in out[suite]:  # the reference scorer is installed
+            assert out[suite]["ratio"] > 0

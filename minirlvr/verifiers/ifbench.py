@@ -23,7 +23,8 @@ import numpy as np
 from . import registry
 from .ifeval import WORDS, plural
 from .ifbench_text import (PUNCT, PUNCT_SPACE, clean_word, head_tokens, iter_ifbench_sentences, sentence_end_counts,
-                           starts_with_verb, stop_word_share, strip_punct, tail_tokens, word_tokens)
+                           starts_with_verb, stop_word_share, strip_punct, syllable_parity, tail_tokens,
+                           word_tokens)
 from .registry import ALL, VerifierError
 from .text import count_words
 
@@ -250,19 +251,26 @@ reg("ratio:sentence_words", {},
 
 
 def _trigram_codes(text):
-    """The distinct character trigrams of `text` as integers (code points < 2**21, so three fit in 63 bits)."""
+    """The distinct character trigrams of `text` as sorted integers (code points < 2**21: three fit in 63 bits)."""
     c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)  # (len,)
     if len(c) < 3:
-        return np.empty(0, dtype=np.uint64)
-    return np.unique((c[:-2] << np.uint64(42)) | (c[1:-1] << np.uint64(21)) | c[2:])  # (distinct trigrams,)
+        return c[:0]
+    codes = np.sort((c[:-2] << np.uint64(42)) | (c[1:-1] << np.uint64(21)) | c[2:])  # (len - 2,)
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))]  # (distinct trigrams,)
+
+
+_reference_codes = functools.lru_cache(maxsize=16)(_trigram_codes)  # loose mode: 8 texts, one reference
 
 
 def trigram_overlap(text, reference):
     """Share of the text's distinct character trigrams that also occur in the reference (None: no trigram)."""
-    mine = _trigram_codes(text)
-    if not len(mine):
+    if len(text) < 3:
         return None
-    return int(np.isin(mine, _trigram_codes(reference)).sum()) / len(mine)
+    mine, ref = _trigram_codes(text), _reference_codes(reference)
+    if not len(ref):
+        return 0.0
+    at = np.minimum(np.searchsorted(ref, mine), len(ref) - 1)  # (distinct trigrams,)
+    return int((ref[at] == mine).sum()) / len(mine)
 
 
 def _overlap_ok(text, kw):
@@ -353,7 +361,8 @@ reg("sentence:alliteration_increment", {},
 
 
 def count_palindromes(text, min_len=5):
-    return sum(1 for w in strip_punct(text).lower().split() if len(w) >= min_len and w == w[::-1])
+    words = Counter(strip_punct(text).lower().split())  # each distinct word tested once
+    return sum(n for w, n in words.items() if len(w) >= min_len and w == w[::-1])
 
 
 reg("words:palindrome", {},
@@ -381,15 +390,8 @@ reg("words:repeats", {"small_n": "count"},
     lambda rng, p: {"small_n": rng.randint(2, 5)})
 
 
-@functools.lru_cache(maxsize=65536)
-def _syllable_parity(word):
-    import syllapy  # the package the reference uses: its word list and rules, offline
-
-    return syllapy.count(word) % 2
-
-
 def _alternating_syllables(text):
-    parities = (_syllable_parity(w) for w in strip_punct(text).lower().split())
+    parities = (syllable_parity(w) for w in strip_punct(text).lower().split())
     previous = None
     for parity in parities:
         if parity == previous:
@@ -498,7 +500,9 @@ reg("sentence:increment", {"small_n": "count"},
 
 
 def _keyword_in_sentence(text, word, n):
-    for k, sentence in enumerate(iter_ifbench_sentences(text), 1):
+    if word.isalnum() and word.lower() not in text.lower():
+        return False  # sentences only move spaces, quotes and end marks: a word in one is in the text
+    for k, sentence in enumerate(iter_ifbench_sentences(text, window=max(1024, 160 * n)), 1):
         if k == n:
             return word.lower() in sentence.lower()
     return False

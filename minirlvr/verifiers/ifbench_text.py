@@ -1,6 +1,7 @@
 """Offline text measurements the IFBench verifiers need: IFBench's own sentence splitter, NLTK's
-`word_tokenize` (Punkt sentences, then the improved Treebank rules), NLTK's English stop words, whether a
-text starts with a verb, and the punctuation-stripping that IFBench's checks repeat.
+`word_tokenize` (Punkt sentences, then the improved Treebank rules), NLTK's English stop words, syllable
+parity (syllapy, the package the reference uses), whether a text starts with a verb, and the
+punctuation-stripping that IFBench's checks repeat.
 
 IFBench's reference (Pyatkin et al. 2025) splits sentences with a short rule list of its own (titles,
 initials, acronyms, decimals, ellipses, websites) and tokenizes words with NLTK, whose sentence model and
@@ -67,6 +68,10 @@ _THREE_LETTERS = re.compile(r"\.(?<=[A-Za-z]\.)([A-Za-z])\.([A-Za-z])\.")
 _TWO_LETTERS = re.compile(r"\.(?<=[A-Za-z]\.)([A-Za-z])\.")
 _SUFFIX_STARTER = re.compile(r" (Inc|Ltd|Jr|Sr|Co)\. " + _STARTERS)
 _SPACE_INITIAL = re.compile(r"\.(?<= [A-Za-z]\.)")
+# Cheap tests, starting at a ".", that a rule which cannot start there has something to do at all.
+_MAYBE_DECIMAL = re.compile(r"\.(?<=[0-9]\.)[0-9]")
+_MAYBE_INITIAL_SPACE = re.compile(r"\.(?<=\s[A-Za-z]\.) ")
+_MAYBE_ACRONYM = re.compile(r"\.(?<=[A-Z]\.[A-Z]\.) ")
 
 
 def _marked(text):
@@ -74,18 +79,22 @@ def _marked(text):
     acronyms and company suffixes before a sentence starter); the plain . ? ! breaks are not marked yet."""
     t = " " + text.replace("\n", " ") + "  "
     t = _TITLE_OR_SITE.sub(_PRD, t)
-    t = _DECIMAL.sub(r"\1" + _PRD + r"\2", t)
+    if _MAYBE_DECIMAL.search(t):
+        t = _DECIMAL.sub(r"\1" + _PRD + r"\2", t)
     if ".." in t:
         t = _ELLIPSIS_TAIL.sub(_RUN + _PRD + _STOP, _ELLIPSIS_HEAD.sub(_RUN, t)).replace(_RUN, _PRD)
     if "Ph.D" in t:
         t = t.replace("Ph.D.", "Ph" + _PRD + "D" + _PRD)
-    t = _INITIAL_SPACE.sub(r" \1" + _PRD + " ", t)
-    t = _ACRONYM_STARTER.sub(r"\1" + _STOP + r" \2", t)
+    if _MAYBE_INITIAL_SPACE.search(t):
+        t = _INITIAL_SPACE.sub(r" \1" + _PRD + " ", t)
+    if _MAYBE_ACRONYM.search(t):
+        t = _ACRONYM_STARTER.sub(r"\1" + _STOP + r" \2", t)
     t = _THREE_LETTERS.sub(_PRD + r"\1" + _PRD + r"\2" + _PRD, t)
     t = _TWO_LETTERS.sub(_PRD + r"\1" + _PRD, t)
-    if any(suffix + " " in t for suffix in _SUFFIXES):
+    suffixes = [suffix for suffix in _SUFFIXES if suffix in t]
+    if any(suffix + " " in t for suffix in suffixes):
         t = _SUFFIX_STARTER.sub(r" \1" + _STOP + r" \2", t)  # the reference drops this "."
-    for suffix in _SUFFIXES:
+    for suffix in suffixes:
         t = t.replace(suffix, suffix[:-1] + _PRD)
     return _SPACE_INITIAL.sub(_PRD, t)
 
@@ -116,7 +125,7 @@ def sentence_end_counts(text):
 _SAFE_CUT = re.compile(r"(?<!\.)\s")
 
 
-def iter_ifbench_sentences(text, window=4096):
+def iter_ifbench_sentences(text, window=1024):
     """ifbench_sentences(text), one at a time, from growing windows: a caller that stops early pays for a
     prefix only; one that reads them all pays about 1.3 times a whole split."""
     done = 0
@@ -199,15 +208,16 @@ def word_tokens(text):
     return treebank_tokens(split_sentences(text))
 
 
-def iter_word_tokens(text, chunk_chars=4096):
-    """word_tokens(text), produced a few sentences at a time, so a caller can stop early."""
+def iter_word_tokens(text, chunk_chars=256):
+    """word_tokens(text), produced a few sentences at a time (chunks of growing size), so a caller can stop
+    early."""
     batch, size = [], 0
     for s in iter_sentences(text):
         batch.append(s)
         size += len(s)
         if size >= chunk_chars:
             yield from treebank_tokens(batch)
-            batch, size = [], 0
+            batch, size, chunk_chars = [], 0, min(4 * chunk_chars, 1 << 16)
     yield from treebank_tokens(batch)
 
 
@@ -310,6 +320,22 @@ def stop_word_share(text):
     """(stop words, words) among r"\\w+" tokens, matched case-insensitively."""
     words = _WORD.findall(text)  # split first: lower-casing can change what a word character is ("İ")
     return sum(1 for w in words if w.lower() in STOP_WORDS), len(words)
+
+
+# --- syllables ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def syllable_parity(word):
+    """syllapy's syllable count of `word` (its dictionary, then its rules), odd (1) or even (0)."""
+    import syllapy  # the package the reference uses, with its word list: offline
+
+    return syllapy.count(word) % 2
+
+
+def clear_caches():
+    """Forget memoised results (benchmarks call this so that no pass reuses an earlier one's work)."""
+    syllable_parity.cache_clear()
 
 
 # --- does the text start with a verb? --------------------------------------------------------------
