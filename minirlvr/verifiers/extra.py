@@ -26,11 +26,14 @@ def paragraphs(text):
     return [p for p in _BLANK_LINE.split(text) if p.strip()]
 
 
-def _word_range(r, kw, p):
-    if kw["min_words"] > kw["max_words"]:
-        raise VerifierError("length_constraints:word_count_range: kwarg 'min_words' must not exceed "
-                            f"'max_words' ({kw['min_words']} > {kw['max_words']})")
-    return kw["min_words"] <= count_words(r) <= kw["max_words"]
+def word_range(iid):
+    """The check of a {min_words, max_words} range (IFBench's count:word_count_range is the same)."""
+    def check(r, kw, p):
+        if kw["min_words"] > kw["max_words"]:
+            raise VerifierError(f"{iid}: kwarg 'min_words' must not exceed 'max_words' "
+                                f"({kw['min_words']} > {kw['max_words']})")
+        return kw["min_words"] <= count_words(r) <= kw["max_words"]
+    return check
 
 
 def _word_range_sample(rng, p):
@@ -39,7 +42,7 @@ def _word_range_sample(rng, p):
 
 
 reg("length_constraints:word_count_range", {"min_words": "count", "max_words": "count"},
-    _word_range,
+    word_range("length_constraints:word_count_range"),
     lambda kw: f"Your response should contain between {kw['min_words']} and {kw['max_words']} words.",
     _word_range_sample,
     conflicts=("length_constraints:number_words",))

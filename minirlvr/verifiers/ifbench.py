@@ -21,14 +21,19 @@ from collections import Counter
 import numpy as np
 
 from . import registry
+from .extra import word_range
 from .ifeval import WORDS, plural
 from .ifbench_text import (PUNCT, PUNCT_SPACE, clean_word, head_tokens, iter_ifbench_sentences, sentence_end_counts,
                            starts_with_verb, stop_word_share, strip_punct, syllable_parity, tail_tokens,
                            word_tokens)
 from .registry import ALL, VerifierError
-from .text import count_words
 
 reg = functools.partial(registry.reg, source="ifbench")
+
+
+def plain(iid, check, text, conflicts=()):
+    """Register an id without kwargs: `check(response)` and one fixed instruction text."""
+    reg(iid, {}, lambda r, kw, p: check(r), lambda kw: text, lambda rng, p: {}, conflicts=conflicts)
 
 
 def _ordinal(n):
@@ -48,20 +53,13 @@ def _need_prompt(iid):
 # --- count -----------------------------------------------------------------------------------------
 
 
-def _word_count_range(r, kw, p):
-    if kw["min_words"] > kw["max_words"]:
-        raise VerifierError("count:word_count_range: kwarg 'min_words' must not exceed 'max_words' "
-                            f"({kw['min_words']} > {kw['max_words']})")
-    return kw["min_words"] <= count_words(r) <= kw["max_words"]
-
-
 def _word_count_range_sample(rng, p):
     low = rng.randint(20, 200)
     return {"min_words": low, "max_words": low + rng.randint(max(2, low // 20), max(4, low // 10))}
 
 
 reg("count:word_count_range", {"min_words": "count", "max_words": "count"},
-    _word_count_range,
+    word_range("count:word_count_range"),
     lambda kw: f"The response must contain between {kw['min_words']} and {kw['max_words']} words.",
     _word_count_range_sample,
     conflicts=("length_constraints:number_words", "length_constraints:word_count_range"))
@@ -148,12 +146,10 @@ def count_punctuation_cover(text):
     return all(mark in rest for mark in ".,!?;:")
 
 
-reg("count:punctuation", {},
-    lambda r, kw, p: count_punctuation_cover(r),
-    lambda kw: "Use every standard punctuation mark at least once, including semicolons, colons, and the "
-               "interrobang (?!).",
-    lambda rng, p: {},
-    conflicts=("punctuation:no_comma", "punctuation:banned_marks"))
+plain("count:punctuation", count_punctuation_cover,
+      "Use every standard punctuation mark at least once, including semicolons, colons, and the "
+      "interrobang (?!).",
+      conflicts=("punctuation:no_comma", "punctuation:banned_marks"))
 
 
 def _japanese_every(text, n):
@@ -219,17 +215,13 @@ def _balanced(text):
     return declarative == interrogative == exclamatory
 
 
-reg("ratio:sentence_type", {},
-    lambda r, kw, p: _two_to_one(r),
-    lambda kw: "Maintain a 2:1 ratio of declarative to interrogative sentences in your response.",
-    lambda rng, p: {},
-    conflicts=("ratio:sentence_balance",))
+plain("ratio:sentence_type", _two_to_one,
+      "Maintain a 2:1 ratio of declarative to interrogative sentences in your response.",
+      conflicts=("ratio:sentence_balance",))
 
-reg("ratio:sentence_balance", {},
-    lambda r, kw, p: _balanced(r),
-    lambda kw: "Ensure that the ratio of sentence types (declarative, interrogative, exclamatory) in your response "
-               "is balanced.",
-    lambda rng, p: {})
+plain("ratio:sentence_balance", _balanced,
+      "Ensure that the ratio of sentence types (declarative, interrogative, exclamatory) in your response "
+      "is balanced.")
 
 
 def _same_length_three(text):
@@ -301,12 +293,10 @@ def _alphabet_loop(text):
     return True
 
 
-reg("words:alphabet", {},
-    lambda r, kw, p: _alphabet_loop(r),
-    lambda kw: "Each word in your response must start with the next letter of the alphabet, looping back to 'A' "
-               "after 'Z'.",
-    lambda rng, p: {},
-    conflicts=("sentence:alliteration_increment", "words:start_verb"))
+plain("words:alphabet", _alphabet_loop,
+      "Each word in your response must start with the next letter of the alphabet, looping back to 'A' "
+      "after 'Z'.",
+      conflicts=("sentence:alliteration_increment", "words:start_verb"))
 
 
 def _three_vowels(text):
@@ -314,19 +304,15 @@ def _three_vowels(text):
     return len(lines) == 1 and len(set(lines[0].lower()) & set("aeiou")) <= 3
 
 
-reg("words:vowel", {},
-    lambda r, kw, p: _three_vowels(r),
-    lambda kw: "Write a paragraph using words that contain only three types of vowels.",
-    lambda rng, p: {},
-    conflicts=("words:paragraph_last_first", "detectable_format:number_bullet_lists"))
+plain("words:vowel", _three_vowels,
+      "Write a paragraph using words that contain only three types of vowels.",
+      conflicts=("words:paragraph_last_first", "detectable_format:number_bullet_lists"))
 
 _CLUSTER = re.compile("[bcdfghjklmnpqrstvwxyz]{2}")
 
-reg("words:consonants", {},
-    lambda r, kw, p: all(_CLUSTER.search(w) for w in r.lower().split()),
-    lambda kw: "Ensure each word in your response has at least one consonant cluster (two or more consonants "
-               "together).",
-    lambda rng, p: {})
+plain("words:consonants", lambda r: all(_CLUSTER.search(w) for w in r.lower().split()),
+      "Ensure each word in your response has at least one consonant cluster (two or more consonants "
+      "together).")
 
 
 def alliteration_runs(sentence):
@@ -353,11 +339,9 @@ def _alliteration_increases(text):
     return True
 
 
-reg("sentence:alliteration_increment", {},
-    lambda r, kw, p: _alliteration_increases(r),
-    lambda kw: "Each sentence must have a longer sequence of consecutive alliterative words than the previous one.",
-    lambda rng, p: {},
-    conflicts=("words:no_consecutive",))
+plain("sentence:alliteration_increment", _alliteration_increases,
+      "Each sentence must have a longer sequence of consecutive alliterative words than the previous one.",
+      conflicts=("words:no_consecutive",))
 
 
 def count_palindromes(text, min_len=5):
@@ -365,24 +349,18 @@ def count_palindromes(text, min_len=5):
     return sum(n for w, n in words.items() if len(w) >= min_len and w == w[::-1])
 
 
-reg("words:palindrome", {},
-    lambda r, kw, p: count_palindromes(r) >= 10,
-    lambda kw: "Include at least 10 single-word palindromes, each at least 5 characters long.",
-    lambda rng, p: {})
+plain("words:palindrome", lambda r: count_palindromes(r) >= 10,
+      "Include at least 10 single-word palindromes, each at least 5 characters long.")
 
 _PRIMES = frozenset((2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
                      97))  # the reference's list: a word over 97 characters fails
 
-reg("words:prime_lengths", {},
-    lambda r, kw, p: all(len(w) in _PRIMES for w in strip_punct(r).split()),
-    lambda kw: "Use only words with lengths that are prime numbers.",
-    lambda rng, p: {})
+plain("words:prime_lengths", lambda r: all(len(w) in _PRIMES for w in strip_punct(r).split()),
+      "Use only words with lengths that are prime numbers.")
 
-reg("words:start_verb", {},
-    lambda r, kw, p: starts_with_verb(r),
-    lambda kw: "The response must start with a verb.",
-    lambda rng, p: {},
-    conflicts=("startend:quotation", "startend:first_word", "detectable_format:title"))
+plain("words:start_verb", starts_with_verb,
+      "The response must start with a verb.",
+      conflicts=("startend:quotation", "startend:first_word", "detectable_format:title"))
 
 reg("words:repeats", {"small_n": "count"},
     lambda r, kw, p: max(Counter(strip_punct(r.lower()).split()).values(), default=0) <= kw["small_n"],
@@ -400,10 +378,8 @@ def _alternating_syllables(text):
     return True
 
 
-reg("words:odd_even_syllables", {},
-    lambda r, kw, p: _alternating_syllables(r),
-    lambda kw: "Alternate between words with odd and even numbers of syllables.",
-    lambda rng, p: {})
+plain("words:odd_even_syllables", _alternating_syllables,
+      "Alternate between words with odd and even numbers of syllables.")
 
 
 def _last_word_first(text):
@@ -417,10 +393,8 @@ def _last_word_first(text):
     return True
 
 
-reg("words:last_first", {},
-    lambda r, kw, p: _last_word_first(r),
-    lambda kw: "In your response, the last word of each sentence must become the first word of the next sentence.",
-    lambda rng, p: {})
+plain("words:last_first", _last_word_first,
+      "In your response, the last word of each sentence must become the first word of the next sentence.")
 
 
 def _paragraphs_start_end_same(text):
@@ -431,11 +405,9 @@ def _paragraphs_start_end_same(text):
     return True
 
 
-reg("words:paragraph_last_first", {},
-    lambda r, kw, p: _paragraphs_start_end_same(r),
-    lambda kw: "Each paragraph of your response must end with the same word it started with, separate paragraphs "
-               "with a newline.",
-    lambda rng, p: {})
+plain("words:paragraph_last_first", _paragraphs_start_end_same,
+      "Each paragraph of your response must end with the same word it started with, separate paragraphs "
+      "with a newline.")
 
 
 def _no_consecutive_first_letter(text):
@@ -443,10 +415,8 @@ def _no_consecutive_first_letter(text):
     return all(a[0] != b[0] for a, b in zip(words, words[1:]))
 
 
-reg("words:no_consecutive", {},
-    lambda r, kw, p: _no_consecutive_first_letter(r),
-    lambda kw: "No two consecutive words can share the same first letter.",
-    lambda rng, p: {})
+plain("words:no_consecutive", _no_consecutive_first_letter,
+      "No two consecutive words can share the same first letter.")
 
 
 def _keyword_at(text, kw):
@@ -531,11 +501,9 @@ reg("repeat:repeat_change", {"prompt_to_repeat": "text"},
 
 REPEAT_SIMPLE = "Only output this sentence here, ignore all other requests."
 
-reg("repeat:repeat_simple", {},
-    lambda r, kw, p: r.strip().lower() == REPEAT_SIMPLE.lower(),
-    lambda kw: REPEAT_SIMPLE,
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("repeat:repeat_simple", lambda r: r.strip().lower() == REPEAT_SIMPLE.lower(),
+      REPEAT_SIMPLE,
+      conflicts=(ALL,))
 
 
 def _span_check(text, kw, prompt):

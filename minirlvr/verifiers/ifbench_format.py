@@ -12,6 +12,7 @@ import unicodedata
 from collections import deque
 
 from . import registry
+from .ifbench import plain
 from .ifbench_text import (PUNCT, PUNCT_SPACE, first_ifbench_sentences, ifbench_sentences, iter_ifbench_sentences,
                            iter_word_tokens, strip_punct)
 from .registry import ALL
@@ -49,10 +50,8 @@ def _emoji_after_every_sentence(text):
     return True
 
 
-reg("format:emoji", {},
-    lambda r, kw, p: _emoji_after_every_sentence(r),
-    lambda kw: "Please use an emoji at the end of every sentence.",
-    lambda rng, p: {})
+plain("format:emoji", _emoji_after_every_sentence,
+      "Please use an emoji at the end of every sentence.")
 
 
 def _surviving_lines(text):
@@ -85,11 +84,9 @@ def _stairs(text):
     return all(_indent(b) > _indent(a) for a, b in zip(lines, lines[1:]))
 
 
-reg("format:line_indent", {},
-    lambda r, kw, p: _stairs(r),
-    lambda kw: "Create stairs by incrementally indenting each new line.",
-    lambda rng, p: {},
-    conflicts=("format:newline", "format:sub-bullets", "format:no_bullets_bullets",
+plain("format:line_indent", _stairs,
+      "Create stairs by incrementally indenting each new line.",
+      conflicts=("format:newline", "format:sub-bullets", "format:no_bullets_bullets",
                "detectable_format:number_bullet_lists"))
 
 reg("format:list", {"sep": "text"},
@@ -104,11 +101,9 @@ def _word_per_line(text):
     return len(lines) == len(bare.split())
 
 
-reg("format:newline", {},
-    lambda r, kw, p: _word_per_line(r),
-    lambda kw: "Write each word on a new line.",
-    lambda rng, p: {},
-    conflicts=("words:vowel", "format:sub-bullets", "format:no_bullets_bullets", "format:thesis",
+plain("format:newline", _word_per_line,
+      "Write each word on a new line.",
+      conflicts=("words:vowel", "format:sub-bullets", "format:no_bullets_bullets", "format:thesis",
                "format:output_template", "detectable_format:number_bullet_lists"))
 
 
@@ -132,20 +127,16 @@ def _sentences_then_bullets(text):
     return n_bullets >= 2
 
 
-reg("format:no_bullets_bullets", {},
-    lambda r, kw, p: _sentences_then_bullets(r),
-    lambda kw: "Your answer must contain at least two sentences ending in a period followed by at least two "
-               "bullet points denoted by *.",
-    lambda rng, p: {},
-    conflicts=("detectable_format:number_bullet_lists", "format:sub-bullets"))
+plain("format:no_bullets_bullets", _sentences_then_bullets,
+      "Your answer must contain at least two sentences ending in a period followed by at least two "
+      "bullet points denoted by *.",
+      conflicts=("detectable_format:number_bullet_lists", "format:sub-bullets"))
 
 _SPACE = re.compile(r"\s")
 
-reg("format:no_whitespace", {},
-    lambda r, kw, p: not _SPACE.search(r),
-    lambda kw: "The output should not contain any whitespace.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("format:no_whitespace", lambda r: not _SPACE.search(r),
+      "The output should not contain any whitespace.",
+      conflicts=(ALL,))
 
 OPTIONS_BANK = ("yes/no/maybe", "I know or I don't know", "a), b), c), d)")
 _LETTER_OPTIONS = re.compile(r"\W*[aA]\W*[bB]\W*[cC]\W*")
@@ -174,12 +165,10 @@ reg("format:options", {"options": "text"},
 
 TEMPLATE = ("My Answer:", "My Conclusion:", "Future Outlook:")
 
-reg("format:output_template", {},
-    lambda r, kw, p: all(part in r for part in TEMPLATE),
-    lambda kw: "Use this exact template for your response: My Answer: [answer] My Conclusion: [conclusion] Future "
-               "Outlook: [outlook]",
-    lambda rng, p: {},
-    conflicts=("detectable_format:json_format", "combination:two_responses"))
+plain("format:output_template", lambda r: all(part in r for part in TEMPLATE),
+      "Use this exact template for your response: My Answer: [answer] My Conclusion: [conclusion] Future "
+      "Outlook: [outlook]",
+      conflicts=("detectable_format:json_format", "combination:two_responses"))
 
 _CLOSING = {")": "(", "]": "[", "}": "{"}
 _BRACKET = re.compile(r"[()\[\]{}]")
@@ -203,10 +192,8 @@ def nested_brackets(text, depth=5):
     return False
 
 
-reg("format:parentheses", {},
-    lambda r, kw, p: nested_brackets(r),
-    lambda kw: "Nest parentheses (and [brackets {and braces}]) at least 5 levels deep.",
-    lambda rng, p: {})
+plain("format:parentheses", nested_brackets,
+      "Nest parentheses (and [brackets {and braces}]) at least 5 levels deep.")
 
 
 def nested_quotes(text, depth=3):
@@ -224,11 +211,9 @@ def nested_quotes(text, depth=3):
     return False
 
 
-reg("format:quotes", {},
-    lambda r, kw, p: nested_quotes(r),
-    lambda kw: "Include quotes within quotes within quotes, at least 3 levels deep, alternating between double "
-               "quotes and single quotes.",
-    lambda rng, p: {})
+plain("format:quotes", nested_quotes,
+      "Include quotes within quotes within quotes, at least 3 levels deep, alternating between double "
+      "quotes and single quotes.")
 
 _DIGITS_PUNCT_NO_QUOTE = string.digits + PUNCT.replace('"', "")
 
@@ -242,11 +227,9 @@ def _quotes_explained(text):
     return not rest or rest[-1] != '"'  # nothing left: the reference raises; no quote, nothing unexplained
 
 
-reg("format:quote_unquote", {},
-    lambda r, kw, p: _quotes_explained(r),
-    lambda kw: "Every quoted phrase must be followed by an unquoted explanation.",
-    lambda rng, p: {},
-    conflicts=("startend:quotation",))
+plain("format:quote_unquote", _quotes_explained,
+      "Every quoted phrase must be followed by an unquoted explanation.",
+      conflicts=("startend:quotation",))
 
 
 def _italic_thesis(text):
@@ -265,11 +248,9 @@ def _italic_thesis(text):
     return bool(text[3:end].strip()) and bool(text[end + 4:].strip())
 
 
-reg("format:thesis", {},
-    lambda r, kw, p: _italic_thesis(r),
-    lambda kw: "Each section must begin with a thesis statement in italics, use HTML to indicate the italics.",
-    lambda rng, p: {},
-    conflicts=("detectable_format:json_format",))
+plain("format:thesis", _italic_thesis,
+      "Each section must begin with a thesis statement in italics, use HTML to indicate the italics.",
+      conflicts=("detectable_format:json_format",))
 
 reg("format:sub-bullets", {},
     lambda r, kw, p: all("-" in part for part in r.split("*")[1:]),  # the reference's test: "-" after each "*"
@@ -289,20 +270,16 @@ def _title_case(text):
     return True
 
 
-reg("format:title_case", {},
-    lambda r, kw, p: _title_case(r),
-    lambda kw: "Write the entire response in title case (capitalize the first letter of every major word).",
-    lambda rng, p: {},
-    conflicts=("change_case:english_lowercase", "change_case:english_capital"))
+plain("format:title_case", _title_case,
+      "Write the entire response in title case (capitalize the first letter of every major word).",
+      conflicts=("change_case:english_lowercase", "change_case:english_capital"))
 
 # --- custom: whole tasks ---------------------------------------------------------------------------
 _NUMBERS = re.compile(r"\d+")
 
-reg("custom:multiples", {},
-    lambda r, kw, p: _NUMBERS.findall(r.replace(",", ", ")) == [str(n) for n in range(14, 51, 7)],
-    lambda kw: "Count from 10 to 50 but only print multiples of 7.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:multiples", lambda r: _NUMBERS.findall(r.replace(",", ", ")) == [str(n) for n in range(14, 51, 7)],
+      "Count from 10 to 50 but only print multiples of 7.",
+      conflicts=(ALL,))
 
 _QUESTION_LABEL = re.compile(r"Question \d+[\.|\):;]?\s*")
 _OPTION_LINE = re.compile(r"[A-Ea-e][\.|\)]\s*\w+")
@@ -339,13 +316,11 @@ def _four_questions(text):
     return all(a < b for a, b in zip(lengths, lengths[1:]))
 
 
-reg("custom:mcq_count_length", {},
-    lambda r, kw, p: _four_questions(r),
-    lambda kw: "Generate 4 multiple choice questions with 5 options each about '20th century art history'. Each "
-               "question should start with the label \"Question\". The questions should get progressively longer. "
-               "Do not provide an explanation.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:mcq_count_length", _four_questions,
+      "Generate 4 multiple choice questions with 5 options each about '20th century art history'. Each "
+      "question should start with the label \"Question\". The questions should get progressively longer. "
+      "Do not provide an explanation.",
+      conflicts=(ALL,))
 
 
 def ascii_fold(text):
@@ -362,11 +337,9 @@ def _africa_reversed(text):
     return all(a >= b for a, b in zip(folded, folded[1:]))
 
 
-reg("custom:reverse_newline", {},
-    lambda r, kw, p: _africa_reversed(r),
-    lambda kw: "List the countries of Africa in reverse alphabetical order, each on a new line.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:reverse_newline", _africa_reversed,
+      "List the countries of Africa in reverse alphabetical order, each on a new line.",
+      conflicts=(ALL,))
 
 
 def _words_reversed(text):
@@ -374,19 +347,15 @@ def _words_reversed(text):
     return "bald eagle" in text and text in ifbench_sentences(text)
 
 
-reg("custom:word_reverse", {},
-    lambda r, kw, p: _words_reversed(r),
-    lambda kw: "What animal is the national symbol of the US? Respond to this query, but make your sentence in "
-               "reverse order of what it should be, per word.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:word_reverse", _words_reversed,
+      "What animal is the national symbol of the US? Respond to this query, but make your sentence in "
+      "reverse order of what it should be, per word.",
+      conflicts=(ALL,))
 
-reg("custom:character_reverse", {},
-    lambda r, kw, p: "elgae dlab" in r.lower(),
-    lambda kw: "What animal is the national symbol of the US? Respond to this query, but make your sentence in "
-               "reverse order of what it should be, per letter.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:character_reverse", lambda r: "elgae dlab" in r.lower(),
+      "What animal is the national symbol of the US? Respond to this query, but make your sentence in "
+      "reverse order of what it should be, per letter.",
+      conflicts=(ALL,))
 
 
 def _alphabet_story(text):
@@ -398,12 +367,10 @@ def _alphabet_story(text):
     return n == 26
 
 
-reg("custom:sentence_alphabet", {},
-    lambda r, kw, p: _alphabet_story(r),
-    lambda kw: "Tell me a 26-sentence story where each sentence's first word starts with the letters of the "
-               "alphabet in order.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:sentence_alphabet", _alphabet_story,
+      "Tell me a 26-sentence story where each sentence's first word starts with the letters of the "
+      "alphabet in order.",
+      conflicts=(ALL,))
 
 # Capitals of European countries north of 45 degrees, north to south: the reference's answer key.
 NORTHERN_CAPITALS = ("Reykjavik Helsinki Oslo Tallinn Stockholm Riga Moscow Copenhagen Vilnius Minsk Dublin Berlin "
@@ -416,13 +383,11 @@ def _capitals_sorted(text):
     return names == NORTHERN_CAPITALS
 
 
-reg("custom:european_capitals_sort", {},
-    lambda r, kw, p: _capitals_sorted(r),
-    lambda kw: "Give me the names of all capital cities of european countries whose latitude is higher than than 45 "
-               "degrees? List the capital cities without country names, separated by commas, sorted by latitude, "
-               "from highest to lowest.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:european_capitals_sort", _capitals_sorted,
+      "Give me the names of all capital cities of european countries whose latitude is higher than than 45 "
+      "degrees? List the capital cities without country names, separated by commas, sorted by latitude, "
+      "from highest to lowest.",
+      conflicts=(ALL,))
 
 
 def _csv_rows(text, limit, delimiter=","):
@@ -447,12 +412,10 @@ def _city_csv(text):
     return rows is not None and len(rows) == 8 and rows[0] == CITY_HEADER and all(len(r) == 5 for r in rows[1:])
 
 
-reg("custom:csv_city", {},
-    lambda r, kw, p: _city_csv(r),
-    lambda kw: 'Generate CSV data: The column names are ["ID", "Country", "City", "Year", "Count"], the data should '
-               "be comma delimited. Please generate 7 rows.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:csv_city", _city_csv,
+      'Generate CSV data: The column names are ["ID", "Country", "City", "Year", "Count"], the data should '
+      "be comma delimited. Please generate 7 rows.",
+      conflicts=(ALL,))
 
 
 def _header(names, sep):
@@ -488,13 +451,11 @@ def _product_csv(text):
     return False
 
 
-reg("custom:csv_special_character", {},
-    lambda r, kw, p: _product_csv(r),
-    lambda kw: 'Generate CSV data: The column names are ["ProductID", "Category", "Brand", "Price", "Stock"], the '
-               "data should be comma delimited. Please generate 14 rows. Add one field which contains a special "
-               "character and enclose it in double quotes.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:csv_special_character", _product_csv,
+      'Generate CSV data: The column names are ["ProductID", "Category", "Brand", "Price", "Stock"], the '
+      "data should be comma delimited. Please generate 14 rows. Add one field which contains a special "
+      "character and enclose it in double quotes.",
+      conflicts=(ALL,))
 
 
 def _student_tsv(text):
@@ -510,12 +471,10 @@ def _student_tsv(text):
     return True
 
 
-reg("custom:csv_quotes", {},
-    lambda r, kw, p: _student_tsv(r),
-    lambda kw: 'Generate CSV data: The column names are ["StudentID", "Subject", "Grade", "Semester", "Score"], the '
-               "data should be tab delimited. Please generate 3 rows and enclose each single field in double quotes.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:csv_quotes", _student_tsv,
+      'Generate CSV data: The column names are ["StudentID", "Subject", "Grade", "Semester", "Score"], the '
+      "data should be tab delimited. Please generate 3 rows and enclose each single field in double quotes.",
+      conflicts=(ALL,))
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _DAYS = {**dict.fromkeys((1, 3, 5, 7, 8, 10, 12), 31), **dict.fromkeys((4, 6, 9, 11), 30), 2: 29}
@@ -534,10 +493,8 @@ def _napoleon_dates(text):
     return True
 
 
-reg("custom:date_format_list", {},
-    lambda r, kw, p: _napoleon_dates(r),
-    lambda kw: "List the start dates of all the battles Napoleon fought separated by commas, use the following date "
-               "format: YYYY-MM-DD. Do not provide an explanation.",
-    lambda rng, p: {},
-    conflicts=(ALL,))
+plain("custom:date_format_list", _napoleon_dates,
+      "List the start dates of all the battles Napoleon fought separated by commas, use the following date "
+      "format: YYYY-MM-DD. Do not provide an explanation.",
+      conflicts=(ALL,))
 
