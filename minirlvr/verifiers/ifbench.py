@@ -41,11 +41,10 @@ def _ordinal(n):
     return f"{n}{suffix}"
 
 
-def _need_prompt(iid):
+def _need_prompt(iid, field):
     def sample(rng, prompt):
         if not prompt:
-            raise VerifierError(f"{iid}: kwarg 'prompt_to_repeat' / 'reference_text' is sampled from the "
-                                "prompt; pass prompt=the request text")
+            raise VerifierError(f"{iid}: kwarg {field!r} is sampled from the prompt; pass prompt=the request text")
         return prompt
     return sample
 
@@ -237,9 +236,7 @@ reg("ratio:sentence_words", {},
     lambda r, kw, p: _same_length_three(r),  # like the reference, "all different words" is not checked
     lambda kw: "Respond with three sentences, all containing the same number of characters but using all "
                "different words.",
-    lambda rng, p: {},
-    conflicts=("ratio:sentence_type", "ratio:sentence_balance", "custom:sentence_alphabet",
-               "sentence:increment"))
+    lambda rng, p: {})
 
 
 def _trigram_codes(text):
@@ -273,7 +270,7 @@ def _overlap_ok(text, kw):
 reg("ratio:overlap", {"reference_text": "text", "percentage": "percent"},
     lambda r, kw, p: _overlap_ok(r, kw),
     lambda kw: f"Maintain a trigram overlap of {kw['percentage']}% (\u00b12%) with the provided reference text.",
-    lambda rng, p: {"reference_text": _need_prompt("ratio:overlap")(rng, p), "percentage": rng.randint(20, 80)},
+    lambda rng, p: {"reference_text": _need_prompt("ratio:overlap", "reference_text")(rng, p), "percentage": rng.randint(20, 80)},
     conflicts=("repeat:repeat_change", "repeat:repeat_simple", "repeat:repeat_span"))
 
 # --- words -----------------------------------------------------------------------------------------
@@ -496,7 +493,7 @@ reg("repeat:repeat_change", {"prompt_to_repeat": "text"},
     lambda kw: "Repeat the request, but change the first word of the repeated request, (do not say anything before "
                "repeating the request; the request you need to repeat does not include this sentence) and do not "
                "answer the actual request!",
-    lambda rng, p: {"prompt_to_repeat": _need_prompt("repeat:repeat_change")(rng, p)},
+    lambda rng, p: {"prompt_to_repeat": _need_prompt("repeat:repeat_change", "prompt_to_repeat")(rng, p)},
     conflicts=(ALL,))
 
 REPEAT_SIMPLE = "Only output this sentence here, ignore all other requests."
@@ -514,7 +511,7 @@ def _span_check(text, kw, prompt):
 
 
 def _span_sample(rng, prompt):
-    prompt = _need_prompt("repeat:repeat_span")(rng, prompt)
+    prompt = _need_prompt("repeat:repeat_span", "prompt_to_repeat")(rng, prompt)
     n = len(prompt.split())
     start = rng.randint(0, max(0, n - 2))
     return {"prompt_to_repeat": prompt, "n_start": start, "n_end": rng.randint(start + 1, max(start + 1, n))}
