@@ -9,7 +9,7 @@ import time
 import torch
 
 TARGETS = {
-    "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval scorer
+    "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval and IFBench scorers
     "logprob": "minirlvr.kernels.bench_logprob",  # fused token log-probs vs full logits
     "attention": "minirlvr.kernels.bench_attention",  # attention mass vs eager output_attentions
     "sampler": "minirlvr.bench_sampler",  # own sampler vs model.generate

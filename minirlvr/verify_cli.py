@@ -1,8 +1,10 @@
 """`python run.py verify --data PROMPTS.jsonl --responses RESPONSES.jsonl [--out report.json]`
 
 Scores a response file (one {"prompt", "response"} per line) against IFEval-format records with the
-hard-constraint verifiers, matching each response to its record by prompt text. Prints IFEval's four
-metrics (prompt-level and instruction-level, strict and loose) and a per-instruction-id table.
+hard-constraint verifiers, matching each response to its record by prompt text (exactly, else up to
+leading and trailing whitespace: IFBench's released responses carry a trailing space). Prints IFEval's
+four metrics (prompt-level and instruction-level, strict and loose) and a per-instruction-id table. IFEval
+and IFBench files are scored alike: each instruction id names its verifier.
 
 Nothing is silently dropped: responses whose prompt is not in the data, and records that got no
 response, are counted, listed and written to the report; the metrics cover the matched pairs only.
@@ -32,13 +34,15 @@ def read_responses(path):
 
 
 def match(data_path, records, resp_path, responses):
-    """Pair responses with records by prompt text: (pairs, unmatched responses, records with no response)."""
-    by_prompt = {}
+    """Pair responses with records by prompt text, exact or else stripped: (pairs, unmatched responses,
+    records with no response)."""
+    by_prompt, by_stripped = {}, {}
     for k, rec in enumerate(records):
         by_prompt.setdefault(prompt_text(rec), k)
+        by_stripped.setdefault(prompt_text(rec).strip(), k)
     pairs, unmatched, seen = [], [], {}
     for lineno, prompt, response in responses:
-        k = by_prompt.get(prompt)
+        k = by_prompt.get(prompt, by_stripped.get(prompt.strip()))
         if k is None:
             unmatched.append({"where": f"{resp_path}:{lineno}", "prompt": prompt})
             continue
@@ -114,7 +118,7 @@ def run(data, responses, out=None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python run.py verify", description=__doc__.split("\n\n")[1])
-    p.add_argument("--data", required=True, help="IFEval-format records (JSONL)")
+    p.add_argument("--data", required=True, help="IFEval-format records (JSONL): IFEval, IFBench or any record file")
     p.add_argument("--responses", required=True, help="JSONL with 'prompt' and 'response' per line")
     p.add_argument("--out", help="write the full report (metrics, table, per-prompt verdicts) as JSON")
     p.add_argument("--run-dataset-code", action="store_true",

@@ -1,6 +1,8 @@
 """Unit tests for minirlvr.verifiers: every verifier passes and fails where it should, edge cases,
 loose mode, the API contract (describe / sample_kwargs / conflicts), bad input, and linear-time checks
-on hostile input. Agreement with the reference scorer on real data is in test_ifeval_agreement.py."""
+on hostile input. Agreement with the reference scorer on real data is in test_ifeval_agreement.py.
+The contract tests run on every registered id; IFBench's own cases and hostile inputs are in
+test_ifbench.py, which reuses HOSTILE from here."""
 
 import json
 import random
@@ -81,13 +83,19 @@ CASES = [
 ]
 
 
+NOT_IFBENCH = V.ids("ifeval") + V.ids("extra")
+
+
 def test_ids_cover_ifeval_and_extras():
     ids = V.ids()
-    assert sorted(ids[:25]) == sorted(IFEVAL_IDS)  # IFEval first, then the extras
-    extras = ids[25:]
-    assert len(extras) >= 8 and len(set(ids)) == len(ids)
+    assert sorted(ids[:25]) == sorted(IFEVAL_IDS) == sorted(V.ids("ifeval"))  # IFEval first, then the extras
+    extras = V.ids("extra")
+    assert ids[25:25 + len(extras)] == extras and len(extras) >= 8 and len(set(ids)) == len(ids)
     assert all(i.count(":") == 1 and all(i.split(":")) for i in ids)
-    assert {c[0] for c in CASES} == set(ids)  # every verifier has a pass/fail case below
+    assert {c[0] for c in CASES} == set(NOT_IFBENCH)  # every verifier has a pass/fail case below
+    assert set(ids) == set(NOT_IFBENCH) | set(V.ids("ifbench"))
+    with pytest.raises(V.VerifierError, match="unknown verifier source"):
+        V.ids("ifevil")
 
 
 @pytest.mark.parametrize("iid,kwargs,good,bad", CASES, ids=[f"{c[0]}-{k}" for k, c in enumerate(CASES)])
@@ -110,9 +118,10 @@ def test_describe_and_sample_are_deterministic(iid):
     b = V.sample_kwargs(iid, random.Random(7), prompt="Write a poem.")
     assert a == b
     d = V.describe(iid, a)
-    assert d == V.describe(iid, b) and len(d) > 20 and "{" not in d.replace("{content", "")
+    assert d == V.describe(iid, b) and len(d) > 20 and not re.search(r"\{\w*\}", d)  # no unfilled {field}
     assert d[0].isupper()
-    if V.validate_kwargs(iid, a) and iid != "combination:repeat_prompt":  # IFEval's text omits the prompt
+    if V.validate_kwargs(iid, a) and iid not in ("combination:repeat_prompt", "repeat:repeat_change"):
+        # (those two texts refer to "the request" rather than repeat it)
         draws = {V.describe(iid, V.sample_kwargs(iid, random.Random(s), prompt=f"Prompt {s}.")) for s in range(20)}
         assert len(draws) > 1
 
@@ -267,7 +276,7 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("iid", V.ids())
+@pytest.mark.parametrize("iid", NOT_IFBENCH)
 def test_hostile_inputs_linear_time(iid):
     """Each check of a 1 MB response or a regex-hostile 100k-character input takes under 1 s of this
     process's CPU time (process_time, so other jobs on the machine do not count). Loose mode is timed:
@@ -319,15 +328,24 @@ def test_scans_equal_reference_regexes_on_random_strings():
 
 
 def test_bench_smoke(tmp_path):
-    """The benchmark runs end to end on a few records (it measures; this only checks it reports)."""
+    """The benchmark runs end to end on a few records of each suite (it measures; this only checks it
+    reports, and that IFBench's ids the reference cannot run offline are left out on both sides)."""
     from minirlvr.verifiers import bench
 
     data = [{"key": 1, "prompt": "p1", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
             {"key": 2, "prompt": "p2", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]
     resp = [{"prompt": "p1", "response": "no commas"}, {"prompt": "p2", "response": EN.lower()}]
-    for name, rows in (("d.jsonl", data), ("r.jsonl", resp)):
+    ifb = [{"key": 3, "prompt": "p3 ", "instruction_id_list": ["format:title_case", "words:start_verb"],
+            "kwargs": [{}, {}]}, {"key": 4, "prompt": "p4", "instruction_id_list": ["words:start_verb"], "kwargs": [{}]}]
+    ifb_resp = [{"prompt": "p3", "response": "The Cat Sat"}, {"prompt": "p4", "response": "Run."}]
+    for name, rows in (("d.jsonl", data), ("r.jsonl", resp), ("bd.jsonl", ifb), ("br.jsonl", ifb_resp)):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = bench.main(["--data", str(tmp_path / "d.jsonl"), "--responses", str(tmp_path / "r.jsonl"), "--repeat", "1"])
-    assert out["minirlvr_checks_per_s"] > 0
-    if "ratio" in out:  # the reference scorer is installed
-        assert out["ratio"] > 0
+    assert [len(r["instruction_id_list"]) for r, _ in bench.ifbench_pairs(tmp_path / "bd.jsonl",
+                                                                           tmp_path / "br.jsonl")] == [1]
+    out = bench.main(["--data", str(tmp_path / "d.jsonl"), "--responses", str(tmp_path / "r.jsonl"),
+                      "--ifbench-data", str(tmp_path / "bd.jsonl"), "--ifbench-responses", str(tmp_path / "br.jsonl"),
+                      "--repeat", "1"])
+    for suite in ("ifeval", "ifbench"):
+        assert out[suite]["minirlvr_checks_per_s"] > 0
+        if "ratio" in out[suite]:  # the reference scorer is installed
+            assert out[suite]["ratio"] > 0

@@ -106,3 +106,51 @@ def test_run_py_dispatch(files):
                           "--out", str(tmp / "r.json")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "instruction_level_strict" in out.stdout and (tmp / "r.json").exists()
+
+
+# --- IFBench files: the ids say which verifiers; prompts match up to surrounding whitespace -------------
+
+IFBENCH_RECORDS = [
+    {"key": "7", "prompt": "Say yes or no.", "instruction_id_list": ["format:options", "format:title_case"],
+     "kwargs": [{"options": "yes/no/maybe", "N": None, "keyword": None}, {"N": None}]},
+    {"key": "8", "prompt": "Count to five.", "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 5.0}]},
+]
+IFBENCH_RESPONSES = [
+    {"prompt": "Say yes or no. ", "response": "Answer:\nYes"},     # trailing space, as IFBench ships them
+    {"prompt": "Count to five.", "response": "1 2 3 4 5"},
+]
+
+
+def test_ifbench_file_scored_like_ifeval(tmp_path, capsys):
+    data, resp = write(tmp_path / "ifb.jsonl", IFBENCH_RECORDS), write(tmp_path / "ifbr.jsonl", IFBENCH_RESPONSES)
+    report = verify_cli.main(["--data", data, "--responses", resp])
+    printed = capsys.readouterr().out
+    assert report["n_prompts"] == 2 and not report["unmatched_responses"] and not report["missing_responses"]
+    assert report["per_instruction"] == {"count:numbers": {"n": 1, "strict": 1.0, "loose": 1.0},
+                                         "format:options": {"n": 1, "strict": 0.0, "loose": 1.0},
+                                         "format:title_case": {"n": 1, "strict": 1.0, "loose": 1.0}}
+    assert report["metrics"] == {"prompt_level_strict": 0.5, "prompt_level_loose": 1.0,
+                                 "instruction_level_strict": pytest.approx(2 / 3), "instruction_level_loose": 1.0}
+    assert any(line.split()[:2] == ["format:options", "1"] for line in printed.splitlines())
+
+
+SHARED_IFBENCH = ROOT.parent / "shared" / "data" / "ifbench"
+
+
+@pytest.mark.skipif(not (SHARED_IFBENCH / "sample_output.jsonl").exists(),
+                    reason=f"IFBench data not found in {SHARED_IFBENCH} (the shared data folder beside the repository)")
+def test_ifbench_release_on_the_command_line():
+    """`python run.py verify` on IFBench's own test set and released responses: the four metrics and a row per
+    id (agreement with IFBench's reference is in test_ifbench_agreement.py)."""
+    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "verify", "--data",
+                          str(SHARED_IFBENCH / "IFBench_test.jsonl"), "--responses",
+                          str(SHARED_IFBENCH / "sample_output.jsonl")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "scored 293 prompts, 334 instructions"
+    assert [line.split()[0] for line in lines[1:5]] == ["prompt_level_strict", "prompt_level_loose",
+                                                         "instruction_level_strict", "instruction_level_loose"]
+    rows = {line.split()[0] for line in lines if line.startswith("  ") and line.split()[0].count(":") == 1}
+    assert len(rows) == 56 and "words:start_verb" in rows  # 2 of the 58 ids only occur in unanswered prompts
+    assert "1 responses whose prompt is not in the data" in out.stdout

@@ -1,7 +1,9 @@
-"""minirlvr's hard-constraint verifiers: the 25 IFEval instructions and VerInstruct-style extras.
+"""minirlvr's hard-constraint verifiers: the 25 IFEval instructions, VerInstruct-style extras, and IFBench's 58
+out-of-domain constraints.
 
     from minirlvr import verifiers
     verifiers.ids()                                   # every instruction id, "group:name"
+    verifiers.ids("ifbench")                          # one set: "ifeval", "extra" or "ifbench"
     verifiers.check("punctuation:no_comma", text, {})  # strict; loose=True for IFEval's loose mode
     verifiers.score(record, text)                     # {"strict", "loose", "prompt_strict", "prompt_loose"}
     verifiers.describe(iid, kwargs)                   # the instruction in English
@@ -9,10 +11,12 @@
     verifiers.conflicts(iid)                          # ids that must not share a prompt with iid
 
 Files: registry.py (the API, kwargs validation, strict/loose), text.py (sentences, words, language),
-ifeval.py (IFEval's 25), extra.py (the extras), bench.py (speed against the reference scorer).
+ifeval.py (IFEval's 25), extra.py (the extras), ifbench.py and ifbench_format.py (IFBench's 58),
+ifbench_text.py (IFBench's sentence splitter, NLTK-style word tokens, stop words, verbs), bench.py (speed
+against the reference scorers).
 """
 
-from . import extra, ifeval  # noqa: F401  (registration)
+from . import extra, ifbench, ifbench_format, ifeval  # noqa: F401  (registration)
 from .registry import (RELATIONS, Verifier, VerifierError, check, conflicts, describe, ids, loose_variants,
                        sample_kwargs, score, validate_kwargs)
 

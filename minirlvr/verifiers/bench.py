@@ -1,13 +1,17 @@
-"""`python -m minirlvr.bench verifiers [--data D --responses R --repeat 3]`: instruction checks per second
-on one core, minirlvr against the reference IFEval scorer, on the same instances in the same run.
+"""`python -m minirlvr.bench verifiers [--suite ifeval|ifbench|both] [--repeat 3] [data options]`: instruction
+checks per second on one core, minirlvr against the reference scorers, IFEval's and IFBench's, each on the
+same instances in the same run.
 
-One "check" = one instruction instance scored strict and loose, as IFEval's evaluation_lib does it
-(the reference: build the instruction from its kwargs, check the response, then the 8 loose variants
-until one passes). Responses are paired with records by line, as IFEval ships them. Both sides get a
-warm-up pass (model loading excluded), then the best of `--repeat` interleaved passes, timed in CPU
-seconds of this process pinned to one core (other jobs on the machine do not count); minirlvr's caches
-are cleared before every pass so no pass reuses an earlier one's work. The reference is the unmodified
-Google scorer in the PyPI package if-verifiable (a test dependency); without it only minirlvr is timed.
+One "check" = one instruction instance scored strict and loose, as the benchmarks' evaluation_lib does it
+(the reference: build the instruction from its kwargs, check the response, then the 8 loose variants until
+one passes). IFEval's responses are paired with its records by line, as IFEval ships them; IFBench's by
+prompt text (its release has responses for 293 of the 300 prompts). Both sides get a warm-up pass (model
+and table loading excluded), then the best of `--repeat` interleaved passes, timed in CPU seconds of this
+process pinned to one core (other jobs on the machine do not count); minirlvr's caches are cleared before
+every pass so no pass reuses an earlier one's work. The references are the unmodified scorers in the PyPI
+package if-verifiable (a test dependency); without it only minirlvr is timed. IFBench's reference cannot
+run words:start_verb or ratio:stop_words offline (NLTK's tagger and stop-word list are downloads), so
+those two ids are left out of the IFBench timing on both sides.
 """
 
 import argparse
@@ -16,23 +20,32 @@ import os
 import random
 import time
 
-from minirlvr.data import read_jsonl, read_records
+from minirlvr.data import prompt_text, read_jsonl, read_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 DATA = os.path.join(SHARED, "ifeval", "input_data.jsonl")
 RESPONSES = os.path.join(SHARED, "ifeval", "input_response_data_gpt4_20231107_145030.jsonl")
+IFBENCH_DATA = os.path.join(SHARED, "ifbench", "IFBench_test.jsonl")
+IFBENCH_RESPONSES = os.path.join(SHARED, "ifbench", "sample_output.jsonl")
+IFBENCH_OFFLINE = ("words:start_verb", "ratio:stop_words")  # the reference needs NLTK downloads for these
 
 
-def load_reference():
-    """The reference registry, or None. NLTK must find punkt_tab, which is not downloadable here."""
+def load_reference(suite):
+    """The reference registry of `suite`, or None. NLTK must find punkt_tab, which is not downloadable here."""
     nltk_data = os.path.join(SHARED, "nltk_data")
     if os.path.isdir(nltk_data):
         os.environ.setdefault("NLTK_DATA", nltk_data)
     logging.getLogger().setLevel(logging.CRITICAL)  # the reference logs every undetectable language
     try:
         import langdetect
-        from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
+        import nltk
+
+        nltk.download = lambda *args, **kwargs: False  # IFBench's reference tries downloads at import
+        if suite == "ifeval":
+            from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
+        else:
+            from if_verifiable.ifbench.instructions_registry import INSTRUCTION_DICT
     except ImportError:
         return None
     langdetect.DetectorFactory.seed = 0
@@ -40,7 +53,7 @@ def load_reference():
 
 
 def reference_pass(registry, pairs, variants):
-    random.seed(0)  # the reference draws a random letter for non-letter `letter` kwargs
+    random.seed(0)  # the reference draws a random value for some kwargs (a non-letter `letter`, n_start=0)
     for (rec, response), texts in zip(pairs, variants):
         for iid, kw in zip(rec["instruction_id_list"], rec["kwargs"]):
             inst = registry[iid](iid)
@@ -51,9 +64,10 @@ def reference_pass(registry, pairs, variants):
 
 def minirlvr_pass(pairs):
     from minirlvr import verifiers
-    from minirlvr.verifiers.text import clear_caches
+    from minirlvr.verifiers import ifbench_text, text
 
-    clear_caches()
+    text.clear_caches()
+    ifbench_text.clear_caches()
     for rec, response in pairs:
         verifiers.score(rec, response)
 
@@ -65,40 +79,73 @@ def cpu_time(fn):
     return time.process_time() - t
 
 
-def run(args):
-    records, rows = read_records(args.data), read_jsonl(args.responses)
+def ifeval_pairs(data, responses):
+    records, rows = read_records(data), read_jsonl(responses)
     if len(records) != len(rows):
-        raise SystemExit(f"{args.data} has {len(records)} records but {args.responses} has {len(rows)} responses")
-    pairs = [(rec, row["response"]) for rec, row in zip(records, rows)]
-    n = sum(len(rec["instruction_id_list"]) for rec in records)
+        raise SystemExit(f"{data} has {len(records)} records but {responses} has {len(rows)} responses")
+    return [(rec, row["response"]) for rec, row in zip(records, rows)]
+
+
+def ifbench_pairs(data, responses, leave_out=IFBENCH_OFFLINE):
+    """Records matched to responses by prompt text (up to surrounding whitespace), without `leave_out` ids."""
+    by_prompt = {prompt_text(rec).strip(): rec for rec in read_records(data)}
+    pairs = []
+    for row in read_jsonl(responses):
+        rec = by_prompt.get(row["prompt"].strip())
+        if rec is None:
+            continue
+        keep = [j for j, iid in enumerate(rec["instruction_id_list"]) if iid not in leave_out]
+        if keep:
+            rec = dict(rec, instruction_id_list=[rec["instruction_id_list"][j] for j in keep],
+                       kwargs=[rec["kwargs"][j] for j in keep])
+            pairs.append((rec, row["response"]))
+    return pairs
+
+
+def measure(name, pairs, registry, repeat):
     from minirlvr.verifiers import loose_variants
 
+    n = sum(len(rec["instruction_id_list"]) for rec, _ in pairs)
     variants = [loose_variants(r) for _, r in pairs]
-    registry = load_reference()
-    minirlvr_pass(pairs)  # warm-up: langdetect profiles
+    minirlvr_pass(pairs)  # warm-up: language profiles, emoji and syllable tables
     if registry is not None:
         reference_pass(registry, pairs, variants)  # warm-up: punkt, langdetect
     mine, ref = [], []
-    for _ in range(args.repeat):  # interleaved, so a burst of load hits both sides alike
+    for _ in range(repeat):  # interleaved, so a burst of load hits both sides alike
         mine.append(cpu_time(lambda: minirlvr_pass(pairs)))
         if registry is not None:
             ref.append(cpu_time(lambda: reference_pass(registry, pairs, variants)))
     mine = min(mine)
-    print(f"instances: {n} ({len(pairs)} prompts), one core, CPU time, best of {args.repeat}")
-    print(f"minirlvr : {n / mine:10.0f} checks/s  ({mine:.3f} s per pass)")
+    print(f"{name}: {n} instances ({len(pairs)} prompts), one core, CPU time, best of {repeat}")
+    print(f"  minirlvr : {n / mine:10.0f} checks/s  ({mine:.3f} s per pass)")
     if registry is None:
-        print("reference: not installed (pip install if-verifiable); no ratio")
+        print("  reference: not installed (pip install if-verifiable); no ratio")
         return {"minirlvr_checks_per_s": n / mine}
     ref = min(ref)
-    print(f"reference: {n / ref:10.0f} checks/s  ({ref:.3f} s per pass)")
-    print(f"ratio    : {ref / mine:10.2f}x")
+    print(f"  reference: {n / ref:10.0f} checks/s  ({ref:.3f} s per pass)")
+    print(f"  ratio    : {ref / mine:10.2f}x")
     return {"minirlvr_checks_per_s": n / mine, "reference_checks_per_s": n / ref, "ratio": ref / mine}
 
 
+def run(args):
+    out = {}
+    if args.suite in ("ifeval", "both"):
+        out["ifeval"] = measure("IFEval", ifeval_pairs(args.data, args.responses), load_reference("ifeval"),
+                                args.repeat)
+    if args.suite in ("ifbench", "both"):
+        pairs = ifbench_pairs(args.ifbench_data, args.ifbench_responses)
+        print(f"IFBench: {', '.join(IFBENCH_OFFLINE)} left out (the reference cannot run them offline)")
+        out["ifbench"] = measure("IFBench", pairs, load_reference("ifbench"), args.repeat)
+    return out
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench verifiers")
-    p.add_argument("--data", default=DATA)
-    p.add_argument("--responses", default=RESPONSES)
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench verifiers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", choices=("ifeval", "ifbench", "both"), default="both")
+    p.add_argument("--data", default=DATA, help="IFEval records")
+    p.add_argument("--responses", default=RESPONSES, help="IFEval responses, one per record, in order")
+    p.add_argument("--ifbench-data", default=IFBENCH_DATA, help="IFBench records")
+    p.add_argument("--ifbench-responses", default=IFBENCH_RESPONSES, help="IFBench responses, matched by prompt")
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     pinned = hasattr(os, "sched_setaffinity")

@@ -6,9 +6,11 @@ What they deliberately do not do: no semantic judgement (that is the judge's job
 beyond IFEval's loose mode. Words are runs of word characters, as in IFEval's word count.
 """
 
+import functools
 import re
 
-from .ifeval import WORDS, parse_json, plural, quoted, reg, strip_code_fence
+from . import registry
+from .ifeval import WORDS, parse_json, plural, quoted, strip_code_fence
 from .registry import ALL, VerifierError
 from .text import count_words, split_sentences
 
@@ -16,6 +18,7 @@ _WORD = re.compile(r"\w+")
 _WORD_CHAR = re.compile(r"\w")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+reg = functools.partial(registry.reg, source="extra")
 
 
 def paragraphs(text):
@@ -23,11 +26,14 @@ def paragraphs(text):
     return [p for p in _BLANK_LINE.split(text) if p.strip()]
 
 
-def _word_range(r, kw, p):
-    if kw["min_words"] > kw["max_words"]:
-        raise VerifierError("length_constraints:word_count_range: kwarg 'min_words' must not exceed "
-                            f"'max_words' ({kw['min_words']} > {kw['max_words']})")
-    return kw["min_words"] <= count_words(r) <= kw["max_words"]
+def word_range(iid):
+    """The check of a {min_words, max_words} range (IFBench's count:word_count_range is the same)."""
+    def check(r, kw, p):
+        if kw["min_words"] > kw["max_words"]:
+            raise VerifierError(f"{iid}: kwarg 'min_words' must not exceed 'max_words' "
+                                f"({kw['min_words']} > {kw['max_words']})")
+        return kw["min_words"] <= count_words(r) <= kw["max_words"]
+    return check
 
 
 def _word_range_sample(rng, p):
@@ -36,7 +42,7 @@ def _word_range_sample(rng, p):
 
 
 reg("length_constraints:word_count_range", {"min_words": "count", "max_words": "count"},
-    _word_range,
+    word_range("length_constraints:word_count_range"),
     lambda kw: f"Your response should contain between {kw['min_words']} and {kw['max_words']} words.",
     _word_range_sample,
     conflicts=("length_constraints:number_words",))

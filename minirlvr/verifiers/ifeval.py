@@ -15,11 +15,13 @@ tests/test_ifeval_agreement.py where it changes a verdict on IFEval's data:
 Kwargs are required (the reference draws missing ones at random, which makes a score a random variable).
 """
 
+import functools
 import json
 import re
 import string
 
-from .registry import ALL, RELATIONS, Verifier, VerifierError, register
+from . import registry
+from .registry import ALL, RELATIONS, VerifierError
 from .text import count_sentences, count_upper_words, count_words, detect_language
 
 # A small word list for sampling keywords: common nouns a tiny synthetic world can write about.
@@ -54,8 +56,7 @@ def plural(n, word):
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def reg(iid, fields, check, describe, sample, conflicts=(), except_=()):
-    register(Verifier(iid, dict(fields), check, describe, sample, frozenset(conflicts), frozenset(except_)))
+reg = functools.partial(registry.reg, source="ifeval")
 
 
 def relation_sample(rng):

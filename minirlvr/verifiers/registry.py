@@ -6,7 +6,8 @@ or a wrong type fails loudly with the instruction id and the field, instead of s
 Strict and loose scoring follow IFEval's evaluation_lib (Zhou et al. 2023): strict checks the response
 as is; loose passes if any of 8 variants passes (the response, without its first line, without its
 last line, without both, and each of those with every '*' removed). Empty or whitespace-only text
-never passes. This file does not know what any instruction means; ifeval.py and extra.py do.
+never passes. This file does not know what any instruction means; ifeval.py, extra.py, ifbench.py and
+ifbench_format.py do. IFBench (Pyatkin et al. 2025) scores strict and loose the same way.
 """
 
 import random
@@ -30,6 +31,7 @@ class Verifier:
     sample: Callable  # (rng: random.Random, prompt: str | None) -> dict
     conflicts: frozenset  # ids that must not share a prompt with this one (ALL: every id)
     except_: frozenset = frozenset()  # with conflicts == {ALL}: the ids that may share a prompt
+    source: str = ""  # the set it comes from: "ifeval", "extra" or "ifbench"
 
 
 _REGISTRY = {}
@@ -42,6 +44,12 @@ def register(verifier):
         raise ValueError(f"instruction id {verifier.id!r} is not of the form group:name")
     _REGISTRY[verifier.id] = verifier
     return verifier
+
+
+def reg(iid, fields, check, describe, sample, conflicts=(), except_=(), source=""):
+    """Register a verifier from its parts (the form ifeval.py, extra.py and ifbench*.py use)."""
+    return register(Verifier(iid, dict(fields), check, describe, sample, frozenset(conflicts), frozenset(except_),
+                             source))
 
 
 def _get(instruction_id):
@@ -60,11 +68,13 @@ def _is_int(v):
 
 def _check_field(iid, name, kind, v):
     bad = None
-    if kind == "count":  # a non-negative integer (JSON may give 3.0)
+    if kind in ("count", "positive", "percent"):  # integers (JSON may give 3.0)
         if isinstance(v, float) and v.is_integer():
             v = int(v)
-        if not _is_int(v) or v < 0:
-            bad = "a non-negative integer"
+        low, high = {"count": (0, None), "positive": (1, None), "percent": (0, 100)}[kind]
+        if not _is_int(v) or v < low or (high is not None and v > high):
+            bad = {"count": "a non-negative integer", "positive": "an integer >= 1",
+                   "percent": "an integer from 0 to 100"}[kind]
     elif kind == "relation":
         if v not in RELATIONS:
             bad = f"one of {RELATIONS}"
@@ -110,9 +120,12 @@ def validate_kwargs(instruction_id, kwargs):
 # --- public API ------------------------------------------------------------------------------------
 
 
-def ids():
-    """Every registered instruction id, "group:name", in registration order (IFEval's 25 first)."""
-    return list(_REGISTRY)
+def ids(source=None):
+    """Registered instruction ids, "group:name", in registration order (IFEval's 25 first, then the extras,
+    then IFBench's 58); `source` ("ifeval", "extra", "ifbench") keeps one set."""
+    if source is not None and source not in {v.source for v in _REGISTRY.values()}:
+        raise VerifierError(f"unknown verifier source {source!r}")
+    return [i for i, v in _REGISTRY.items() if source is None or v.source == source]
 
 
 def loose_variants(response):

@@ -25,7 +25,7 @@ _WORD = re.compile(r"\w+")
 
 def count_words(text):
     """IFEval's word count: runs of word characters (letters, digits, underscore), any script."""
-    return sum(1 for _ in _WORD.finditer(text))
+    return len(_WORD.findall(text))
 
 
 # --- sentences (Punkt-like) ------------------------------------------------------------------------
@@ -149,26 +149,35 @@ def _breaks(text):
                 break
 
 
+def _spans(text):
+    start = 0
+    for end, next_start in _breaks(text):
+        yield start, end
+        start = next_start
+    yield start, len(text.rstrip())
+
+
+def iter_sentences(text):
+    """Sentences of `text`, the way NLTK's English Punkt model splits them (closely; see module doc), one
+    at a time: a caller that needs only the first few stops early (the end-mark scan is the only whole-text
+    pass)."""
+    spans = _spans(text)
+    a, b = next(spans)
+    for a2, b2 in spans:
+        # Closing quotes and brackets after the end mark belong to the sentence they close.
+        m = _CLOSER_RUN.match(text, a2, b2)
+        if m:
+            b, a2 = a2 + len(m.group(0).rstrip()), m.end()
+        if a < b:
+            yield text[a:b]
+        a, b = a2, b2
+    if a < b:
+        yield text[a:b]
+
+
 def split_sentences(text):
     """Sentences of `text`, the way NLTK's English Punkt model splits them (closely; see module doc)."""
-    spans, start = [], 0
-    for end, next_start in _breaks(text):
-        spans.append((start, end))
-        start = next_start
-    spans.append((start, len(text.rstrip())))
-    # Closing quotes and brackets after the end mark belong to the sentence they close.
-    out, shift = [], 0
-    for k, (a, b) in enumerate(spans):
-        a += shift
-        shift = 0
-        if k + 1 < len(spans):
-            m = _CLOSER_RUN.match(text, spans[k + 1][0], spans[k + 1][1])
-            if m:
-                b = spans[k + 1][0] + len(m.group(0).rstrip())
-                shift = m.end() - spans[k + 1][0]
-        if a < b:
-            out.append(text[a:b])
-    return out
+    return list(iter_sentences(text))
 
 
 def count_sentences(text):
