@@ -25,7 +25,7 @@ def raises(fn, pattern):
 IFEVAL_OK = [
     {"key": 7, "prompt": "Write a poem.", "instruction_id_list": ["punctuation:no_comma", "detectable_format:number_bullet_lists"],
      "kwargs": [{"num_bullets": None}, {"num_bullets": 3, "keywords": None}]},
-    {"key": 8, "prompt": "Write a story.", "instruction_id_list": ["count:word_count_range"],
+    {"key": 8, "prompt": "Write a story.", "instruction_id_list": ["future:word_budget"],
      "kwargs": [{"min_words": 10, "max_words": 20}]},
 ]
 
@@ -36,10 +36,10 @@ def test_ifeval_maps_known_ids_and_keeps_unknown_ones_soft(tmp_path):
     assert a["instruction_id_list"] == ["punctuation:no_comma", "detectable_format:number_bullet_lists"]
     assert a["kwargs"] == [{}, {"num_bullets": 3}] and a["soft_constraints"] == [] and a["key"] == 7
     assert b["instruction_id_list"] == [] and len(b["soft_constraints"]) == 1
-    assert "word count range" in b["soft_constraints"][0] and "min_words: 10" in b["soft_constraints"][0]
-    assert stats["mapped"]["punctuation:no_comma"] == 1 and stats["soft"]["count:word_count_range"] == 1
+    assert "word budget" in b["soft_constraints"][0] and "min_words: 10" in b["soft_constraints"][0]
+    assert stats["mapped"]["punctuation:no_comma"] == 1 and stats["soft"]["future:word_budget"] == 1
     raises(lambda: datasets.read_ifeval(str(tmp_path / "if.jsonl"), unknown="error"),
-           r"if.jsonl:2: field 'instruction_id_list\[0\]' names unknown instruction id 'count:word_count_range'")
+           r"if.jsonl:2: field 'instruction_id_list\[0\]' names unknown instruction id 'future:word_budget'")
 
 
 @pytest.mark.parametrize("bad,pattern", [
@@ -77,7 +77,7 @@ def test_rlvr_old_and_new_ground_truth(tmp_path):
         rlvr({"func_name": "validate_choice",
               "options": "('My answer is yes.', 'My answer is no.', 'My answer is maybe.')"}),
         rlvr("{}", dataset="gsm8k"),
-        rlvr(str([{"instruction_id": ["keywords:existence", "count:keywords_multiple"],
+        rlvr(str([{"instruction_id": ["keywords:existence", "future:keyword_budget"],
                    "kwargs": [{"keywords": ["tea"]}, {"keyword1": "a", "keyword2": "b"}]}])),  # a Python literal
     ]
     records, stats = datasets.read_rlvr(write(tmp_path / "rlvr.jsonl", rows))
@@ -90,9 +90,9 @@ def test_rlvr_old_and_new_ground_truth(tmp_path):
     assert freq["instruction_id_list"] == [] and freq["soft_constraints"] == ["In your response, the word tea should appear 3 times."]
     assert choice["instruction_id_list"] == ["detectable_format:constrained_response"]
     assert multi["instruction_id_list"] == ["keywords:existence"] and multi["kwargs"] == [{"keywords": ["tea"]}]
-    assert len(multi["soft_constraints"]) == 1 and "keywords multiple" in multi["soft_constraints"][0]
+    assert len(multi["soft_constraints"]) == 1 and "keyword budget" in multi["soft_constraints"][0]
     assert [r["key"] for r in records] == [1, 2, 3, 4, 5, 7]
-    assert stats["soft"] == {"verify_keyword_frequency": 1, "count:keywords_multiple": 1}
+    assert stats["soft"] == {"verify_keyword_frequency": 1, "future:keyword_budget": 1}
 
 
 @pytest.mark.parametrize("bad,pattern", [
