@@ -5,6 +5,7 @@
     python run.py verify ...      score a response file with the hard-constraint verifiers (IFEval metrics)
     python run.py eval ...        generate with a model (+ adapter) on IFEval/IFBench prompts and score the responses
     python run.py attention ...   how much response tokens attend to the constraint text
+    python run.py plan ...        a preset's GPU memory, estimated from the model's config.json, and what fits a card
 """
 
 import importlib
@@ -23,6 +24,7 @@ SUBCOMMANDS = {
     "attention": "minirlvr.attention_report",
     "train": "minirlvr.train",
     "eval": "minirlvr.eval_cli",
+    "plan": "minirlvr.plan",
 }
 DEFAULT = "minirlvr.experiment"
 
