@@ -10,6 +10,7 @@
     python run.py data build ...  training splits (hard-only / soft-only / mixed) and a held-out split from seed tasks
     python run.py data convert .. read IFEval / open-instruct RLVR / VerInstruct files into records
     python run.py refine ...      critic, one soft constraint per prompt, learnability pilot
+    python run.py plan ...        a preset's GPU memory, estimated from the model's config.json, and what fits a card
 """
 
 import importlib
@@ -32,6 +33,7 @@ SUBCOMMANDS = {
     "data": "minirlvr.data_cli",
     "refine": "minirlvr.refine_cli",
     "reproduce": "minirlvr.pipeline",
+    "plan": "minirlvr.plan",
 }
 DEFAULT = "minirlvr.pipeline"
 

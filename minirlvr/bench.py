@@ -55,9 +55,9 @@ def _status_kib(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def return_freed_memory():
+def return_freed_memory(mmap_threshold=64 * 1024):
     """Make the CPU resident set follow live memory (Linux, glibc): pin glibc's mmap threshold (M_MMAP_THRESHOLD,
-    -3) at 64 KiB, so every larger block is mapped on allocation and unmapped on free (unpinned, glibc raises the
+    -3) at 64 KiB (by default), so every larger block is mapped on allocation and unmapped on free (unpinned, glibc raises the
     threshold after the first large free and keeps later 16 MB tiles in its heap, resident after they are freed:
     a review saw the log-prob benchmark's CPU peak swing 54-162 MB between identical runs), then hand the heap's free
     pages back (malloc_trim), so that reusing them counts too. It stays for the rest of the process and slows
@@ -66,7 +66,7 @@ def return_freed_memory():
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return
-    libc.mallopt(-3, 64 * 1024)
+    libc.mallopt(-3, mmap_threshold)
     libc.malloc_trim(0)
 
 
@@ -74,16 +74,16 @@ class PeakMemory:
     """Bytes at peak above the level at construction: the CUDA allocator's peak, or on a CPU the process's
     resident-set high-water mark (tracemalloc does not see torch's allocations), after `return_freed_memory()`.
     Run each measurement in a fresh process, after its timing: the CPU figure counts every page the process
-    touches."""
+    touches. mmap_threshold: see return_freed_memory (smaller: small tensors are measured too, at a cost in speed)."""
 
-    def __init__(self, device):
+    def __init__(self, device, mmap_threshold=64 * 1024):
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
-            return_freed_memory()
+            return_freed_memory(mmap_threshold)
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets the RSS high-water mark (VmHWM) to the current RSS, Linux >= 4.0
             self.base = _status_kib("VmRSS") * 1024

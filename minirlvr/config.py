@@ -35,6 +35,7 @@ class TrainConfig:
     judge_mode: str = "pointwise"  # "pointwise" (one constraint per call) or "batched" (all of a record's in one)
     judge_4bit: bool = False  # load a separate judge model in 4-bit
     canaries: int = 0  # hard constraints per step also sent to the judge, to log its agreement with the verifiers
+    judge_batch_rows: int = 16  # judge questions answered together (each holds a whole response: memory)
     seed: int = 0
     # sampling
     steps: int = 100

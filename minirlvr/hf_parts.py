@@ -128,7 +128,8 @@ class HFParts:
         if p.judge_model != "base":
             from minirlvr.llm_judge import load_judge
 
-            self.other_judge = load_judge(p.judge_model, mode=p.judge_mode, load_in_4bit=p.load_in_4bit)
+            self.other_judge = load_judge(p.judge_model, mode=p.judge_mode, load_in_4bit=p.load_in_4bit,
+                                          batch_rows=p.judge_batch_rows)
         files, self.manifest = build_data.build(n=p.train_prompts, max_hard=p.max_hard, max_soft=p.max_soft, seed=0,
                                                 heldout_n=p.heldout_prompts)
         build_data.write_build(os.path.join(self.out, "build"), files, self.manifest)
@@ -153,7 +154,8 @@ class HFParts:
 
         if self.other_judge is not None:
             return self.other_judge
-        return LLMJudge(model, self.tokenizer, self.p.judge_mode, adapter_off=hasattr(model, "disable_adapter"))
+        return LLMJudge(model, self.tokenizer, self.p.judge_mode, adapter_off=hasattr(model, "disable_adapter"),
+                        batch_rows=self.p.judge_batch_rows)
 
     def evaluate(self, model, tokenizer):
         from minirlvr import judge_audit
@@ -161,8 +163,8 @@ class HFParts:
 
         out = {}
         for name, recs in self.sets.items():
-            texts = complete(model, tokenizer, recs, max_new_tokens=self.p.eval_max_new_tokens, progress=True,
-                             desc=f"eval {name}").texts
+            texts = complete(model, tokenizer, recs, max_new_tokens=self.p.eval_max_new_tokens,
+                             batch_rows=self.p.eval_batch_rows, progress=True, desc=f"eval {name}").texts
             pairs = list(enumerate(texts))
             metrics, _, results = score(recs, pairs, name)
             out.update({f"{name}/{k}": v for k, v in metrics.items()})
@@ -199,10 +201,10 @@ class HFParts:
         if "refined" not in p.arms:
             return data, {"refined": None}
         if p.critic_model == "base":
-            ask = critic.model_ask(self.model, self.tokenizer, progress=True)
+            ask = critic.model_ask(self.model, self.tokenizer, batch_rows=p.judge_batch_rows, progress=True)
         else:
             other, other_tok = load_for_inference(p.critic_model, load_in_4bit=p.load_in_4bit)
-            ask = critic.model_ask(other, other_tok, progress=True)
+            ask = critic.model_ask(other, other_tok, batch_rows=p.judge_batch_rows, progress=True)
         sample = refine_cli.policy_sampler(self.model, self.tokenizer, p.max_new_tokens, p.temperature)
         reward_fn = constraint_reward("mixed", "mean", self.judge_for(self.model))
         work = os.path.join(self.out, "data", "refine.work")
@@ -229,6 +231,7 @@ class HFParts:
                            max_new_tokens=p.max_new_tokens, temperature=p.temperature, lr=p.lr, beta=p.beta,
                            micro_batch_size=p.micro_batch_size, reward=ARM_REWARD[name], judge_model=p.judge_model,
                            judge_mode=p.judge_mode, judge_4bit=p.load_in_4bit, canaries=p.canaries,
+                           judge_batch_rows=p.judge_batch_rows,
                            ckpt_every=max(1, p.steps // 4), keep_ckpts=1, log_every=1, rollouts_every=max(1, p.steps // 10),
                            resume=resume)
 

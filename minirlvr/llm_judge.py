@@ -237,7 +237,7 @@ def adapters_enabled(model):
 
 
 def load_judge(judge_model, policy=None, tokenizer=None, mode="pointwise", load_in_4bit=False, device="auto",
-               template=None, option="--judge_model"):
+               template=None, option="--judge_model", batch_rows=64):
     """An LLMJudge: "base" = the LoRA policy passed in, asked with its adapter off (no second copy of the
     weights); anything else is a model folder or hub id loaded for inference (4-bit optional)."""
     if judge_model == "base":
@@ -247,9 +247,9 @@ def load_judge(judge_model, policy=None, tokenizer=None, mode="pointwise", load_
             raise ConfigError(f"{option}=base needs a LoRA policy (use_lora=true): with full fine-tuning the "
                               f"weights being trained are the only copy, so the judge would drift with the policy. "
                               f"Pass a model folder as {option}")
-        return LLMJudge(policy, tokenizer, mode, adapter_off=True, template=template)
+        return LLMJudge(policy, tokenizer, mode, adapter_off=True, template=template, batch_rows=batch_rows)
     try:
         model, tok = load_for_inference(judge_model, load_in_4bit=load_in_4bit, device=device)
     except ModelError as e:
         raise ModelError(f"{option}={judge_model}: {e}") from None
-    return LLMJudge(model, tok, mode, template=template)
+    return LLMJudge(model, tok, mode, template=template, batch_rows=batch_rows)

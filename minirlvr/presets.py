@@ -48,6 +48,8 @@ class Preset:
     temperature: float = 1.0
     # evaluation (IFEval / IFBench files by path; the held-out split of the built data always)
     eval_max_new_tokens: int = 1280
+    eval_batch_rows: int = 64  # evaluation prompts decoded together
+    judge_batch_rows: int = 16  # judge and critic questions answered together (each holds a whole response)
     gpu_gb: float = 0.0  # what the preset needs on one GPU; an estimate (plan) until a GPU run measures it
 
 
@@ -73,13 +75,13 @@ PRESETS = {p.name: p for p in [
     Preset("qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct, 4-bit + LoRA: the cheapest real run", model="Qwen/Qwen2.5-0.5B-Instruct",
            shape="qwen2.5-0.5b", max_new_tokens=512, lr=2e-5, gpu_gb=8),
     Preset("qwen2.5-1.5b", "Qwen2.5-1.5B-Instruct, 4-bit + LoRA", model="Qwen/Qwen2.5-1.5B-Instruct",
-           shape="qwen2.5-1.5b", max_new_tokens=768, gpu_gb=12),
-    Preset("qwen2.5-7b", "Qwen2.5-7B-Instruct, the paper's base model, 4-bit + LoRA on a 24 GB card",
+           shape="qwen2.5-1.5b", max_new_tokens=768, gpu_gb=8),
+    Preset("qwen2.5-7b", "Qwen2.5-7B-Instruct, the paper's base model, 4-bit + LoRA (16 GiB by the plan estimate)",
            model="Qwen/Qwen2.5-7B-Instruct", shape="qwen2.5-7b", prompts_per_step=4, max_new_tokens=1024,
-           micro_batch_size=2, gpu_gb=24),
+           micro_batch_size=2, gpu_gb=16),
     Preset("llama-3.2-1b", "Llama-3.2-1B-Instruct, 4-bit + LoRA (another family: the finding should not be "
            "Qwen-specific)", model="meta-llama/Llama-3.2-1B-Instruct", shape="llama-3.2-1b", max_new_tokens=768,
-           gpu_gb=12),
+           gpu_gb=8),
 ]}
 
 

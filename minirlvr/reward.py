@@ -154,7 +154,8 @@ def reward_from_config(cfg, model, tokenizer):
         return hard_reward if cfg.reward_combine == "mean" else constraint_reward("hard", cfg.reward_combine)
     from minirlvr.llm_judge import load_judge
 
-    judge = load_judge(cfg.judge_model, model, tokenizer, cfg.judge_mode, cfg.judge_4bit, cfg.device)
+    judge = load_judge(cfg.judge_model, model, tokenizer, cfg.judge_mode, cfg.judge_4bit, cfg.device,
+                       batch_rows=cfg.judge_batch_rows)
     return constraint_reward(cfg.reward, cfg.reward_combine, judge, cfg.canaries, cfg.seed)
 
 
