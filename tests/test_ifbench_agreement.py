@@ -12,29 +12,14 @@ cases in test_ifbench.py. Run with -s to see the per-id table.
 """
 
 import json
-import os
 import random
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
+from shared_data import require
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-DATA = SHARED / "ifbench" / "IFBench_test.jsonl"
-RESPONSES = SHARED / "ifbench" / "sample_output.jsonl"
-NLTK_DATA = SHARED / "nltk_data"
-
-if not (DATA.exists() and RESPONSES.exists()):
-    pytest.skip(f"IFBench data not found in {SHARED / 'ifbench'} (the shared data folder beside the repository)",
-                allow_module_level=True)
-if not (NLTK_DATA / "tokenizers" / "punkt_tab").is_dir():
-    pytest.skip(f"NLTK punkt_tab not found in {NLTK_DATA}; the reference's word tokenizer needs it",
-                allow_module_level=True)
-os.environ.setdefault("NLTK_DATA", str(NLTK_DATA))
-nltk = pytest.importorskip("nltk", reason="the reference verifiers need nltk (pip install .[test])")
-if str(NLTK_DATA) not in nltk.data.path:
-    nltk.data.path.insert(0, str(NLTK_DATA))  # nltk was imported before we set NLTK_DATA
+DATA, RESPONSES, nltk = require("ifbench", "IFBench_test.jsonl", "sample_output.jsonl",
+                                 who="the reference's word tokenizer")
 nltk.download = lambda *args, **kwargs: False  # the oracle tries to download its corpora at import: no network
 reference = pytest.importorskip("if_verifiable.ifbench.instructions_registry",
                                 reason="the reference is the PyPI package if-verifiable (pip install .[test])")

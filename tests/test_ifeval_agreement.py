@@ -8,28 +8,12 @@ itself never imports NLTK. Skips with the reason when any of these is missing.
 """
 
 import json
-import os
 import random
-from pathlib import Path
 
 import pytest
+from shared_data import require
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-DATA = SHARED / "ifeval" / "input_data.jsonl"
-RESPONSES = SHARED / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"
-NLTK_DATA = SHARED / "nltk_data"
-
-if not (DATA.exists() and RESPONSES.exists()):
-    pytest.skip(f"IFEval data not found in {SHARED / 'ifeval'} (the shared data folder beside the repository)",
-                allow_module_level=True)
-if not (NLTK_DATA / "tokenizers" / "punkt_tab").is_dir():
-    pytest.skip(f"NLTK punkt_tab not found in {NLTK_DATA}; the reference scorer needs it",
-                allow_module_level=True)
-os.environ.setdefault("NLTK_DATA", str(NLTK_DATA))
-nltk = pytest.importorskip("nltk", reason="the reference scorer needs nltk (pip install .[test])")
-if str(NLTK_DATA) not in nltk.data.path:
-    nltk.data.path.insert(0, str(NLTK_DATA))  # nltk was imported before we set NLTK_DATA
+DATA, RESPONSES, nltk = require("ifeval", "input_data.jsonl", "input_response_data_gpt4_20231107_145030.jsonl")
 langdetect = pytest.importorskip("langdetect")
 registry = pytest.importorskip("if_verifiable.ifeval.instructions_registry",
                                reason="the reference scorer is the PyPI package if-verifiable (pip install .[test])")
