@@ -51,6 +51,28 @@ def gpu_settings(preset, **kw):
 # ---------------------------------------------------------------------------------------------- arithmetic
 
 
+def test_every_preset_shape_ships_its_published_config():
+    """plan and `bench step` read minirlvr/configs/<shape>.json: each real preset's file is there and has the
+    published fields (so the published parameter count)."""
+    for preset in presets.PRESETS.values():
+        if not preset.shape:
+            continue
+        shipped = replace(read_config(plan.shape_config_path(preset.shape)), source="")
+        if preset.shape in CONFIGS:
+            published = replace(read_config(_written(CONFIGS[preset.shape], preset.shape)), source="")
+            assert shipped == published, preset.shape
+
+
+def _written(cfg, name, root=None):
+    import tempfile
+
+    folder = os.path.join(root or tempfile.mkdtemp(), name)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return os.path.join(folder, "config.json")
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_parameter_counts_match_the_published_ones(configs, name):
     assert estimate(read_config(configs[name]), gpu_settings(name))["params"] == PUBLISHED_PARAMS[name]
