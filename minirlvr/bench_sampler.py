@@ -17,7 +17,7 @@ from minirlvr.sampler import generate, left_pad
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench sampler")
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench sampler", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="", help="model folder (default: a random Qwen2 of the shape below)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)

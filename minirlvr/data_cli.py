@@ -81,11 +81,12 @@ VERBS = {"build": build_main, "convert": convert_main}
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    usage = f"usage: python run.py data {{{','.join(VERBS)}}} ...     (data build --help, data convert --help)"
     if not argv or argv[0] not in VERBS:
         if argv and argv[0] in ("-h", "--help"):
-            print(__doc__)
+            print(f"{usage}\n\n{__doc__.strip()}")
             return
-        sys.exit(f"usage: python run.py data {{{','.join(VERBS)}}} ... (--help for each)")
+        sys.exit(usage)
     return VERBS[argv[0]](argv[1:])
 
 

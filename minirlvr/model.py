@@ -8,11 +8,24 @@ This file does not train, sample or know about rewards.
 
 import glob
 import json
+import logging
 import os
 
 import torch
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.pt", "*.pth")
+
+
+def _not_kernels_missing(record):
+    """False only for bitsandbytes' warning, logged when it is imported (peft imports it) on a CPU with AVX512-BF16,
+    that Hugging Face's optional `kernels` package is not installed: it then uses its own CPU kernel, as the kit
+    expects (README, "bitsandbytes and `kernels`"). Any other failure to load that kernel is still shown."""
+    exc = record.args[0] if isinstance(record.args, tuple) and record.args else None
+    return not (str(record.msg).startswith("Failed to load CPU gemm_4bit_forward from kernels-community")
+                and isinstance(exc, ModuleNotFoundError) and exc.name == "kernels")
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_kernels_missing)
 
 
 class ModelError(ValueError):

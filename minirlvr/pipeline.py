@@ -263,7 +263,7 @@ def reproduce(opts):
 
 
 def main(argv):
-    if argv and argv[0] in ("-h", "--help"):
+    if any(a in ("-h", "--help") for a in argv):
         print(USAGE.format(presets=", ".join(PRESETS)))
         return
     try:

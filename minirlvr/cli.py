@@ -1,0 +1,53 @@
+"""`minirlvr <command> [options]` (or `python run.py ...` in a checkout): one entry point for the kit's commands.
+
+Each command is a module with `main(argv)`; this file only picks the module from COMMANDS, the one table that the
+help text is made from too. Without a command (`minirlvr`, `minirlvr --quick`, `minirlvr --preset NAME ...`) the
+arguments go to `reproduce`. It imports a command's module only when that command runs: `--help` here is instant.
+"""
+
+import difflib
+import importlib
+import sys
+
+# name: (module with main(argv), one-line description)
+COMMANDS = {
+    "reproduce": ("minirlvr.pipeline", "the paper's whole pipeline on a preset (the default: the miniature, CPU)"),
+    "plan": ("minirlvr.plan", "a preset's GPU memory, estimated from the model's config.json, and what fits a card"),
+    "data": ("minirlvr.data_cli", "training data: `data build` from seed tasks, `data convert` from dataset files"),
+    "refine": ("minirlvr.refine_cli", "critic, one soft constraint per prompt, learnability pilot"),
+    "train": ("minirlvr.train", "GRPO on one model and one data file, configured by --key=value"),
+    "eval": ("minirlvr.eval_cli", "generate with a model (+ adapter) on IFEval / IFBench prompts and score them"),
+    "verify": ("minirlvr.verify_cli", "score a response file with the hard-constraint verifiers (IFEval metrics)"),
+    "judge-audit": ("minirlvr.judge_audit", "how often an LLM judge misses violated (hard) constraints, pointwise "
+                                            "vs batched"),
+    "attention": ("minirlvr.attention_report", "how much response tokens attend to the constraint text"),
+    "bench": ("minirlvr.bench", "benchmarks with their baseline measured in the same run (bench --help: targets)"),
+}
+DEFAULT = "reproduce"
+
+
+def usage():
+    width = max(map(len, COMMANDS))
+    lines = ["usage: minirlvr <command> [options]      (in a checkout: python run.py <command> [options])",
+             "       minirlvr [--quick | --smoke | reproduce options]      the same as: minirlvr reproduce ...", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "minirlvr <command> --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return
+    if argv and argv[0] in COMMANDS:
+        name, argv = argv[0], argv[1:]
+    elif argv and not argv[0].startswith("-"):
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        sys.exit(f"error: unknown command {argv[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                 + f"\n\n{usage()}")
+    else:
+        name = DEFAULT
+    # A command's main may return a value (a benchmark's rows): not an exit status for the console script.
+    importlib.import_module(COMMANDS[name][0]).main(argv)

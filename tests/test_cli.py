@@ -1,0 +1,106 @@
+"""The command line: `minirlvr` / `python run.py` list every command, and every command answers --help.
+
+Run from a temporary folder (not the checkout), in subprocesses: the installed console script, run.py by its path,
+and one Python process that calls `minirlvr.cli.main` for every --help (each import of torch costs seconds)."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import fields
+
+from minirlvr.cli import COMMANDS
+from minirlvr.config import HELP, TrainConfig
+
+RUN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "run.py")
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "minirlvr")
+BENCH_TARGETS = ("verifiers", "logprob", "attention", "sampler", "judge")
+
+# Calls main(argv) for each argv of argv[1] (JSON) and prints {argv: [exit code, stdout, stderr]} as JSON.
+HELPS = """
+import contextlib, io, json, sys
+from minirlvr.cli import main
+got = {}
+for argv in json.loads(sys.argv[1]):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code
+    got[" ".join(argv)] = [code, out.getvalue(), err.getvalue()]
+print(json.dumps(got))
+"""
+
+
+def run(args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_console_script_lists_every_command(tmp_path):
+    assert os.path.exists(SCRIPT), f"no {SCRIPT}: run `pip install -e .` in the checkout"
+    res = run([SCRIPT, "--help"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name, (_, text) in COMMANDS.items():
+        assert f"  {name}" in res.stdout and text in res.stdout
+    assert "bench" in COMMANDS
+
+
+def test_unknown_command_is_refused_with_the_list(tmp_path):
+    res = run([SCRIPT, "trian", "--steps=3"], tmp_path)
+    assert res.returncode != 0
+    assert "unknown command 'trian'" in res.stderr and "did you mean 'train'" in res.stderr
+    assert all(f"  {name}" in res.stderr for name in COMMANDS)
+
+
+def test_run_py_train_help_lists_every_config_key(tmp_path):
+    res = run([sys.executable, RUN_PY, "train", "--help"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "usage: python run.py train" in res.stdout and "tiny" in res.stdout and "gpu" in res.stdout
+    for f in fields(TrainConfig):
+        assert f"--{f.name} " in res.stdout, f.name
+        assert HELP[f.name].split()[0] in res.stdout
+
+
+def test_every_config_key_has_help():
+    assert set(HELP) == {f.name for f in fields(TrainConfig)}
+    assert all(text.strip() for text in HELP.values())
+
+
+def test_every_command_answers_help(tmp_path):
+    helps = ([[name, flag] for name in COMMANDS for flag in ("--help", "-h")]
+             + [["data", "build", "--help"], ["data", "convert", "--help"], ["--help"],
+                ["reproduce", "--preset", "miniature", "--help"]]
+             + [["bench", target, flag] for target in BENCH_TARGETS for flag in ("--help", "-h")])
+    others = [["--list"], ["--no-such-option"], ["bench", "no-such-target"]]
+    res = run([sys.executable, "-c", HELPS, json.dumps(helps + others)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    for argv in helps:
+        code, out, err = got[" ".join(argv)]
+        assert code in (0, None) and "usage" in out.lower(), (argv, code, err[-2000:])
+    assert all(f"  {name}" in got["--help"][1] for name in COMMANDS)
+    assert all(f"  {target}" in got["bench --help"][1] for target in BENCH_TARGETS)
+    assert "build" in got["data --help"][1] and "convert" in got["data --help"][1]
+    # arguments starting with '-' still go to the pipeline (python run.py --quick, --list, --preset NAME ...)
+    assert got["--list"][0] in (0, None) and "miniature" in got["--list"][1]
+    code, _, err = got["--no-such-option"]
+    assert code not in (0, None) and "unknown option '--no-such-option'" in str(code) + err
+    code, _, err = got["bench no-such-target"]
+    assert code not in (0, None) and all(f"  {target}" in str(code) for target in BENCH_TARGETS)
+
+
+def test_bitsandbytes_kernels_hint_is_dropped_only_when_the_package_is_missing():
+    from minirlvr.model import _not_kernels_missing
+
+    msg = "Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already ..."
+
+    def record(exc):
+        return logging.LogRecord("bitsandbytes.backends.cpu.ops", logging.WARNING, "ops.py", 1, msg, (exc,), None)
+
+    assert not _not_kernels_missing(record(ModuleNotFoundError("No module named 'kernels'", name="kernels")))
+    assert _not_kernels_missing(record(ImportError("cannot import name 'get_kernel' from 'kernels'")))
+    assert _not_kernels_missing(record(ModuleNotFoundError("No module named 'huggingface_hub'",
+                                                           name="huggingface_hub")))
+    assert _not_kernels_missing(logging.LogRecord("x", logging.WARNING, "f.py", 1, "other", (), None))
