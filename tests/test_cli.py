@@ -15,14 +15,16 @@ from minirlvr.config import HELP, TrainConfig
 
 RUN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "run.py")
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "minirlvr")
-BENCH_TARGETS = ("verifiers", "logprob", "attention", "sampler", "judge")
+BENCH_TARGETS = ("verifiers", "logprob", "attention", "sampler", "judge")  # at least these
 
-# Calls main(argv) for each argv of argv[1] (JSON) and prints {argv: [exit code, stdout, stderr]} as JSON.
+# Calls main(argv) for each argv of argv[1] (JSON) and for `bench <target> --help` / `-h` of every target in
+# bench.TARGETS; prints {argv: [exit code, stdout, stderr]} as JSON, with the targets under "TARGETS".
 HELPS = """
 import contextlib, io, json, sys
+from minirlvr.bench import TARGETS
 from minirlvr.cli import main
-got = {}
-for argv in json.loads(sys.argv[1]):
+got = {"TARGETS": list(TARGETS)}
+for argv in json.loads(sys.argv[1]) + [["bench", t, flag] for t in TARGETS for flag in ("--help", "-h")]:
     out, err, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -71,24 +73,26 @@ def test_every_config_key_has_help():
 def test_every_command_answers_help(tmp_path):
     helps = ([[name, flag] for name in COMMANDS for flag in ("--help", "-h")]
              + [["data", "build", "--help"], ["data", "convert", "--help"], ["--help"],
-                ["reproduce", "--preset", "miniature", "--help"]]
-             + [["bench", target, flag] for target in BENCH_TARGETS for flag in ("--help", "-h")])
+                ["reproduce", "--preset", "miniature", "--help"]])
     others = [["--list"], ["--no-such-option"], ["bench", "no-such-target"]]
     res = run([sys.executable, "-c", HELPS, json.dumps(helps + others)], tmp_path)
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout.strip().splitlines()[-1])
+    targets = got.pop("TARGETS")
+    assert set(BENCH_TARGETS) <= set(targets)
+    helps += [["bench", target, flag] for target in targets for flag in ("--help", "-h")]
     for argv in helps:
         code, out, err = got[" ".join(argv)]
         assert code in (0, None) and "usage" in out.lower(), (argv, code, err[-2000:])
     assert all(f"  {name}" in got["--help"][1] for name in COMMANDS)
-    assert all(f"  {target}" in got["bench --help"][1] for target in BENCH_TARGETS)
+    assert all(f"  {target}" in got["bench --help"][1] for target in targets)
     assert "build" in got["data --help"][1] and "convert" in got["data --help"][1]
     # arguments starting with '-' still go to the pipeline (python run.py --quick, --list, --preset NAME ...)
     assert got["--list"][0] in (0, None) and "miniature" in got["--list"][1]
     code, _, err = got["--no-such-option"]
     assert code not in (0, None) and "unknown option '--no-such-option'" in str(code) + err
     code, _, err = got["bench no-such-target"]
-    assert code not in (0, None) and all(f"  {target}" in str(code) for target in BENCH_TARGETS)
+    assert code not in (0, None) and all(f"  {target}" in str(code) for target in targets)
 
 
 def test_bitsandbytes_kernels_hint_is_dropped_only_when_the_package_is_missing():
