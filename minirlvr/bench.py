@@ -1,12 +1,13 @@
 """`python -m minirlvr.bench <target> [options]`: benchmarks that report ratios against a baseline measured
 in the same run. Each target lives beside the code it measures; this file only dispatches."""
 
-import ctypes
 import importlib
 import sys
 import time
 
 import torch
+
+from minirlvr.malloc import return_freed_memory  # noqa: F401 (PeakMemory; benchmarks import it from here)
 
 TARGETS = {
     "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval and IFBench scorers
@@ -54,21 +55,6 @@ def _status_kib(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def return_freed_memory(mmap_threshold=64 * 1024):
-    """Make the CPU resident set follow live memory (Linux, glibc): pin glibc's mmap threshold (M_MMAP_THRESHOLD,
-    -3) at 64 KiB (by default), so every larger block is mapped on allocation and unmapped on free (unpinned, glibc raises the
-    threshold after the first large free and keeps later 16 MB tiles in its heap, resident after they are freed:
-    a review saw the log-prob benchmark's CPU peak swing 54-162 MB between identical runs), then hand the heap's free
-    pages back (malloc_trim), so that reusing them counts too. It stays for the rest of the process and slows
-    allocation: call it after timing. A no-op where glibc is not the C library."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, mmap_threshold)
-    libc.malloc_trim(0)
 
 
 class PeakMemory:

@@ -70,6 +70,7 @@ class TrainConfig:
     resume: bool = False
     max_bad_steps: int = 3  # stop after this many non-finite losses in a row
     progress: bool = True  # tqdm bar
+    cpu_mmap_threshold_kb: int = 1024  # CPU: glibc maps blocks >= this and unmaps them when freed (0: glibc's default)
 
 
 # One line per key for `python run.py train --help` (a test checks that every TrainConfig field has one).
@@ -123,6 +124,8 @@ HELP = {
     "resume": "continue from the last checkpoint in out_dir",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "progress": "tqdm progress bar",
+    "cpu_mmap_threshold_kb": "CPU only: glibc maps blocks of this size or more and unmaps them when freed, so the "
+                             "resident set follows live tensors (minirlvr/malloc.py); 0 leaves glibc's default",
 }
 
 
@@ -222,6 +225,8 @@ def check(cfg):
                          ("judge_mode", ("pointwise", "batched"))):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if cfg.cpu_mmap_threshold_kb < 0:
+        raise ConfigError(f"config key 'cpu_mmap_threshold_kb' must be >= 0, got {cfg.cpu_mmap_threshold_kb}")
     if cfg.canaries < 0:
         raise ConfigError(f"config key 'canaries' must be >= 0, got {cfg.canaries}")
     if cfg.loss_agg not in ("token", "seq"):

@@ -38,6 +38,7 @@ from minirlvr.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, 
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic
 from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
+from minirlvr.malloc import return_freed_memory
 from minirlvr.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
                             prepare, reference_mode, trainable_state)
 from minirlvr.reward import call_reward, reward_from_config
@@ -248,6 +249,9 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
             raise ConfigError("train(model=...) needs tokenizer=... and load_in_4bit=false")
         model = prepare(model.to(pick_device(cfg.device)), cfg)
     device = next(model.parameters()).device
+    if device.type == "cpu" and cfg.cpu_mmap_threshold_kb:
+        # a step frees hundreds of MB of activations; glibc's heap would keep them resident (minirlvr/malloc.py)
+        return_freed_memory(cfg.cpu_mmap_threshold_kb * 1024)
     reward_fn = reward_fn or reward_from_config(cfg, model, tokenizer)
     ref_model = None
     if not hasattr(model, "disable_adapter") and cfg.beta > 0:  # full fine-tuning: a frozen copy is the reference

@@ -253,3 +253,17 @@ def test_chat_template_and_data_file_with_default_reward(tmp_path, folder):
                                         "kwargs": [{"keywords": ["x"]}]}) + "\n" for i in range(4)))
     res = train(cfg(tmp_path, model=folder, data=str(data), steps=1))  # default reward: the verifier set
     assert "reward/hard:keywords:existence" in res.history[0]
+
+
+@pytest.mark.parametrize("kb", [0, 256])
+def test_cpu_mmap_threshold_is_pinned_as_configured(tmp_path, monkeypatch, kb):
+    """On a CPU, train() pins glibc's mmap threshold at cpu_mmap_threshold_kb (0: left alone), before sampling."""
+    calls = []
+    real_generate = train_mod.generate
+    monkeypatch.setattr(train_mod, "return_freed_memory", lambda nbytes: calls.append(("pin", nbytes)))
+    monkeypatch.setattr(train_mod, "generate", lambda *a, **k: calls.append(("generate",)) or real_generate(*a, **k))
+    model, tok = tiny()
+    train(cfg(tmp_path, steps=1, cpu_mmap_threshold_kb=kb), x_fraction, records=RECORDS, model=model, tokenizer=tok)
+    assert calls[0] == (("pin", kb * 1024) if kb else ("generate",))
+    with pytest.raises(ConfigError, match="cpu_mmap_threshold_kb"):
+        make_config(cpu_mmap_threshold_kb=-1)
