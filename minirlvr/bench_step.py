@@ -116,10 +116,12 @@ def build_model_folder(shape, workdir):
 
 
 def prompt_texts(args):
-    """B * steps distinct prompts of exactly prompt_len words (= tokens)."""
+    """B * steps distinct prompts of exactly prompt_len words (= tokens), from the folder's word vocabulary."""
+    with open(os.path.join(args.folder, "config.json")) as f:
+        words = min(json.load(f)["vocab_size"] - 3, 1000)  # the tokenizer's words are w0 .. w(V-4)
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, 1000, (args.B * args.steps, args.prompt_len), generator=g)
-    return [" ".join(f"w{i - 3}" for i in row.tolist()) for row in ids]
+    ids = torch.randint(0, words, (args.B * args.steps, args.prompt_len), generator=g)
+    return [" ".join(f"w{i}" for i in row.tolist()) for row in ids]
 
 
 class GenerateTimer:
