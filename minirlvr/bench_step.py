@@ -112,6 +112,9 @@ def build_model_folder(shape, workdir):
     model.save_pretrained(folder)
     word_tokenizer([f"w{i}" for i in range(cfg.vocab_size - 3)]).save_pretrained(folder)
     open(os.path.join(folder, "done"), "w").close()
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the sides run in child processes: hold no GPU memory here meanwhile
     return folder
 
 

@@ -26,7 +26,7 @@ def run_check(cwd, out=None, **env):
 
 def report_rows(report):
     """{section: status} from the report's table."""
-    return {m[1]: m[2] for m in re.finditer(r"^\| ([\w-]+) \| \d+ \| ([^|]+) \| \d+ \|$", report, re.M)}
+    return {m[1]: m[2] for m in re.finditer(r"^\| ([\w.-]+) \| \d+ \| ([^|]+) \| \d+ \|$", report, re.M)}
 
 
 def check_dry_run(proc, out):
@@ -34,7 +34,8 @@ def check_dry_run(proc, out):
     report = (out / "report.md").read_text()
     rows = report_rows(report)
     assert rows.pop("setup") == "ok"  # the kit was laid out (the section checks minirlvr/kernels/logprobs.py)
-    assert {"env", "logprob-headline", "kernel-tests", "logprob-grid", "attention", "sampler"} <= set(rows)
+    assert {"env", "logprob-headline", "kernel-tests", "logprob-grid", "attention", "sampler", "step-7b-12gb",
+            "step-1.5b-vs-trl-12gb", "step-7b-vs-trl-24gb"} <= set(rows)
     assert list(rows).index("logprob-headline") < list(rows).index("kernel-tests")  # the headline comes first
     for name, status in rows.items():
         assert status.startswith("skipped: no NVIDIA GPU ("), (name, status)
