@@ -54,6 +54,8 @@ def parse(argv):
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing on both sides")
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--beta", type=float, default=0.001, help="KL coefficient (> 0: a reference pass)")
+    p.add_argument("--cpu-mmap-threshold-kb", type=int, default=None,
+                   help="the kit's cpu_mmap_threshold_kb (default: the kit's default; 0: glibc's own behaviour)")
     p.add_argument("--vs", choices=["trl"], default=None, help="also run TRL's GRPOTrainer and print the ratios")
     p.add_argument("--memory-cap-gb", type=float, default=None,
                    help="CUDA: cap each process at N GB (torch.cuda.set_per_process_memory_fraction)")
@@ -188,7 +190,9 @@ def run_kit(args):
                       lora_dropout=0.0, gradient_checkpointing=args.grad_ckpt, device=args.device, out_dir=out_dir,
                       chat_template=False, steps=args.steps, prompts_per_step=args.B, group_size=args.G,
                       max_new_tokens=args.completion_len, temperature=1.0, lr=1e-5, micro_batch_size=args.micro_batch,
-                      beta=args.beta, ckpt_every=0, rollouts_every=0, log_every=0, progress=False)
+                      beta=args.beta, ckpt_every=0, rollouts_every=0, log_every=0, progress=False,
+                      **({} if args.cpu_mmap_threshold_kb is None else
+                         {"cpu_mmap_threshold_kb": args.cpu_mmap_threshold_kb}))
     records = [{"key": str(i), "prompt": p} for i, p in enumerate(prompt_texts(args))]
     result = kit.train(cfg, reward_fn=reward, records=records)
     lengths = [m["len"] for m in result.history]
@@ -279,6 +283,8 @@ def describe(args, device):
              f"{args.completion_len} tokens (every row; EOS off)", f"micro-batch {args.micro_batch}",
              f"LoRA r={args.lora_r}", "4-bit NF4 base" if args.four_bit else "unquantized base",
              f"grad ckpt {'on' if args.grad_ckpt else 'off'}", f"beta {args.beta}", f"{args.steps} steps"]
+    if args.cpu_mmap_threshold_kb is not None:
+        parts.append(f"kit cpu_mmap_threshold_kb={args.cpu_mmap_threshold_kb}")
     if args.memory_cap_gb:
         parts.append(f"cap {args.memory_cap_gb} GB")
     versions = f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}"
