@@ -2,8 +2,10 @@
 
 Small verbs in the gpt-fast manner: `prefill` runs each prompt once; its cache is repeated G times
 (`DynamicCache.batch_repeat_interleave`) instead of recomputing the same prompt G times; `decode_one_token`
-advances all N = B*G rows by one token; `sample_token` applies temperature / top-k / top-p with a seeded
+advances the rows still decoding by one token; `sample_token` applies temperature / top-k / top-p with a seeded
 torch.Generator; `generate` loops until every row has stopped (EOS, a stop string, or max_new_tokens).
+Rows that stopped leave the decode batch (their cache rows are dropped) once a quarter of it has stopped; sampling
+still covers all N rows, which keeps the seeded random stream, and with it the tokens, the same.
 
 Prompts are left padded: the attention mask hides the pads and position ids count only real tokens, so a
 padded row computes what it would compute alone. The returned `logp` is log softmax(logits / temperature)
@@ -67,9 +69,10 @@ def prefill(model, ids, mask, pos, cache):
 
 
 def decode_one_token(model, token, mask, pos, cache):
-    """One step for all rows: token (N, 1), mask (N, T) over everything cached plus this token, pos (N, 1)."""
+    """One step for the n rows in the cache: token (n, 1), mask (n, T) over everything cached plus this token,
+    pos (n, 1)."""
     out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(model): cache})
-    return out.logits[:, -1].float()  # (N, V)
+    return out.logits[:, -1].float()  # (n, V)
 
 
 def sample_token(logits, temperature, top_p, top_k, generator):
@@ -98,9 +101,10 @@ def sample_token(logits, temperature, top_p, top_k, generator):
 
 @torch.no_grad()
 def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id=0, temperature=1.0, top_p=1.0,
-             top_k=0, generator=None, stop_strings=(), tokenizer=None):
+             top_k=0, generator=None, stop_strings=(), tokenizer=None, compact=True):
     """Sample `group_size` completions for each of the B token lists in `prompts`. Rows are prompt-major:
-    row n belongs to prompt n // group_size. Stop strings need `tokenizer` to decode the tail of each row."""
+    row n belongs to prompt n // group_size. Stop strings need `tokenizer` to decode the tail of each row.
+    compact=False keeps stopped rows in the decode batch (the reference the tests and the benchmark compare to)."""
     from transformers import DynamicCache
 
     if stop_strings and tokenizer is None:
@@ -123,6 +127,7 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
     stopped = torch.zeros(N, dtype=torch.bool, device=device)  # (N,)
     tokens, logps, masks = [], [], []
     tail = max((len(s) for s in stop_strings), default=0) + 8  # tokens decoded per row to look for a stop string
+    rows = torch.arange(N, device=device)  # (n,) the rows in the decode batch, in cache order
     for t in range(max_new_tokens):
         token, lp = sample_token(logits, temperature, top_p, top_k, generator)  # (N,), (N,)
         active = ~done
@@ -139,11 +144,27 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
                     hit[n] = True
         stopped |= hit
         done |= hit
-        if bool(done.all()) or t == max_new_tokens - 1:
+        n_active = int((~done).sum())  # a host sync, like any test for the end
+        if n_active == 0 or t == max_new_tokens - 1:
             break
-        # finished rows keep decoding (a fixed batch is simpler than compacting the cache); their output is ignored
-        attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)  # (N, P+t+1)
-        logits = decode_one_token(model, token[:, None], attn, next_pos, cache)  # (N, V)
+        # Compaction: drop stopped rows from the cache, mask and positions. The copy of the kept cache rows costs
+        # about two steps of attention over them, so it waits until a quarter of the batch stopped: it then pays
+        # back within ~6 steps even where attention is all of a row's cost, all copies together stay under 3x the
+        # cache (3/4 + 9/16 + ...), and at most a quarter of a step is spent on stopped rows.
+        if compact and n_active <= 0.75 * len(rows):
+            keep = ~done[rows]  # (n,) over the decode batch
+            padded = attn[:, 0] == 0  # (n,) left-padded rows
+            if padded.any() and not padded[keep].any():
+                # keep one padded row: transformers drops an all-ones mask and then runs SDPA's GQA kernel, which
+                # rounds differently from the masked kernel the full batch runs
+                keep[padded.nonzero()[0]] = True
+            keep = keep.nonzero().squeeze(-1)  # (n',) positions in the decode batch
+            cache.batch_select_indices(keep)
+            rows, attn, next_pos = rows[keep], attn[keep], next_pos[keep]
+        attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)  # (n, P+t+1)
+        # Sampling still sees all N rows (stopped rows keep their last, finite logits; their token is discarded):
+        # torch.multinomial draws random numbers for every row, so N rows keep the seeded stream unchanged.
+        logits[rows] = decode_one_token(model, token[rows, None], attn, next_pos, cache)  # (n, V) into (N, V)
         next_pos = next_pos + 1
     model.train(was_training)
     return Rollouts(prompt_ids=ids, prompt_mask=pmask, tokens=torch.stack(tokens, 1),

@@ -118,3 +118,112 @@ def test_top_k_and_top_p_restrict_the_sampled_support(top_k, top_p, support):
     freq = torch.bincount(token, minlength=5)[sorted(support)].float() / len(token)
     torch.testing.assert_close(freq, kept / kept.sum(), rtol=0, atol=0.03)  # renormalized over the kept tokens
     torch.testing.assert_close(lp, torch.log(probs)[token])  # the returned logp is the untruncated one
+
+
+# ---------------------------------------------------------------------------------------------- batch compaction
+
+
+@pytest.fixture
+def row_by_row_linear(monkeypatch):
+    """Every nn.Linear multiplies one row at a time. MKL's GEMM picks another kernel for a few small batch sizes
+    (here up to 2-5 rows), which rounds a row's product differently in the last bit; one row at a time, a row's
+    result is the same in any batch, so the compaction's bookkeeping is checked bit for bit."""
+    def forward(self, x):
+        rows = x.reshape(-1, 1, x.shape[-1])  # (M, 1, K)
+        return torch.cat([torch.nn.functional.linear(r, self.weight, self.bias) for r in rows]).reshape(
+            *x.shape[:-1], -1)
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", forward)
+
+
+def frequent_tokens(model, prompts, share=0.06, temperature=1.0):
+    """EOS ids that make rows stop at many different steps: the most frequent sampled tokens, ~`share` of all."""
+    tokens = generate(model, prompts, 4, 16, [], PAD, temperature, generator=torch.Generator().manual_seed(0)).tokens
+    counts = torch.bincount(tokens.flatten(), minlength=model.config.vocab_size).float()  # (V,)
+    order = counts.argsort(descending=True)
+    return order[:int((counts[order].cumsum(0) / counts.sum() < share).sum()) + 1].tolist()
+
+
+def decode_batch_sizes(model, **kw):
+    """generate's rollouts and the number of rows of each forward pass after the prefill."""
+    sizes = []
+    hook = model.register_forward_pre_hook(lambda m, a, k: sizes.append(k["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        ro = generate(model, **kw)
+    finally:
+        hook.remove()
+    return ro, sizes[1:]
+
+
+def assert_same_rollouts(a, b):
+    for k in ("tokens", "logp", "mask", "stopped"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+
+
+@pytest.mark.parametrize("G,temperature,top_p,top_k", [(1, 0, 1.0, 0), (3, 1.0, 1.0, 0), (2, 0.7, 0.8, 10),
+                                                       (4, 1.3, 0.9, 0), (2, 1.0, 1.0, 5)])
+def test_compaction_changes_nothing(model, row_by_row_linear, G, temperature, top_p, top_k):
+    prompts = PROMPTS + [[7, 7, 30], [40, 2, 9, 9, 9], [13], [25, 26, 27, 28, 29, 30, 31]]
+    eos = frequent_tokens(model, prompts, temperature=temperature)
+    run = [decode_batch_sizes(model, prompts=prompts, group_size=G, max_new_tokens=20, eos_ids=eos, pad_id=PAD,
+                              temperature=temperature, top_p=top_p, top_k=top_k,
+                              generator=torch.Generator().manual_seed(5), compact=compact) for compact in (False, True)]
+    (ref, ref_sizes), (ro, sizes) = run
+    assert_same_rollouts(ro, ref)
+    length = ro.mask.sum(1)  # (N,)
+    assert len(set(length.tolist())) >= 3 and length.max() == 20  # rows end at different steps, some run to the end
+    assert set(ref_sizes) == {len(prompts) * G} and sizes[-1] < sizes[0]
+
+
+def test_compaction_changes_nothing_with_stop_strings(row_by_row_linear):
+    tok = word_tokenizer([f"w{i}" for i in range(30)])
+    m = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    prompts = [tok("w1 w2 w3 w4 w5").input_ids, tok("w4").input_ids, tok("w7 w8").input_ids]
+    stops = tuple(tok.decode([t]) for t in frequent_tokens(m, prompts, share=0.1))
+    ro, ref = (generate(m, prompts, 3, 12, [], tok.pad_token_id, 1.0, generator=torch.Generator().manual_seed(1),
+                        stop_strings=stops, tokenizer=tok, compact=compact) for compact in (True, False))
+    assert_same_rollouts(ro, ref)
+    assert 0 < ro.stopped.sum() < len(ro.stopped) and len(set(ro.mask.sum(1).tolist())) >= 3
+
+
+def test_compaction_keeps_a_padded_row(model, row_by_row_linear):
+    # only the longest prompt's rows (no left padding) outlive the others: without a padded row left in the batch
+    # transformers would switch to the unmasked attention kernel, which rounds differently
+    free = generate(model, PROMPTS, 1, 12, [], PAD, temperature=0).tokens
+    eos = sorted(set(free[1:, :3].flatten().tolist()) - set(free[0].tolist()))
+    assert eos
+    (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=PROMPTS, group_size=2, max_new_tokens=12, eos_ids=eos,
+                                                pad_id=PAD, temperature=0, compact=c) for c in (True, False))
+    assert_same_rollouts(ro, ref)
+    assert not ro.stopped[:2].any() and ro.stopped[2:].all()
+    assert sizes[-1] == 3  # the two rows of prompt 0 and one stopped padded row
+
+
+def test_compaction_equals_reference_on_the_real_matmul(model):
+    # with MKL's own GEMM a row's logits can change in the last bit when the batch shrinks below a few rows:
+    # the tokens stay the same here, the log-probs agree to fp32 rounding
+    eos = frequent_tokens(model, PROMPTS)
+    ro, ref = (generate(model, PROMPTS, 3, 20, eos, PAD, 1.0, 0.9, 0, generator=torch.Generator().manual_seed(2),
+                        compact=compact) for compact in (True, False))
+    assert torch.equal(ro.tokens, ref.tokens) and torch.equal(ro.mask, ref.mask)
+    assert torch.equal(ro.stopped, ref.stopped)
+    torch.testing.assert_close(ro.logp, ref.logp, rtol=0, atol=1e-5)
+
+
+def test_one_new_token_and_all_rows_stopping_at_once(model):
+    one, ref = (generate(model, PROMPTS, 2, 1, [EOS], PAD, generator=torch.Generator().manual_seed(0), compact=c)
+                for c in (True, False))
+    assert_same_rollouts(one, ref)
+    assert one.tokens.shape == (2 * len(PROMPTS), 1) and one.mask.all()
+    every, ref = (generate(model, PROMPTS, 2, 10, list(range(48)), PAD, generator=torch.Generator().manual_seed(0),
+                           compact=c) for c in (True, False))
+    assert_same_rollouts(every, ref)
+    assert every.tokens.shape[1] == 1 and every.stopped.all()
+    same = [PROMPTS[0]] * 3  # identical rows stop at the same step
+    free = generate(model, same, 1, 8, [], PAD, temperature=0).tokens
+    eos = int(free[0, 3])
+    assert eos not in free[0, :3].tolist()
+    (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=same, group_size=2, max_new_tokens=8, eos_ids=[eos],
+                                                pad_id=PAD, temperature=0, compact=c) for c in (True, False))
+    assert_same_rollouts(ro, ref)
+    assert ro.stopped.all() and ro.mask.sum(1).tolist() == [4] * 6 and sizes == [6, 6, 6]
