@@ -70,7 +70,7 @@ class TrainConfig:
     resume: bool = False
     max_bad_steps: int = 3  # stop after this many non-finite losses in a row
     progress: bool = True  # tqdm bar
-    cpu_mmap_threshold_kb: int = 1024  # CPU: glibc maps blocks >= this and unmaps them when freed (0: glibc's default)
+    cpu_mmap_threshold_kb: int = 4096  # CPU: glibc maps blocks >= this and unmaps them when freed (0: glibc's default)
 
 
 # One line per key for `python run.py train --help` (a test checks that every TrainConfig field has one).

@@ -3,9 +3,12 @@
 torch's CPU tensors come from glibc malloc. glibc serves blocks below its mmap threshold from its heap and keeps
 freed heap pages resident; the threshold starts at 128 KiB and rises (up to 32 MiB) after each large free. A
 training step allocates and frees hundreds of MB of activations of varying sizes, so the heap fragments and the
-resident set grows well above the live tensors (the step benchmark at the `small` shape: peak 1.70 GB with glibc's
-default, 1.10 GB with the threshold pinned at 1 MiB). Pinning the threshold maps every larger block on allocation
-and unmaps it on free; the price is a page fault per fresh page of those blocks.
+resident set grows well above the live tensors. Pinning the threshold maps every larger block on allocation and
+unmaps it on free; the price is page faults on every fresh mapping. train() pins it at cpu_mmap_threshold_kb, 4 MiB
+by default, chosen by measurement (`bench step --shape small`, 4-bit, one run each, peak RSS / seconds per step):
+glibc's default 1.70 GB / 6.5 s, 8 MiB 1.72 GB / 6.8 s, 4 MiB 1.48 GB / 6.7-7.1 s, 2 MiB 1.06 GB / 9.3 s; fp32:
+default 1.61 GB / 5.9 s, 4 MiB 1.44 GB / 6.2 s, 1 MiB 1.04 GB / 7.6 s. A memory-bound run can go lower
+(--cpu_mmap_threshold_kb=1024) at that cost in time.
 """
 
 import ctypes
