@@ -78,7 +78,7 @@ PRESETS = {p.name: p for p in [
            shape="qwen2.5-1.5b", max_new_tokens=768, gpu_gb=8),
     Preset("qwen2.5-7b", "Qwen2.5-7B-Instruct, the paper's base model, 4-bit + LoRA (16 GiB by the plan estimate)",
            model="Qwen/Qwen2.5-7B-Instruct", shape="qwen2.5-7b", prompts_per_step=4, max_new_tokens=1024,
-           micro_batch_size=2, gpu_gb=16),
+           micro_batch_size=2, judge_batch_rows=12, gpu_gb=16),  # 16 judge questions at once: 14.6 GiB (plan)
     Preset("llama-3.2-1b", "Llama-3.2-1B-Instruct, 4-bit + LoRA (another family: the finding should not be "
            "Qwen-specific)", model="meta-llama/Llama-3.2-1B-Instruct", shape="llama-3.2-1b", max_new_tokens=768,
            gpu_gb=8),
