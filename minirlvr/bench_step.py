@@ -307,6 +307,12 @@ def main(argv):
         return
     from minirlvr.model import pick_device
 
+    if args.vs == "trl":
+        import importlib.util
+
+        if importlib.util.find_spec("trl") is None:
+            sys.exit("error: --vs trl needs TRL: pip install -e '.[trl]' (or '.[test]', which pins the tested "
+                     "trl 1.16)")
     device = pick_device(args.device)
     workdir = args.workdir or tempfile.mkdtemp(prefix="bench-step-")
     folder = build_model_folder(args.shape, workdir)
