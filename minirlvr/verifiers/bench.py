@@ -47,6 +47,15 @@ def load_reference(suite):
         else:
             from if_verifiable.ifbench.instructions_registry import INSTRUCTION_DICT
     except ImportError:
+        print(f"reference {suite}: not installed (pip install if-verifiable)")
+        return None
+    if os.path.isdir(nltk_data) and nltk_data not in nltk.data.path:
+        nltk.data.path.insert(0, nltk_data)  # nltk may have been imported before NLTK_DATA was set
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+    except LookupError:  # without it the reference raises on its first sentence split
+        print(f"reference {suite}: NLTK's punkt_tab not found (not in {nltk_data} nor NLTK's own folders; it cannot "
+              f"be downloaded here)")
         return None
     langdetect.DetectorFactory.seed = 0
     return INSTRUCTION_DICT
@@ -119,7 +128,7 @@ def measure(name, pairs, registry, repeat):
     print(f"{name}: {n} instances ({len(pairs)} prompts), one core, CPU time, best of {repeat}")
     print(f"  minirlvr : {n / mine:10.0f} checks/s  ({mine:.3f} s per pass)")
     if registry is None:
-        print("  reference: not installed (pip install if-verifiable); no ratio")
+        print("  reference: not available (said above); no ratio")
         return {"minirlvr_checks_per_s": n / mine}
     ref = min(ref)
     print(f"  reference: {n / ref:10.0f} checks/s  ({ref:.3f} s per pass)")
