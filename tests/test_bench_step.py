@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from minirlvr import bench_step
+from minirlvr import bench_step, plan
 from minirlvr.model import load_tokenizer
 
 
@@ -27,9 +27,15 @@ def test_micro_batch_must_divide_the_rollouts():
 
 
 def test_tiny_vs_trl_runs_both_sides_on_equal_work(tmp_path):
+    """The tiny shape with an 8-token vocabulary: a random model emits EOS about once in 8 tokens, so every row
+    runs to L tokens only if both sides really keep EOS from ending a row."""
     pytest.importorskip("trl")
+    with open(plan.shape_config_path("tiny")) as f:
+        config = {**json.load(f), "vocab_size": 8}
+    shape = tmp_path / "tiny8.json"
+    shape.write_text(json.dumps(config))
     out = tmp_path / "step.jsonl"
-    argv = ["--shape", "tiny", "--vs", "trl", "--steps", "2", "--B", "2", "--G", "4", "--micro-batch", "4",
+    argv = ["--shape", str(shape), "--vs", "trl", "--steps", "2", "--B", "2", "--G", "4", "--micro-batch", "4",
             "--prompt-len", "8", "--completion-len", "12", "--workdir", str(tmp_path), "--out", str(out)]
     res = subprocess.run([sys.executable, "-m", "minirlvr.bench", "step", *argv], capture_output=True, text=True,
                          cwd=str(tmp_path), env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
