@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from minirlvr.malloc import return_freed_memory  # noqa: F401 (PeakMemory; benchmarks import it from here)
+from minirlvr.malloc import return_freed_memory
 
 TARGETS = {
     "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval and IFBench scorers

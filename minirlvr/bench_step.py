@@ -180,7 +180,6 @@ def run_kit(args):
     cap_memory(args, device)
     kit.eos_token_ids = lambda model, tokenizer: []  # equal work: no row stops before max_new_tokens
     timer = kit.generate = GenerateTimer(kit.generate, device)
-    lengths = []
 
     def reward(records, completions):
         return [toy_reward(c) for c in completions], {}
@@ -202,20 +201,15 @@ def run_kit(args):
 def run_trl(args):
     import datasets
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
+    from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from minirlvr.model import load_tokenizer, pick_device
+    from minirlvr.model import load_tokenizer, nf4_kwargs, pick_device
 
     device = pick_device(args.device)
     cap_memory(args, device)
     cuda = device.type == "cuda"
-    kwargs = {"dtype": torch.bfloat16 if cuda else torch.float32}
-    if args.four_bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"])
-        kwargs["device_map"] = {"": device.index or 0} if cuda else {"": "cpu"}
+    kwargs = {**(nf4_kwargs(device) if args.four_bit else {}), "dtype": torch.bfloat16 if cuda else torch.float32}
     model = AutoModelForCausalLM.from_pretrained(args.folder, **kwargs)
     if not args.four_bit:
         model.to(device)

@@ -36,11 +36,15 @@ def as_record(prompt):
     raise TypeError(f"a prompt must be a record dict, a list of messages or a string, got {type(prompt).__name__}")
 
 
+def record_messages(record):
+    """The chat a template turns into a prompt: the record's `messages`, else its `prompt` as one user message."""
+    return record.get("messages") or [{"role": "user", "content": record["prompt"]}]
+
+
 def encode_prompt(record, tokenizer, use_template=True):
     """Token ids of a record's prompt, through the chat template when asked and available."""
     if use_template and getattr(tokenizer, "chat_template", None):
-        messages = record.get("messages") or [{"role": "user", "content": record["prompt"]}]
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(record_messages(record), add_generation_prompt=True, tokenize=False)
         ids = tokenizer(text, add_special_tokens=False).input_ids
     else:
         ids = tokenizer(prompt_text(record)).input_ids

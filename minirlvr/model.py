@@ -68,20 +68,14 @@ def load_base(path, load_in_4bit=False, device="auto", trainable=False):
 
     A GPU gets bf16 weights for a frozen base; `trainable=True` (full fine-tuning) and the CPU keep fp32 (AdamW on
     bf16 weights loses small updates). Errors name the path."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     if not path:
         raise ModelError("config key 'model' is empty: give a local folder or a hub id (--model=...)")
     _check_weights(path)
     device = pick_device(device)
     on_gpu = device.type == "cuda"
-    kwargs = {}
-    if load_in_4bit:
-        # lm_head stays unquantized (bitsandbytes skips the output layer), so token_logprobs reads it directly.
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu else torch.float32)
-        kwargs["device_map"] = {"": device.index or 0} if on_gpu else {"": "cpu"}
+    kwargs = nf4_kwargs(device) if load_in_4bit else {}
     kwargs["dtype"] = torch.bfloat16 if on_gpu and not trainable else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -98,6 +92,19 @@ def load_base(path, load_in_4bit=False, device="auto", trainable=False):
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
     return model, tokenizer
+
+
+def nf4_kwargs(device):
+    """from_pretrained's arguments for the kit's 4-bit base on `device`: NF4 with double quantization, computing in
+    bf16 on a GPU and fp32 on a CPU. lm_head stays unquantized (bitsandbytes skips the output layer), so
+    token_logprobs reads it directly."""
+    from transformers import BitsAndBytesConfig
+
+    on_gpu = device.type == "cuda"
+    return {"quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu else torch.float32),
+            "device_map": {"": device.index or 0} if on_gpu else {"": "cpu"}}
 
 
 def load_model(cfg):

@@ -10,6 +10,7 @@ This file does not know how TRL or verl call a reward (trl.py, verl.py).
 import os
 
 from minirlvr import verifiers
+from minirlvr.chat import record_messages as chat_messages  # the chat a trainer templates
 from minirlvr.data import DataError, read_records, validate_record
 from minirlvr.reward import constraint_reward
 
@@ -30,12 +31,6 @@ def read(records):
     if isinstance(records, (str, os.PathLike)):
         return read_records(records)
     return [validate_record(r, f"record {i}") for i, r in enumerate(records)]
-
-
-def chat_messages(record):
-    """The chat a trainer templates for a record: its `messages`, else its `prompt` as one user message (as the
-    kit's own chat.py does)."""
-    return record.get("messages") or [{"role": "user", "content": record["prompt"]}]
 
 
 def constraints(row):
