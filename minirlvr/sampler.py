@@ -164,7 +164,10 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
         attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)  # (n, P+t+1)
         # Sampling still sees all N rows (stopped rows keep their last, finite logits; their token is discarded):
         # torch.multinomial draws random numbers for every row, so N rows keep the seeded stream unchanged.
-        logits[rows] = decode_one_token(model, token[rows, None], attn, next_pos, cache)  # (n, V) into (N, V)
+        if len(rows) == N:  # nothing compacted yet: no gather, no scatter
+            logits = decode_one_token(model, token[:, None], attn, next_pos, cache)  # (N, V)
+        else:
+            logits[rows] = decode_one_token(model, token[rows, None], attn, next_pos, cache)  # (n, V) into (N, V)
         next_pos = next_pos + 1
     model.train(was_training)
     return Rollouts(prompt_ids=ids, prompt_mask=pmask, tokens=torch.stack(tokens, 1),
