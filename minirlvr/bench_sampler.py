@@ -95,9 +95,11 @@ def main(argv):
     def hf(sample):
         # greedy generate refuses num_return_sequences > 1, so the prompts are repeated (what it does inside)
         rep = 1 if sample else G
+        # sampling flags only when sampling: greedy generate warns about them, and the warning lands in the table
+        flags = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if sample else dict(do_sample=False)
         out = model.generate(input_ids=ids.repeat_interleave(rep, 0), attention_mask=mask.repeat_interleave(rep, 0),
-                             max_new_tokens=L, min_new_tokens=L, do_sample=sample, temperature=1.0, top_k=0,
-                             top_p=1.0, num_return_sequences=G // rep, pad_token_id=0, eos_token_id=None)
+                             max_new_tokens=L, min_new_tokens=L, num_return_sequences=G // rep, pad_token_id=0,
+                             eos_token_id=None, **flags)
         assert out.shape == (B * G, ids.shape[1] + L)
 
     n_tok = B * G * L
