@@ -32,17 +32,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from minirlvr.chat import encode_prompt, eos_token_ids, pad_token_id
-from minirlvr.config import ConfigError, TrainConfig, parse_args, to_dict
-from minirlvr.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, truncate_log, write_policy
+from minirlvr.engine.chat import encode_prompt, eos_token_ids, pad_token_id
+from minirlvr.engine.config import ConfigError, TrainConfig, parse_args, to_dict
+from minirlvr.engine.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, truncate_log, write_policy
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic
-from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
+from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
-from minirlvr.malloc import return_freed_memory
-from minirlvr.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
+from minirlvr.engine.malloc import return_freed_memory
+from minirlvr.engine.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
                             prepare, reference_mode, trainable_state)
-from minirlvr.reward import call_reward, reward_from_config
-from minirlvr.sampler import generate, positions
+from minirlvr.reward.constraint import call_reward, reward_from_config
+from minirlvr.engine.sampler import generate, positions
 
 
 @dataclass
@@ -389,7 +389,7 @@ def usage():
     import textwrap
     from dataclasses import fields
 
-    from minirlvr.config import HELP, PRESETS
+    from minirlvr.engine.config import HELP, PRESETS
 
     lines = [__doc__.split("\n\n")[0], "",
              "usage: python run.py train [--preset=NAME] [--key=value ...]     (or: minirlvr train ...)",

@@ -23,7 +23,7 @@ def one_thread():
 def tiny_folder(tmp_path_factory):
     """tiny_folder(words, seed) -> a folder holding a random tiny Qwen2 and a word tokenizer over `words`, saved with
     save_pretrained, as `--model=PATH` loads it."""
-    from minirlvr.model import tiny_model, word_tokenizer
+    from minirlvr.engine.model import tiny_model, word_tokenizer
 
     def make(words, seed=0):
         path = tmp_path_factory.mktemp("tiny")

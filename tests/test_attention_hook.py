@@ -6,7 +6,7 @@ import torch
 from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM)
 
-from minirlvr.attention_hook import collect_attention_mass
+from minirlvr.evaluation.attention_hook import collect_attention_mass
 
 S = 4
 T = 21

@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from minirlvr import attention_report as R
+from minirlvr.evaluation import attention as R
 from minirlvr.data import DataError, write_jsonl
 
 TASK = "Write a short note about green tea. "

@@ -7,8 +7,10 @@ import sys
 
 import pytest
 
-from minirlvr import bench_step, plan
-from minirlvr.model import load_tokenizer
+from minirlvr.bench import step as bench_step
+
+from minirlvr.pipeline import plan
+from minirlvr.engine.model import load_tokenizer
 
 
 def test_prompts_are_exactly_prompt_len_tokens(tmp_path):

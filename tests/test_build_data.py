@@ -8,9 +8,15 @@ import os
 
 import pytest
 
-from minirlvr import build_data, data_cli, refine, verifiers
+from minirlvr import verifiers
+
+from minirlvr.datasets import build as build_data
+
+from minirlvr.commands import data as data_cli
+
+from minirlvr.refine import filters as refine
 from minirlvr.data import DataError, prompt_text, read_records
-from minirlvr.soft_catalogue import KINDS, SOFT_CATALOGUE
+from minirlvr.datasets.soft_catalogue import KINDS, SOFT_CATALOGUE
 
 
 @pytest.fixture(scope="module")

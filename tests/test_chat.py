@@ -4,9 +4,9 @@ off when asked; load_for_inference loads a peft adapter folder and refuses one m
 import pytest
 import torch
 
-from minirlvr.chat import complete, eos_token_ids
-from minirlvr.model import ModelError, load_for_inference, tiny_model, word_tokenizer
-from minirlvr.sampler import generate
+from minirlvr.engine.chat import complete, eos_token_ids
+from minirlvr.engine.model import ModelError, load_for_inference, tiny_model, word_tokenizer
+from minirlvr.engine.sampler import generate
 
 WORDS = [f"w{i}" for i in range(30)]
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from minirlvr import attention_report
-from minirlvr.config import make_config
-from minirlvr.model import load_for_inference, tiny_model, word_tokenizer
+from minirlvr.evaluation import attention as attention_report
+from minirlvr.engine.config import make_config
+from minirlvr.engine.model import load_for_inference, tiny_model, word_tokenizer
 from minirlvr.train import train
 
 WORDS = [f"w{i}" for i in range(20)]

@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 
 from minirlvr.cli import COMMANDS
-from minirlvr.config import HELP, TrainConfig
+from minirlvr.engine.config import HELP, TrainConfig
 
 RUN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "run.py")
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "minirlvr")
@@ -21,7 +21,7 @@ BENCH_TARGETS = ("verifiers", "logprob", "attention", "sampler", "judge")  # at 
 # bench.TARGETS; prints {argv: [exit code, stdout, stderr]} as JSON, with the targets under "TARGETS".
 HELPS = """
 import contextlib, io, json, sys
-from minirlvr.bench import TARGETS
+from minirlvr.bench.__main__ import TARGETS
 from minirlvr.cli import main
 got = {"TARGETS": list(TARGETS)}
 for argv in json.loads(sys.argv[1]) + [["bench", t, flag] for t in TARGETS for flag in ("--help", "-h")]:
@@ -96,7 +96,7 @@ def test_every_command_answers_help(tmp_path):
 
 
 def test_bitsandbytes_kernels_hint_is_dropped_only_when_the_package_is_missing():
-    from minirlvr.model import _not_kernels_missing
+    from minirlvr.engine.model import _not_kernels_missing
 
     msg = "Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already ..."
 

@@ -3,8 +3,8 @@ unparsed answers counted and kept or dropped), and the path through a tiny rando
 
 import pytest
 
-from minirlvr import critic
-from minirlvr.model import tiny_model, word_tokenizer
+from minirlvr.refine import critic
+from minirlvr.engine.model import tiny_model, word_tokenizer
 
 NO_COMMA = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
 

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from minirlvr import data_cli, datasets
+from minirlvr.commands import data as data_cli
+
+from minirlvr.datasets import convert as datasets
 from minirlvr.data import DataError, read_records
 
 

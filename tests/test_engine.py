@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import minirlvr.train as train_mod
-from minirlvr.config import make_config
+from minirlvr.engine.config import make_config
 from minirlvr.data import DataError
-from minirlvr.model import ModelError, tiny_model, trainable_state, word_tokenizer
-from minirlvr.sampler import positions
+from minirlvr.engine.model import ModelError, tiny_model, trainable_state, word_tokenizer
+from minirlvr.engine.sampler import positions
 from minirlvr.train import train
 
 WORDS = [f"w{i}" for i in range(20)]  # + pad, eos, unk: EOS is likely enough that some rows stop early

@@ -9,8 +9,12 @@ import os
 import pytest
 from test_chat import lora_adapter
 
-from minirlvr import chat, eval_cli, verify_cli
-from minirlvr.model import load_for_inference, tiny_model, word_tokenizer
+from minirlvr.engine import chat
+
+from minirlvr.evaluation import generate as eval_cli
+
+from minirlvr.evaluation import verify as verify_cli
+from minirlvr.engine.model import load_for_inference, tiny_model, word_tokenizer
 
 WORDS = ["user", "assistant", "hello", "Hello", "river", "RIVER", ",", "the", "sea", "is", "calm", "Write", "about",
          "a", "and"]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from minirlvr.grpo import group_advantages, grpo_loss, loss_denominator
+from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 
 
 def batch(N=6, L=5, seed=0):

@@ -27,7 +27,7 @@ reference_util = pytest.importorskip("if_verifiable.ifbench.instructions_util")
 
 from minirlvr import verifiers as V  # noqa: E402
 from minirlvr.verifiers import ifbench_text as T  # noqa: E402
-from minirlvr.verify_cli import run as verify_run  # noqa: E402
+from minirlvr.evaluation.verify import run as verify_run  # noqa: E402
 
 OFFLINE = {"words:start_verb": "needs NLTK's averaged_perceptron_tagger_eng (a download)"}
 GIVEN_STOP_WORDS = "ratio:stop_words"  # needs NLTK's stopwords corpus: we hand the oracle NLTK's list

@@ -20,7 +20,7 @@ registry = pytest.importorskip("if_verifiable.ifeval.instructions_registry",
 
 from minirlvr import verifiers as V  # noqa: E402
 from minirlvr.verifiers import text as T  # noqa: E402
-from minirlvr.verify_cli import run as verify_run  # noqa: E402
+from minirlvr.evaluation.verify import run as verify_run  # noqa: E402
 
 # Every instance where minirlvr's verdict differs from the reference's, (key, id, mode) -> reason.
 # Measured: none of the 834 instances differs, strict or loose. Keep this list exact: a new

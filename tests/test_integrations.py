@@ -9,11 +9,13 @@ import sys
 
 import pytest
 
-from minirlvr import reward, verifiers
+from minirlvr import verifiers
+
+from minirlvr.reward import constraint as reward
 from minirlvr.data import DataError, prompt_text, write_jsonl
 from minirlvr.integrations import trl as trl_adapter
 from minirlvr.integrations import verl as verl_adapter
-from minirlvr.judge import Verdicts
+from minirlvr.reward.judge import Verdicts
 
 RECORDS = [
     {"key": "a", "prompt": "Write about tea in one line.",
@@ -215,7 +217,7 @@ def test_unknown_id_names_the_id_and_the_row():
 
 
 def test_core_modules_do_not_import_trainers():
-    code = ("import sys, minirlvr.train, minirlvr.reward, minirlvr.pipeline, minirlvr.integrations.trl, "
+    code = ("import sys, minirlvr.train, minirlvr.reward.constraint, minirlvr.pipeline.reproduce, minirlvr.integrations.trl, "
             "minirlvr.integrations.verl; bad = [m for m in ('trl', 'verl', 'datasets') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd="/", check=True, capture_output=True)

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from minirlvr import judge as judge_api
+from minirlvr.reward import judge as judge_api
 from minirlvr.miniature import judge as judge_mod
 from minirlvr.miniature import world
 from minirlvr.miniature.tokenizer import train_tokenizer

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from minirlvr import judge_audit, verifiers
-from minirlvr.judge import Verdicts
+from minirlvr import verifiers
+
+from minirlvr.evaluation import judge_audit
+from minirlvr.reward.judge import Verdicts
 
 nan = float("nan")
 

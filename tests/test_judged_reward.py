@@ -8,10 +8,10 @@ import pytest
 
 import minirlvr.train as train_mod
 from minirlvr import verifiers
-from minirlvr.judge import Verdicts
-from minirlvr.llm_judge import adapters_enabled
-from minirlvr.monitor import CanaryMonitor, hacking_signal
-from minirlvr.reward import call_reward, constraint_reward, hard_reward
+from minirlvr.reward.judge import Verdicts
+from minirlvr.reward.llm_judge import adapters_enabled
+from minirlvr.reward.monitor import CanaryMonitor, hacking_signal
+from minirlvr.reward.constraint import call_reward, constraint_reward, hard_reward
 
 LOWER = {"id": "change_case:english_lowercase", "kw": {}}
 TEA = {"id": "keywords:existence", "kw": {"keywords": ["tea"]}}

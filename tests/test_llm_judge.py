@@ -5,12 +5,12 @@ the judge and back on afterwards, and templates checked at start."""
 import pytest
 import torch
 
-import minirlvr.llm_judge as lj
-from minirlvr.chat import Completions
-from minirlvr.config import ConfigError
-from minirlvr.judge import judge_soft
-from minirlvr.llm_judge import LLMJudge, adapters_enabled, load_judge, parse_answer, parse_numbered
-from minirlvr.model import ModelError, tiny_model, word_tokenizer
+import minirlvr.reward.llm_judge as lj
+from minirlvr.engine.chat import Completions
+from minirlvr.engine.config import ConfigError
+from minirlvr.reward.judge import judge_soft
+from minirlvr.reward.llm_judge import LLMJudge, adapters_enabled, load_judge, parse_answer, parse_numbered
+from minirlvr.engine.model import ModelError, tiny_model, word_tokenizer
 
 YES = ["yes", "Yes", "YES", "yes.", "Yes!", " yes\n", "**Yes**", "`yes`", "y", "true", "True.", "pass", "satisfied",
        "Yes, the response is all lowercase.", "Answer: yes", "answer - YES", "Final answer: Yes.",

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from minirlvr.config import make_config
-from minirlvr.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state,
+from minirlvr.engine.config import make_config
+from minirlvr.engine.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state,
                             reference_mode, tiny_model, trainable_state, word_tokenizer)
-from minirlvr.sampler import positions
+from minirlvr.engine.sampler import positions
 from minirlvr.train import sequence_logp
 
 

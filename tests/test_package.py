@@ -26,7 +26,7 @@ def test_no_top_level_kernels_module():
 
 
 def test_bench_dispatcher_rejects_unknown_target():
-    from minirlvr import bench
+    from minirlvr.bench import __main__ as bench
 
     with pytest.raises(SystemExit) as e:
         bench.main(["no-such-target"])

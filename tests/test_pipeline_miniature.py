@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from minirlvr import pipeline
+from minirlvr.pipeline import reproduce as pipeline
 from minirlvr.miniature import parts, sft
 
 
@@ -117,7 +117,7 @@ BEFORE = {
 def test_miniature_presets_carry_the_experiments_numbers(name):
     from dataclasses import replace
 
-    from minirlvr.presets import get
+    from minirlvr.pipeline.presets import get
 
     assert parts.config_of(get(name)) == replace(BEFORE[name], preset=name)
 

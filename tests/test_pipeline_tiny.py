@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from minirlvr import pipeline
+from minirlvr.pipeline import reproduce as pipeline
 
 IFEVAL = [
     {"key": 1, "prompt": "Write a short note about tea. Your entire response should be in English, and in all "

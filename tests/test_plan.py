@@ -11,8 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from minirlvr import plan, presets
-from minirlvr.plan import GiB, Settings, estimate, largest_fit, read_config, settings_from_preset
+from minirlvr.pipeline import plan
+
+from minirlvr.pipeline import presets
+from minirlvr.pipeline.plan import GiB, Settings, estimate, largest_fit, read_config, settings_from_preset
 
 # config.json of the real presets' models, as published with them (only the fields that memory depends on)
 CONFIGS = {
@@ -97,8 +99,8 @@ def test_lora_count_matches_peft_on_a_meta_model(configs):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from minirlvr.config import make_config
-    from minirlvr.model import prepare
+    from minirlvr.engine.config import make_config
+    from minirlvr.engine.model import prepare
 
     for name in ("qwen2.5-0.5b", "llama-3.2-1b"):
         with torch.device("meta"):
@@ -182,9 +184,9 @@ def _measure_child(a, sa):
 
     torch.set_num_threads(1)
     import minirlvr.train as train_mod
-    from minirlvr.bench import PeakMemory
-    from minirlvr.config import make_config
-    from minirlvr.model import tiny_model, word_tokenizer
+    from minirlvr.bench.measure import PeakMemory
+    from minirlvr.engine.config import make_config
+    from minirlvr.engine.model import tiny_model, word_tokenizer
 
     tok = word_tokenizer([f"w{i}" for i in range(a["V"] - 3)])
     out = tempfile.mkdtemp()

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from minirlvr import refine
+from minirlvr.refine import filters as refine
 from minirlvr.miniature import world
 from minirlvr.miniature.parts import world_critic
 

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from minirlvr import refine as filters
-from minirlvr import refine_cli
-from minirlvr.model import tiny_model, word_tokenizer
-from minirlvr.reward import hard_reward
+from minirlvr.refine import filters
+from minirlvr.refine import stages as refine_cli
+from minirlvr.engine.model import tiny_model, word_tokenizer
+from minirlvr.reward.constraint import hard_reward
 
 WORDS = [f"w{i}" for i in range(12)]
 KEEP_ALL = "VERDICT: KEEP\nREASON: fine"
@@ -179,7 +179,7 @@ def test_refine_end_to_end_on_a_tiny_model(tmp_path, model_dir, capsys):
 
 
 def test_pilot_judges_soft_constraints_with_the_starting_policy(tmp_path, model_dir, monkeypatch):
-    from minirlvr import llm_judge
+    from minirlvr.reward import llm_judge
 
     asked, real = [], llm_judge.LLMJudge.check
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from minirlvr.model import tiny_model, word_tokenizer
-from minirlvr.sampler import generate, left_pad
+from minirlvr.engine.model import tiny_model, word_tokenizer
+from minirlvr.engine.sampler import generate, left_pad
 from minirlvr.train import sequence_logp
 
 PAD, EOS = 0, 1
@@ -108,7 +108,7 @@ def test_left_pad_mask_and_positions():
 @pytest.mark.parametrize("top_k,top_p,support", [(3, 1.0, {0, 1, 2}), (0, 0.6, {0, 1}), (0, 0.85, {0, 1, 2}),
                                                  (2, 0.95, {0, 1}), (4, 0.6, {0, 1})])
 def test_top_k_and_top_p_restrict_the_sampled_support(top_k, top_p, support):
-    from minirlvr.sampler import sample_token
+    from minirlvr.engine.sampler import sample_token
 
     probs = torch.tensor([0.5, 0.3, 0.1, 0.06, 0.04])
     logits = torch.log(probs).repeat(4000, 1)  # (N, V): 4000 draws from one distribution

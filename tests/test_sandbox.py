@@ -6,8 +6,10 @@ import subprocess
 
 import pytest
 
-from minirlvr import rule_checks, verify_cli
-from minirlvr.sandbox import Check, SandboxError, run_checks
+from minirlvr.reward import rule_checks
+
+from minirlvr.evaluation import verify as verify_cli
+from minirlvr.reward.sandbox import Check, SandboxError, run_checks
 
 HEAD = "def check_following(instruction, response):\n"
 GOOD = HEAD + "    return 'tea' in response\n"

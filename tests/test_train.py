@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import minirlvr.train as train_mod
-from minirlvr.config import ConfigError, make_config, parse_args
-from minirlvr.model import ModelError, tiny_model, trainable_state, word_tokenizer
-from minirlvr.reward import RewardError
+from minirlvr.engine.config import ConfigError, make_config, parse_args
+from minirlvr.engine.model import ModelError, tiny_model, trainable_state, word_tokenizer
+from minirlvr.reward.constraint import RewardError
 from minirlvr.train import TrainError, train
 
 WORDS = [f"w{i}" for i in range(20)] + ["x"]
@@ -195,7 +195,7 @@ def test_main_reports_errors_cleanly(tmp_path):
 
 
 def test_hard_reward_uses_the_verifiers():
-    from minirlvr.reward import call_reward, hard_reward
+    from minirlvr.reward.constraint import call_reward, hard_reward
 
     a = {"prompt": "p", "instruction_id_list": ["keywords:existence", "change_case:english_lowercase"],
          "kwargs": [{"keywords": ["tea"]}, {}]}

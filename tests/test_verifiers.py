@@ -330,7 +330,7 @@ def test_scans_equal_reference_regexes_on_random_strings():
 def test_bench_smoke(tmp_path):
     """The benchmark runs end to end on a few records of each suite (it measures; this only checks it
     reports, and that IFBench's ids the reference cannot run offline are left out on both sides)."""
-    from minirlvr.verifiers import bench
+    from minirlvr.bench import verifiers as bench
 
     data = [{"key": 1, "prompt": "p1", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
             {"key": 2, "prompt": "p2", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minirlvr import verify_cli
+from minirlvr.evaluation import verify as verify_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ This file does not know how TRL or verl call a reward (trl.py, verl.py).
 import os
 
 from minirlvr import verifiers
-from minirlvr.chat import record_messages as chat_messages  # the chat a trainer templates
+from minirlvr.engine.chat import record_messages as chat_messages  # the chat a trainer templates
 from minirlvr.data import DataError, read_records, validate_record
-from minirlvr.reward import constraint_reward
+from minirlvr.reward.constraint import constraint_reward
 
 HARD, KWARGS, SOFT = "instruction_id_list", "kwargs", "soft_constraints"
 READS = {"hard": (HARD,), "soft": (SOFT,), "mixed": (HARD, SOFT)}  # the fields each kind of reward scores

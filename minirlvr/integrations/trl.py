@@ -70,7 +70,7 @@ def reward_function(reward="mixed", combine="mean", judge=None, name=None):
     """A TRL reward function f(prompts, completions, **kwargs) -> list[float] with the kit's reward options:
     reward "hard" (verifiers only; soft constraints ignored), "soft" (the judge only) or "mixed" (every constraint
     a row has; rows without soft constraints need no judge), combined per row by "mean" or "product" (any failure
-    gives 0). `judge` is any object with the kit's judge interface (minirlvr.judge). A row with soft constraints
+    gives 0). `judge` is any object with the kit's judge interface (minirlvr.reward.judge). A row with soft constraints
     and no judge, an unknown instruction id or bad kwargs raise, naming the row. `name` is what TRL logs
     (default minirlvr_<reward>_<combine>)."""
     return ConstraintReward(reward, combine, judge, name)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from minirlvr.judge import Verdicts, precision_recall
+from minirlvr.reward.judge import Verdicts, precision_recall
 from minirlvr.miniature import world
 
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from minirlvr import refine
-from minirlvr.judge import judge_soft, precision_recall
+from minirlvr.refine import filters as refine
+from minirlvr.reward.judge import judge_soft, precision_recall
 from minirlvr.miniature import judge as judge_mod
 from minirlvr.miniature import sft as sft_mod
 from minirlvr.miniature import world
@@ -100,7 +100,7 @@ def mean(xs):
 
 def sample_texts(model, tokenizer, records, k, max_new_tokens, temperature, seed):
     """k completions per record with the kit's sampler (prompt-major), in input order: (texts, stopped, lengths)."""
-    from minirlvr.chat import complete
+    from minirlvr.engine.chat import complete
 
     out = complete(model, tokenizer, records, samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
                    seed=seed, batch_rows=256, sort_by_length=False)
@@ -262,7 +262,7 @@ class MiniatureParts:
         return [(a, s, a) for a in ARMS for s in cfg.seeds] + [(extra_arm(cfg), s, "hard-only") for s in cfg.extra_seeds]
 
     def train_config(self, name, seed, run_dir, resume):
-        from minirlvr.config import make_config
+        from minirlvr.engine.config import make_config
 
         cfg = self.cfg
         lora = cfg.lora != (name == extra_arm(cfg))
@@ -288,7 +288,7 @@ class MiniatureParts:
 
     # --- report
     def curves(self, histories, path):
-        from minirlvr.plots import reward_curves
+        from minirlvr.pipeline.report import reward_curves
 
         reward_curves(histories, path,
                       "red: training reward (judged where soft constraints are judged); blue dashed: world truth")

@@ -18,8 +18,8 @@ import json
 
 import torch
 
-from minirlvr.bench import timed
-from minirlvr.sampler import generate, left_pad
+from minirlvr.bench.measure import timed
+from minirlvr.engine.sampler import generate, left_pad
 
 
 def parse(argv):
@@ -64,7 +64,7 @@ def early_eos_ids(model, prompts, G, L, share, seed, device):
 
 def main(argv):
     args = parse(argv)
-    from minirlvr.model import pick_device, tiny_model
+    from minirlvr.engine.model import pick_device, tiny_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

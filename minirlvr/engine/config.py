@@ -28,7 +28,7 @@ class TrainConfig:
     data: str = ""  # JSONL of records (minirlvr.data.read_records)
     out_dir: str = "runs/grpo"
     chat_template: bool = True  # wrap prompts with the tokenizer's chat template when it has one
-    # reward (used when train() is not given a reward_fn): see minirlvr.reward.reward_from_config
+    # reward (used when train() is not given a reward_fn): see minirlvr.reward.constraint.reward_from_config
     reward: str = "hard"  # "hard" (verifiers), "soft" (judge), "mixed" (both)
     reward_combine: str = "mean"  # "mean" over a record's constraints, or "product" (VerIF: any failure gives 0)
     judge_model: str = "base"  # "base": the policy's own base with the adapter off; or a model folder / hub id

@@ -23,7 +23,7 @@ import tempfile
 
 import torch
 
-from minirlvr.bench import run_child
+from minirlvr.bench.measure import run_child
 
 CPU_SHAPE = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
                  num_key_value_heads=4, vocab_size=32000)
@@ -37,7 +37,7 @@ QUESTIONS = [({"prompt": f"w{3 * i} w{i + 7} w{i + 11}"}, f"w{i} w{2 * i} yes w{
 def save_model(folder, shape):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from minirlvr.model import word_tokenizer
+    from minirlvr.engine.model import word_tokenizer
 
     tok = word_tokenizer(WORDS)
     cfg = Qwen2Config(max_position_embeddings=1024, tie_word_embeddings=False, eos_token_id=tok.eos_token_id,
@@ -50,10 +50,10 @@ def save_model(folder, shape):
 
 
 def child(args):
-    from minirlvr.bench import PeakMemory
-    from minirlvr.config import make_config
-    from minirlvr.llm_judge import adapters_enabled, load_judge
-    from minirlvr.model import load_model, pick_device
+    from minirlvr.bench.measure import PeakMemory
+    from minirlvr.engine.config import make_config
+    from minirlvr.reward.llm_judge import adapters_enabled, load_judge
+    from minirlvr.engine.model import load_model, pick_device
 
     device = pick_device(args.device)
     if args.threads:
@@ -83,7 +83,7 @@ def child(args):
 
 
 def spawn(args, variant, folder):
-    return run_child("minirlvr.bench_judge", ["--child", variant, "--folder", folder, "--device", args.device,
+    return run_child("minirlvr.bench.judge", ["--child", variant, "--folder", folder, "--device", args.device,
                                               "--threads", str(args.threads)], variant)
 
 

@@ -12,7 +12,9 @@ soft ones; VerInstruct's rule checks are kept as code and never run here. Both p
 import argparse
 import sys
 
-from minirlvr import build_data, datasets
+from minirlvr.datasets import build as build_data
+
+from minirlvr.datasets import convert as datasets
 from minirlvr.data import DataError, write_jsonl
 
 

@@ -124,7 +124,7 @@ def main(argv=None):
     p.add_argument("--run-dataset-code", action="store_true",
                    help="VerInstruct data: run its rule checks (Python from the data file) in the sandbox")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    from minirlvr import rule_checks  # VerInstruct data goes to rule_checks.py (rule checks run in the sandbox)
+    from minirlvr.reward import rule_checks  # VerInstruct data goes to rule_checks.py (rule checks run in the sandbox)
 
     if rule_checks.is_rule_data(args.data):
         return rule_checks.verify_main(args)

@@ -27,10 +27,16 @@ from dataclasses import asdict
 
 import torch
 
-from minirlvr import build_data, critic, refine_cli, verifiers
-from minirlvr.chat import complete
+from minirlvr import verifiers
+
+from minirlvr.datasets import build as build_data
+
+from minirlvr.refine import critic
+
+from minirlvr.refine import stages as refine_cli
+from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
-from minirlvr.model import ModelError, load_for_inference
+from minirlvr.engine.model import ModelError, load_for_inference
 
 # What the paper reports (arXiv 2601.04954), for the report; never computed here.
 PAPER = {
@@ -55,8 +61,8 @@ def tiny_start(folder, seed=0):
     """A tiny random Qwen2 and a byte-level BPE trained on the kit's own texts (seed tasks, soft constraints,
     verifier wordings), saved as a model folder: the `tiny` preset's start policy. Deterministic."""
     from minirlvr.miniature.tokenizer import train_tokenizer
-    from minirlvr.model import tiny_model
-    from minirlvr.soft_catalogue import SOFT_CATALOGUE
+    from minirlvr.engine.model import tiny_model
+    from minirlvr.datasets.soft_catalogue import SOFT_CATALOGUE
 
     if os.path.exists(os.path.join(folder, "config.json")):
         return folder
@@ -118,7 +124,7 @@ class HFParts:
 
     # --- the start policy, the judge, the data and the held-out sets
     def setup(self, log):
-        from minirlvr.eval_cli import read_benchmark
+        from minirlvr.evaluation.generate import read_benchmark
 
         p = self.p
         self.start = self.start or tiny_start(os.path.join(self.out, "start"))
@@ -126,7 +132,7 @@ class HFParts:
         self.model, self.tokenizer = load_for_inference(self.start, load_in_4bit=p.load_in_4bit)
         self.other_judge = None
         if p.judge_model != "base":
-            from minirlvr.llm_judge import load_judge
+            from minirlvr.reward.llm_judge import load_judge
 
             self.other_judge = load_judge(p.judge_model, mode=p.judge_mode, load_in_4bit=p.load_in_4bit,
                                           batch_rows=p.judge_batch_rows)
@@ -150,7 +156,7 @@ class HFParts:
 
     def judge_for(self, model):
         """The judge for a policy: another model if the preset names one, else the policy's base (adapter off)."""
-        from minirlvr.llm_judge import LLMJudge
+        from minirlvr.reward.llm_judge import LLMJudge
 
         if self.other_judge is not None:
             return self.other_judge
@@ -158,8 +164,8 @@ class HFParts:
                         batch_rows=self.p.judge_batch_rows)
 
     def evaluate(self, model, tokenizer):
-        from minirlvr import judge_audit
-        from minirlvr.verify_cli import evaluate as score
+        from minirlvr.evaluation import judge_audit
+        from minirlvr.evaluation.verify import evaluate as score
 
         out = {}
         for name, recs in self.sets.items():
@@ -194,7 +200,7 @@ class HFParts:
 
     # --- data
     def training_sets(self, log):
-        from minirlvr.reward import constraint_reward
+        from minirlvr.reward.constraint import constraint_reward
 
         p = self.p
         data = {arm: list(self.splits[split]) for arm, split in SPLITS.items()}
@@ -222,7 +228,7 @@ class HFParts:
         return [(arm, seed, arm) for arm in self.p.arms for seed in self.p.seeds]
 
     def train_config(self, name, seed, run_dir, resume):
-        from minirlvr.config import make_config
+        from minirlvr.engine.config import make_config
 
         p = self.p
         return make_config(model=self.start, load_in_4bit=p.load_in_4bit, use_lora=True, lora_r=p.lora_r,
@@ -249,7 +255,7 @@ class HFParts:
 
     # --- report
     def curves(self, histories, path):
-        from minirlvr.plots import reward_curves
+        from minirlvr.pipeline.report import reward_curves
 
         reward_curves(histories, path, "training reward (red) and the judge's agreement with the verifiers on "
                                        "canaries (blue dashed)",

@@ -11,7 +11,7 @@ peak extra memory, for
 and prints ratios against naive from the same run. On CUDA it also prints how far each method's logp and
 grad_hidden are from naive-fp32's: max |logp - ref| and |grad - ref| / |ref| (Frobenius norms).
 
-Peak memory is the high-water mark above what the inputs already hold (minirlvr.bench.PeakMemory):
+Peak memory is the high-water mark above what the inputs already hold (minirlvr.bench.measure.PeakMemory):
   CUDA  the allocator's peak, reset before each method. One fresh process per shape runs every method, with
         inputs generated on the GPU, so Triton compiles once and nothing waits for a CPU generator.
   CPU   the process's resident-set high-water mark, with glibc's mmap threshold pinned so that freed tiles leave
@@ -32,7 +32,7 @@ import sys
 
 import torch
 
-from minirlvr.bench import PeakMemory, timed
+from minirlvr.bench.measure import PeakMemory, timed
 from minirlvr.kernels.logprobs import default_backend, token_logprobs, token_logprobs_reference
 
 HEADLINE = (16384, 3584, 151_936)  # N, D, V: 16k tokens of Qwen2.5-7B; the README's GPU goal is stated here
@@ -138,7 +138,7 @@ def child(args):
 
 def _run_child(args, methods, shape):
     """Rows printed by one child process; methods it never reported get its error."""
-    cmd = [sys.executable, "-m", "minirlvr.kernels.bench_logprob", "--child", ",".join(methods),
+    cmd = [sys.executable, "-m", "minirlvr.bench.logprob", "--child", ",".join(methods),
            "--child-shape", *map(str, shape), "--device", args.device, "--dtype", args.dtype,
            "--repeats", str(args.repeats), "--backend", args.backend] + (["--train-weight"] if args.train_weight
                                                                          else [])

@@ -35,10 +35,10 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 
-from minirlvr.config import ConfigError
+from minirlvr.engine.config import ConfigError
 from minirlvr.data import DataError, append_jsonl, read_jsonl, write_atomic, write_jsonl
-from minirlvr.model import ModelError
-from minirlvr.presets import PRESETS, PresetError, get
+from minirlvr.engine.model import ModelError
+from minirlvr.pipeline.presets import PRESETS, PresetError, get
 
 USAGE = """usage: python run.py reproduce --preset NAME [options]     (python run.py = --preset miniature)
 
@@ -105,7 +105,7 @@ def make_parts(opts):
             if opts[key] is not None:
                 raise UsageError(f"--{key} is for the real-model presets; the miniature builds its own")
         return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
-    from minirlvr.hf_parts import HFParts
+    from minirlvr.pipeline.hf_parts import HFParts
 
     overrides = {"steps": opts["steps"]} if opts["steps"] else {}
     return HFParts(get(opts["preset"], **overrides), opts["out"], model=opts["model"], data=opts["data"],
@@ -269,7 +269,7 @@ def main(argv):
     try:
         opts = parse_args(argv)
         if opts["list"]:
-            from minirlvr.presets import table
+            from minirlvr.pipeline.presets import table
 
             print(table())
             return

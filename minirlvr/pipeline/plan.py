@@ -22,13 +22,14 @@ import argparse
 import json
 import math
 import os
+from importlib import resources
 import sys
 from dataclasses import dataclass, replace
 
-from minirlvr import presets
+from minirlvr.pipeline import presets
 
 GiB = 2 ** 30
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+CONFIG_DIR = str(resources.files("minirlvr") / "configs")  # package data: shipped in the wheel too
 CUDA_ALLOWANCE = 1.0 * GiB  # CUDA context + cuBLAS workspace + loaded kernels (~0.5 GiB), caching-allocator slack
 SAFETY = 0.10  # share of the card kept free when deciding what fits: fragmentation, the estimate's error
 GROUPS = (4, 8, 16)  # the group sizes largest_fit reports

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from minirlvr.data import read_jsonl, write_jsonl
-from minirlvr.model import ModelError, base_model, load_trainable_state, trainable_state
+from minirlvr.engine.model import ModelError, base_model, load_trainable_state, trainable_state
 
 
 def rng_state(generator):

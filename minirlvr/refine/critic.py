@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 
 from minirlvr import verifiers
-from minirlvr.chat import complete
+from minirlvr.engine.chat import complete
 from minirlvr.data import prompt_text
-from minirlvr.refine import hard_conflict
+from minirlvr.refine.filters import hard_conflict
 
 CRITIC_PROMPT = """You review training prompts for an assistant that must follow instructions exactly.
 

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from minirlvr.data import DataError, prompt_text
-from minirlvr.sampler import generate
+from minirlvr.engine.sampler import generate
 
 
 def as_record(prompt):

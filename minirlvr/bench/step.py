@@ -88,7 +88,7 @@ def config_path(shape):
         return shape
     if shape not in SHAPES:
         sys.exit(f"error: --shape {shape!r}: expected one of {', '.join(SHAPES)} or a config.json path")
-    from minirlvr.plan import shape_config_path
+    from minirlvr.pipeline.plan import shape_config_path
 
     return shape_config_path(shape)
 
@@ -97,7 +97,7 @@ def build_model_folder(shape, workdir):
     """A random model of the shape (seed 0) + a word tokenizer over its vocabulary, saved once per shape."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from minirlvr.model import word_tokenizer
+    from minirlvr.engine.model import word_tokenizer
 
     folder = os.path.join(workdir, os.path.basename(shape).removesuffix(".json"))
     if os.path.isfile(os.path.join(folder, "done")):
@@ -136,7 +136,7 @@ class GenerateTimer:
         self.fn, self.device, self.seconds = fn, device, []
 
     def __call__(self, *a, **kw):
-        from minirlvr.bench import sync
+        from minirlvr.bench.measure import sync
 
         sync(self.device)
         t = time.perf_counter()
@@ -173,8 +173,8 @@ def summary(step_s, sample_s, lengths, args, device, side):
 
 def run_kit(args):
     import minirlvr.train as kit
-    from minirlvr.config import make_config
-    from minirlvr.model import pick_device
+    from minirlvr.engine.config import make_config
+    from minirlvr.engine.model import pick_device
 
     device = pick_device(args.device)
     cap_memory(args, device)
@@ -204,7 +204,7 @@ def run_trl(args):
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from minirlvr.model import load_tokenizer, nf4_kwargs, pick_device
+    from minirlvr.engine.model import load_tokenizer, nf4_kwargs, pick_device
 
     device = pick_device(args.device)
     cap_memory(args, device)
@@ -229,7 +229,7 @@ def run_trl(args):
             self.ends.append(time.perf_counter())
 
         def on_step_end(self, *a, **kw):
-            from minirlvr.bench import sync
+            from minirlvr.bench.measure import sync
 
             sync(device)
             self.ends.append(time.perf_counter())
@@ -261,12 +261,12 @@ def run_trl(args):
 
 
 def run_side(side, args, folder, argv):
-    from minirlvr.bench import run_child
+    from minirlvr.bench.measure import run_child
 
     child = [*argv, "--side", side, "--folder", folder]
     if args.threads:
         child += ["--threads", str(args.threads)]
-    return run_child("minirlvr.bench_step", child, f"bench step ({side})")
+    return run_child("minirlvr.bench.step", child, f"bench step ({side})")
 
 
 def describe(args, device):
@@ -299,7 +299,7 @@ def main(argv):
         result = run_kit(args) if args.side == "kit" else run_trl(args)
         print(json.dumps(result))
         return
-    from minirlvr.model import pick_device
+    from minirlvr.engine.model import pick_device
 
     if args.vs == "trl":
         import importlib.util

@@ -1,23 +1,13 @@
-"""`python -m minirlvr.bench <target> [options]`: benchmarks that report ratios against a baseline measured
-in the same run. Each target lives beside the code it measures; this file only dispatches."""
+"""What the benchmarks share: a child process for a clean measurement, clocks that wait for the GPU, peak memory.
 
-import importlib
+A benchmark reports ratios against a baseline measured in the same run, never absolute times from another run."""
+
 import sys
 import time
 
 import torch
 
-from minirlvr.malloc import return_freed_memory
-
-TARGETS = {
-    "verifiers": "minirlvr.verifiers.bench",  # checks/s vs the reference IFEval and IFBench scorers
-    "logprob": "minirlvr.kernels.bench_logprob",  # fused token log-probs vs full logits
-    "attention": "minirlvr.kernels.bench_attention",  # attention mass vs eager output_attentions
-    "sampler": "minirlvr.bench_sampler",  # own sampler vs model.generate
-    "judge": "minirlvr.bench_judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
-    "step": "minirlvr.bench_step",  # one GRPO step of the kit's loop vs TRL's GRPOTrainer, same model and settings
-}
-
+from minirlvr.engine.malloc import return_freed_memory
 
 # ---------------------------------------------------------------------------------------------- shared measures
 
@@ -80,43 +70,3 @@ class PeakMemory:
             torch.cuda.synchronize()
             return torch.cuda.max_memory_allocated() - self.base
         return _status_kib("VmHWM") * 1024 - self.base
-
-
-def _summary(module):
-    """The first sentence of a target's docstring, after its "`command`: " lead, read without importing the target."""
-    import ast
-    import importlib.util
-
-    try:
-        with open(importlib.util.find_spec(module).origin, encoding="utf-8") as f:
-            doc = ast.get_docstring(ast.parse(f.read())) or ""
-    except (ImportError, AttributeError, OSError, SyntaxError):
-        return ""
-    text = " ".join(doc.split("\n\n")[0].split()).split("`: ", 1)[-1]
-    return text.split(". ", 1)[0].rstrip(".") + "."
-
-
-def usage():
-    import textwrap
-
-    width = max(map(len, TARGETS))
-    lines = ["usage: python -m minirlvr.bench <target> [options]      (or: minirlvr bench <target> ...)", "",
-             "Benchmarks that report ratios against a baseline measured in the same run.", "", "targets:"]
-    for name, module in TARGETS.items():
-        lines += textwrap.wrap(_summary(module), 118, initial_indent=f"  {name:<{width}}  ",
-                               subsequent_indent=" " * (width + 4))
-    return "\n".join(lines + ["", "minirlvr bench <target> --help shows a target's options."])
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(usage())
-        return
-    if not argv or argv[0] not in TARGETS:
-        sys.exit((f"error: unknown target {argv[0]!r}\n\n" if argv else "") + usage())
-    importlib.import_module(TARGETS[argv[0]]).main(argv[1:])
-
-
-if __name__ == "__main__":
-    main()

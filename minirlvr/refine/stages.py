@@ -26,14 +26,15 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
-from minirlvr import refine as filters
-from minirlvr import rule_checks, verifiers
-from minirlvr.chat import complete
-from minirlvr.critic import model_ask, review
+from minirlvr.refine import filters
+from minirlvr import verifiers
+from minirlvr.reward import rule_checks
+from minirlvr.engine.chat import complete
+from minirlvr.refine.critic import model_ask, review
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic, write_jsonl
-from minirlvr.model import ModelError, load_for_inference
-from minirlvr.reward import call_reward
-from minirlvr.sandbox import RUN_FLAG, SandboxError
+from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.reward.constraint import call_reward
+from minirlvr.reward.sandbox import RUN_FLAG, SandboxError
 
 KEEP = {"mixed-only": 0.0, "all-fail": -1.0}  # --keep -> the lower bound of refine.learnable (pass rate > low)
 PASS = 1.0 - 1e-6  # a sample passes when its reward is 1: it satisfied every constraint
@@ -221,8 +222,8 @@ def pilot_reward(records, args, model, tokenizer):
     """The training reward the pilot scores with: the verifiers for hard constraints, the LLM judge for soft ones
     (mean over a record's constraints), or the dataset's rule checks (sandboxed). The judge is the starting
     policy itself unless --judge-model names another model: nothing trains here, so it cannot drift."""
-    from minirlvr.llm_judge import LLMJudge, load_judge
-    from minirlvr.reward import constraint_reward, hard_reward
+    from minirlvr.reward.llm_judge import LLMJudge, load_judge
+    from minirlvr.reward.constraint import constraint_reward, hard_reward
 
     soft = sum(bool(r.get("soft_constraints")) for r in records)
     ruled = sum(bool(r.get("rule_checks")) for r in records)

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from minirlvr import verifiers
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
-from minirlvr.reward import hard_reward
-from minirlvr.sandbox import Check, SandboxError, run_checks
+from minirlvr.reward.constraint import hard_reward
+from minirlvr.reward.sandbox import Check, SandboxError, run_checks
 
 
 def _stderr(msg):
@@ -91,7 +91,7 @@ def is_rule_data(path):
 
 def read_rule_data(path):
     """Records of a raw VerInstruct file or of a converted one (records with rule_checks)."""
-    from minirlvr.datasets import read_verinstruct
+    from minirlvr.datasets.convert import read_verinstruct
 
     first = next(iter_jsonl(path), (None, {}))[1]
     if "rule_checks" in first:
@@ -101,7 +101,7 @@ def read_rule_data(path):
 
 def verify(data, responses, out=None, allow=False, log=_stderr):
     """Score a response file against VerInstruct data: hard ids by the verifiers, rule checks in the sandbox."""
-    from minirlvr.verify_cli import match, read_responses
+    from minirlvr.evaluation.verify import match, read_responses
 
     records = read_rule_data(data)
     pairs, unmatched, missing = match(data, records, responses, read_responses(responses))

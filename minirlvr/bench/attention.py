@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from minirlvr.bench import PeakMemory, run_child, sync
+from minirlvr.bench.measure import PeakMemory, run_child, sync
 
 GPU_MODEL = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2)
@@ -61,7 +61,7 @@ def eager_mass(model, ids, seg, exact=False):
 
 
 def hook_mass(model, ids, seg):
-    from minirlvr.attention_hook import collect_attention_mass
+    from minirlvr.evaluation.attention_hook import collect_attention_mass
 
     with collect_attention_mass(model, seg, S) as c:
         model(input_ids=ids)
@@ -116,7 +116,7 @@ def child(args):
 
 
 def spawn(args, variant, T):
-    return run_child("minirlvr.kernels.bench_attention", ["--child", variant, "--T", str(T), "--device", args.device,
+    return run_child("minirlvr.bench.attention", ["--child", variant, "--T", str(T), "--device", args.device,
                                                           "--repeats", str(args.repeats), "--threads",
                                                           str(args.threads)], f"{variant} at T={T}")
 

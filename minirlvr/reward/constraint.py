@@ -77,14 +77,14 @@ def constraint_reward(kind="mixed", how="mean", judge=None, canaries=0, seed=0, 
     """A reward over a record's constraints: kind "hard" (verifiers), "soft" (the judge on `soft_constraints`)
     or "mixed" (both), combined per record by `how` ("mean" or "product"). parts: `hard:<id>` and `soft:<i>` (the
     record's i-th soft constraint), 1.0/0.0, NaN where the record lacks it. `judge` is anything with the judge
-    interface (minirlvr.judge.Judge, minirlvr.llm_judge.LLMJudge); an answer it could not read scores 0.
+    interface (minirlvr.reward.judge.Judge, minirlvr.reward.llm_judge.LLMJudge); an answer it could not read scores 0.
 
     With canaries=K each call also asks the judge about K of the batch's hard constraints (their English from
     `verifiers.describe`), in the same judge call as the soft ones, and compares with the verifiers; the policy's
     reward never sees those answers. reward_fn.last_metrics holds the call's judge and canary statistics and
     the reward-hacking monitor's flag (monitor.py), which train() logs with the step."""
     from minirlvr import verifiers
-    from minirlvr.monitor import CanaryMonitor
+    from minirlvr.reward.monitor import CanaryMonitor
 
     if kind not in ("hard", "soft", "mixed") or how not in ("mean", "product"):
         raise ValueError(f"constraint_reward: kind must be hard|soft|mixed and how mean|product, got {kind!r}, {how!r}")
@@ -152,7 +152,7 @@ def reward_from_config(cfg, model, tokenizer):
     the judge, to log its agreement with the verifiers). The plain default is `hard_reward`."""
     if cfg.reward == "hard" and cfg.canaries == 0:
         return hard_reward if cfg.reward_combine == "mean" else constraint_reward("hard", cfg.reward_combine)
-    from minirlvr.llm_judge import load_judge
+    from minirlvr.reward.llm_judge import load_judge
 
     judge = load_judge(cfg.judge_model, model, tokenizer, cfg.judge_mode, cfg.judge_4bit, cfg.device,
                        batch_rows=cfg.judge_batch_rows)

@@ -35,7 +35,7 @@ from importlib import resources
 
 from minirlvr import verifiers
 from minirlvr.data import DataError, iter_jsonl, validate_record, write_atomic, write_jsonl
-from minirlvr.soft_catalogue import SOFT_CATALOGUE
+from minirlvr.datasets.soft_catalogue import SOFT_CATALOGUE
 
 # The hard constraints drawn by default: the ids registered when this was written (IFEval's 25 + the 10
 # VerInstruct-style extras). A fixed list, so that ids registered later (IFBench) change nothing unless asked.

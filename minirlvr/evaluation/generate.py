@@ -29,11 +29,13 @@ import time
 
 from tqdm import tqdm
 
-from minirlvr import chat, verifiers
+from minirlvr import verifiers
+
+from minirlvr.engine import chat
 from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic,
                            write_jsonl)
-from minirlvr.model import ModelError, load_for_inference
-from minirlvr.verify_cli import evaluate, format_report
+from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.evaluation.verify import evaluate, format_report
 
 # What --bench sets. Both benchmarks are scored greedily (IFBench's README: "a temperature of 0"); 1280 new tokens
 # is lm-evaluation-harness's IFEval setting (IFBench names no number). The headline metric is the one the benchmark's

@@ -26,11 +26,11 @@ This file does not compute rewards (reward.py) or decide what is asked (hard-con
 import re
 from dataclasses import dataclass
 
-from minirlvr.chat import complete
-from minirlvr.config import ConfigError
+from minirlvr.engine.chat import complete
+from minirlvr.engine.config import ConfigError
 from minirlvr.data import prompt_text
-from minirlvr.judge import Verdicts
-from minirlvr.model import ModelError, load_for_inference
+from minirlvr.reward.judge import Verdicts
+from minirlvr.engine.model import ModelError, load_for_inference
 
 POINTWISE_TEMPLATE = """You are a strict judge of instruction following. You see a user's request, a response to it, \
 and one constraint that the response must satisfy.

@@ -43,7 +43,7 @@ import os
 import torch
 from tqdm import tqdm
 
-from minirlvr.attention_hook import collect_attention_mass
+from minirlvr.evaluation.attention_hook import collect_attention_mass
 from minirlvr.data import DataError, prompt_text, read_jsonl, read_records, write_atomic, write_jsonl
 from minirlvr.kernels.attention import resolve_backend
 
@@ -248,7 +248,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from minirlvr.model import load_tokenizer
+    from minirlvr.engine.model import load_tokenizer
 
     device = torch.device(args.device)
     backend = resolve_backend(args.backend, device)

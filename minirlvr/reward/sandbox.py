@@ -14,13 +14,14 @@ failed check with its reason; the worker is then replaced and the batch goes on 
 sys.exit, running out of memory and returning anything but a bool are failed checks too. Only a worker that
 cannot start at all (a broken Python) is an error.
 
-`python -m minirlvr.sandbox --bench` times batched workers against one worker per check.
+`python -m minirlvr.reward.sandbox --bench` times batched workers against one worker per check.
 This file does not know what a check means or how records hold them (rule_checks.py).
 """
 
 import argparse
 import json
 import os
+from importlib import resources
 import select
 import signal
 import subprocess
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 RUN_FLAG = "--run-dataset-code"
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_worker.py")
+WORKER = str(resources.files("minirlvr.reward") / "sandbox_worker.py")  # run by path: the worker never imports minirlvr
 STARTUP_S = 60.0  # a loaded machine can take seconds to start Python; no dataset code runs before "ready"
 
 
@@ -162,7 +163,7 @@ def bench(n=200, batch=64):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.sandbox", description="Time the dataset-code sandbox.")
+    p = argparse.ArgumentParser(prog="python -m minirlvr.reward.sandbox", description="Time the dataset-code sandbox.")
     p.add_argument("--bench", action="store_true", help="time batched workers against one worker per check")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--batch", type=int, default=64)

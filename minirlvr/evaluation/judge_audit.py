@@ -30,11 +30,11 @@ import sys
 from collections import defaultdict
 
 from minirlvr import verifiers
-from minirlvr.config import ConfigError
+from minirlvr.engine.config import ConfigError
 from minirlvr.data import DataError, prompt_text, read_records, write_atomic, write_jsonl
-from minirlvr.judge import precision_recall
-from minirlvr.model import ModelError
-from minirlvr.reward import hard_checks
+from minirlvr.reward.judge import precision_recall
+from minirlvr.engine.model import ModelError
+from minirlvr.reward.constraint import hard_checks
 
 MODES = ("pointwise", "batched")
 # The paper's judge recall on violated constraints, Qwen3-32B as the judge (arXiv 2601.04954): a range, not ours.
@@ -155,10 +155,10 @@ def read_template(path, option):
 
 
 def run(args):
-    from minirlvr.chat import complete
-    from minirlvr.llm_judge import LLMJudge, check_template
-    from minirlvr.model import load_for_inference
-    from minirlvr.verify_cli import match, read_responses
+    from minirlvr.engine.chat import complete
+    from minirlvr.reward.llm_judge import LLMJudge, check_template
+    from minirlvr.engine.model import load_for_inference
+    from minirlvr.evaluation.verify import match, read_responses
 
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]

@@ -1,0 +1,8 @@
+"""Evaluation: benchmarks scored by the verifiers or a judge, the judge's own audit, and the attention analysis.
+
+  verify.py          score a response file against benchmark records (IFEval metrics: prompt/instruction, strict/loose)
+  generate.py        generate a model's responses to a benchmark's prompts, resumable, and score them
+  judge_audit.py     how often an LLM judge misses a violated constraint, point-wise vs batched
+  attention.py       how much response tokens attend to the constraint text (the paper's attention analysis)
+  attention_hook.py  per-segment attention mass collected while a Hugging Face decoder runs its SDPA attention
+"""
