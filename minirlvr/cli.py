@@ -11,17 +11,17 @@ import sys
 
 # name: (module with main(argv), one-line description)
 COMMANDS = {
-    "reproduce": ("minirlvr.pipeline.reproduce", "the paper's whole pipeline on a preset (the default: the miniature, CPU)"),
-    "plan": ("minirlvr.pipeline.plan", "a preset's GPU memory, estimated from the model's config.json, and what fits a card"),
+    "reproduce": ("minirlvr.commands.reproduce", "the paper's whole pipeline on a preset (the default: the miniature, CPU)"),
+    "plan": ("minirlvr.commands.plan", "a preset's GPU memory, estimated from the model's config.json, and what fits a card"),
     "data": ("minirlvr.commands.data", "training data: `data build` from seed tasks, `data convert` from dataset files"),
-    "refine": ("minirlvr.refine.stages", "critic, one soft constraint per prompt, learnability pilot"),
-    "train": ("minirlvr.train", "GRPO on one model and one data file, configured by --key=value"),
-    "eval": ("minirlvr.evaluation.generate", "generate with a model (+ adapter) on IFEval / IFBench prompts and score them"),
-    "verify": ("minirlvr.evaluation.verify", "score a response file with the hard-constraint verifiers (IFEval metrics)"),
-    "judge-audit": ("minirlvr.evaluation.judge_audit", "how often an LLM judge misses violated (hard) constraints, pointwise "
+    "refine": ("minirlvr.commands.refine", "critic, one soft constraint per prompt, learnability pilot"),
+    "train": ("minirlvr.commands.train", "GRPO on one model and one data file, configured by --key=value"),
+    "eval": ("minirlvr.commands.eval", "generate with a model (+ adapter) on IFEval / IFBench prompts and score them"),
+    "verify": ("minirlvr.commands.verify", "score a response file with the hard-constraint verifiers (IFEval metrics)"),
+    "judge-audit": ("minirlvr.commands.judge_audit", "how often an LLM judge misses violated (hard) constraints, pointwise "
                                             "vs batched"),
-    "attention": ("minirlvr.evaluation.attention", "how much response tokens attend to the constraint text"),
-    "bench": ("minirlvr.bench.__main__", "benchmarks with their baseline measured in the same run (bench --help: targets)"),
+    "attention": ("minirlvr.commands.attention", "how much response tokens attend to the constraint text"),
+    "bench": ("minirlvr.commands.bench", "benchmarks with their baseline measured in the same run (bench --help: targets)"),
 }
 DEFAULT = "reproduce"
 

@@ -9,6 +9,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from minirlvr.commands import attention as attention_cmd
 from minirlvr.evaluation import attention as R
 from minirlvr.data import DataError, write_jsonl
 
@@ -136,7 +137,7 @@ def test_cli_two_checkpoints(model_dir, tmp_path, capsys):
     write_jsonl(data, [{k: v for k, v in r.items() if k != "response"} for r in RECORDS])
     write_jsonl(tmp_path / "resp.jsonl", [{"prompt": r["prompt"], "response": r["response"]} for r in RECORDS])
     out = tmp_path / "out"
-    R.main(["--model", str(model_dir), "--adapter", str(tmp_path / "a1"), "--compare-adapter", str(tmp_path / "a2"),
+    attention_cmd.main(["--model", str(model_dir), "--adapter", str(tmp_path / "a1"), "--compare-adapter", str(tmp_path / "a2"),
             "--data", str(data), "--responses", str(tmp_path / "resp.jsonl"), "--out", str(out)])
     assert "backend blockwise" in capsys.readouterr().out
     scores = json.loads((out / "scores.json").read_text())
@@ -163,4 +164,4 @@ def test_cli_missing_response_names_the_record(model_dir, tmp_path):
     data = tmp_path / "data.jsonl"
     write_jsonl(data, [{k: v for k, v in RECORDS[0].items() if k != "response"}])
     with pytest.raises(DataError, match=r"data.jsonl:record 1: no field 'response'"):
-        R.main(["--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "o")])
+        attention_cmd.main(["--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "o")])

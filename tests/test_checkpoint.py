@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from minirlvr.commands import attention as attention_cmd
 from minirlvr.evaluation import attention as attention_report
 from minirlvr.engine.config import make_config
 from minirlvr.engine.model import load_for_inference, tiny_model, word_tokenizer
@@ -90,6 +91,6 @@ def test_attention_report_accepts_the_adapter(tmp_path, folder):
     data.write_text(json.dumps({"key": 1, "prompt": "w1 w2 w3 w4", "constraint_spans": [[6, 11]],
                                 "response": "w5 w6 w7"}) + "\n")
     out = tmp_path / "att"
-    attention_report.main(["--model", folder, "--adapter", res.policy_dir, "--data", str(data), "--out", str(out)])
+    attention_cmd.main(["--model", folder, "--adapter", res.policy_dir, "--data", str(data), "--out", str(out)])
     scores = json.load(open(out / "scores.json"))
     assert scores["checkpoints"][0]["adapter"] == res.policy_dir and scores["records"] == 1

@@ -9,11 +9,12 @@ import os
 import pytest
 from test_chat import lora_adapter
 
+from minirlvr.commands import eval as eval_cmd
 from minirlvr.engine import chat
 
 from minirlvr.evaluation import generate as eval_cli
 
-from minirlvr.evaluation import verify as verify_cli
+from minirlvr.commands import verify as verify_cli
 from minirlvr.engine.model import load_for_inference, tiny_model, word_tokenizer
 
 WORDS = ["user", "assistant", "hello", "Hello", "river", "RIVER", ",", "the", "sea", "is", "calm", "Write", "about",
@@ -72,7 +73,7 @@ def read(path):
 
 
 def evaluate(base, data, out, *extra):
-    return eval_cli.main(["--model", base, "--data", data, "--out", str(out), *FAST, *extra])
+    return eval_cmd.main(["--model", base, "--data", data, "--out", str(out), *FAST, *extra])
 
 
 def printed_metrics(text):
@@ -189,7 +190,7 @@ def test_resume_refuses_other_settings(base, data, adapter, tmp_path, monkeypatc
     with pytest.raises(Killed):
         evaluate(base, data, out, "--batch-rows", "2")
     with pytest.raises(SystemExit) as e:
-        eval_cli.main(["--model", base, "--adapter", adapter, "--data", data, "--out", str(out), "--bench", "ifeval",
+        eval_cmd.main(["--model", base, "--adapter", adapter, "--data", data, "--out", str(out), "--bench", "ifeval",
                        "--max-new-tokens", "6", "--device", "cpu"])
     msg = str(e.value)
     assert "generations.partial.jsonl was written with other settings" in msg
@@ -283,7 +284,7 @@ def test_bad_model_and_adapter_paths(base, data, adapter, tmp_path, capsys):
     for i, (model_args, pattern) in enumerate(cases):
         out = tmp_path / f"out{i}"
         with pytest.raises(SystemExit, match=pattern):
-            eval_cli.main([*model_args, "--data", data, "--out", str(out), *FAST])
+            eval_cmd.main([*model_args, "--data", data, "--out", str(out), *FAST])
         assert not out.exists()
     # a same-shaped adapter whose config names another base loads, with a warning
     config = json.loads((tmp_path / "other-adapter" / "adapter_config.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 from minirlvr.reward import judge as judge_api
 from minirlvr.miniature import judge as judge_mod
 from minirlvr.miniature import world
-from minirlvr.miniature.tokenizer import train_tokenizer
+from minirlvr.engine.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")

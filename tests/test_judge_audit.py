@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from minirlvr.commands import judge_audit as judge_audit_cmd
 from minirlvr import verifiers
 
 from minirlvr.evaluation import judge_audit
@@ -83,7 +84,7 @@ def files(tmp_path):
 def test_end_to_end_on_a_tiny_model(tmp_path, folder, capsys):
     data, resp = files(tmp_path)
     out = tmp_path / "audit"
-    result = judge_audit.main(["--model", folder, "--data", data, "--responses", resp, "--out", str(out)])
+    result = judge_audit_cmd.main(["--model", folder, "--data", data, "--responses", resp, "--out", str(out)])
     for name in ("audit.md", "audit.json", "recall.png"):
         assert os.path.getsize(out / name) > 0
     saved = json.load(open(out / "audit.json"))
@@ -109,7 +110,7 @@ def test_end_to_end_on_a_tiny_model(tmp_path, folder, capsys):
 def test_generate_limit_and_one_mode(tmp_path, folder):
     data, _ = files(tmp_path)
     out = tmp_path / "gen"
-    result = judge_audit.main(["--model", folder, "--data", data, "--responses", "generate", "--limit", "3",
+    result = judge_audit_cmd.main(["--model", folder, "--data", data, "--responses", "generate", "--limit", "3",
                                "--modes", "batched", "--out", str(out), "--max-new-tokens", "4"])
     generated = [json.loads(line) for line in open(out / "responses.jsonl")]
     assert [g["prompt"] for g in generated] == [r["prompt"] for r in RECORDS[:3]]
@@ -119,16 +120,16 @@ def test_generate_limit_and_one_mode(tmp_path, folder):
 def test_bad_input(tmp_path, folder):
     data, resp = files(tmp_path)
     with pytest.raises(SystemExit, match="--modes: expected a comma-separated subset"):
-        judge_audit.main(["--model", folder, "--data", data, "--responses", resp, "--modes", "listwise"])
+        judge_audit_cmd.main(["--model", folder, "--data", data, "--responses", resp, "--modes", "listwise"])
     tpl = tmp_path / "tpl.txt"
     tpl.write_text("Is {response} ok?")
     with pytest.raises(SystemExit, match=r"--template-pointwise: the pointwise judge template lacks .*\{constraint\}"):
-        judge_audit.main(["--model", folder, "--data", data, "--responses", resp, "--template-pointwise", str(tpl)])
+        judge_audit_cmd.main(["--model", folder, "--data", data, "--responses", resp, "--template-pointwise", str(tpl)])
     with pytest.raises(SystemExit, match="has no weights"):
-        judge_audit.main(["--model", str(tmp_path), "--data", data, "--responses", resp])
+        judge_audit_cmd.main(["--model", str(tmp_path), "--data", data, "--responses", resp])
     with pytest.raises(SystemExit, match="--limit must be >= 1"):
-        judge_audit.main(["--model", folder, "--data", data, "--responses", resp, "--limit", "0"])
+        judge_audit_cmd.main(["--model", folder, "--data", data, "--responses", resp, "--limit", "0"])
     only_soft = tmp_path / "soft.jsonl"
     only_soft.write_text(json.dumps({"prompt": "w1 w2", "soft_constraints": ["Be warm."]}) + "\n")
     with pytest.raises(SystemExit, match="nothing to audit"):
-        judge_audit.main(["--model", folder, "--data", str(only_soft), "--responses", resp])
+        judge_audit_cmd.main(["--model", folder, "--data", str(only_soft), "--responses", resp])

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from minirlvr.commands import reproduce as reproduce_cmd
 from minirlvr.pipeline import reproduce as pipeline
 from minirlvr.miniature import parts, sft
 
@@ -14,7 +15,7 @@ from minirlvr.miniature import parts, sft
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     out, cache = str(root / "out"), str(root / "cache")
-    pipeline.main(["--smoke", "--out", out, f"--cache={cache}", "--threads", "1"])
+    reproduce_cmd.main(["--smoke", "--out", out, f"--cache={cache}", "--threads", "1"])
     return out, cache
 
 
@@ -51,7 +52,7 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
     run = os.path.join(out, "runs", "mixed-s0")
     os.remove(os.path.join(run, "result.json"))
     capsys.readouterr()
-    pipeline.main(["--smoke", "--resume", "--out", out, "--cache", cache, "--threads=1"])
+    reproduce_cmd.main(["--smoke", "--resume", "--out", out, "--cache", cache, "--threads=1"])
     log = open(os.path.join(out, "log.txt")).read()
     assert "hard-only-s0: finished earlier" in log
     assert "mixed-s0: finished earlier" not in log
@@ -69,7 +70,7 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
 ])
 def test_bad_options_are_refused(argv, message):
     with pytest.raises(SystemExit) as e:
-        pipeline.main(argv)
+        reproduce_cmd.main(argv)
     assert message in str(e.value) and "usage:" in str(e.value)
 
 
@@ -124,11 +125,11 @@ def test_miniature_presets_carry_the_experiments_numbers(name):
 
 def test_unknown_preset_and_changed_settings_on_resume_are_refused(smoke, tmp_path):
     with pytest.raises(SystemExit, match=r"unknown preset 'huge'; presets: miniature, miniature-quick"):
-        pipeline.main(["--preset", "huge"])
+        reproduce_cmd.main(["--preset", "huge"])
     with pytest.raises(SystemExit, match="--quick goes with the miniature preset"):
-        pipeline.main(["--preset", "tiny", "--quick"])
+        reproduce_cmd.main(["--preset", "tiny", "--quick"])
     out, cache = smoke
     # the smoke run's folder, resumed as the quick preset: other settings, named
     with pytest.raises(SystemExit, match=r"--resume: .*config.json was written with other settings; differing keys: .*"
                                          r"parts.eval_hard \(6 then, 80 now\)"):
-        pipeline.main(["--quick", "--resume", "--out", out, "--cache", cache])
+        reproduce_cmd.main(["--quick", "--resume", "--out", out, "--cache", cache])

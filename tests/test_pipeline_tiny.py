@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from minirlvr.commands import reproduce as reproduce_cmd
 from minirlvr.pipeline import reproduce as pipeline
 
 IFEVAL = [
@@ -40,7 +41,7 @@ def fixture(tmp_path_factory):
 def straight(fixture):
     root, ifeval = fixture
     out = str(root / "straight")
-    pipeline.main(["--preset", "tiny", "--out", out, "--ifeval", ifeval, "--threads", "1"])
+    reproduce_cmd.main(["--preset", "tiny", "--out", out, "--ifeval", ifeval, "--threads", "1"])
     return out
 
 
@@ -79,10 +80,10 @@ def test_killed_after_the_first_arm_and_resumed_gives_the_same_results(fixture, 
 
     monkeypatch.setattr(pipeline, "run_one", killed_after_first_arm)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.main(argv)
+        reproduce_cmd.main(argv)
     monkeypatch.setattr(pipeline, "run_one", real)
     assert os.path.exists(os.path.join(out, "runs", "hard-only-s0", "result.json"))
-    pipeline.main(argv + ["--resume"])
+    reproduce_cmd.main(argv + ["--resume"])
     log = open(os.path.join(out, "log.txt")).read()
     assert "hard-only-s0: finished earlier" in log and "data: read back" in log
     a = json.load(open(os.path.join(straight, "results.json")))
@@ -93,10 +94,10 @@ def test_killed_after_the_first_arm_and_resumed_gives_the_same_results(fixture, 
 def test_bad_preset_options(fixture, tmp_path):
     _, ifeval = fixture
     with pytest.raises(SystemExit, match="--ifbench: no such file"):
-        pipeline.main(["--preset", "tiny", "--out", str(tmp_path), "--ifbench", str(tmp_path / "nope.jsonl")])
+        reproduce_cmd.main(["--preset", "tiny", "--out", str(tmp_path), "--ifbench", str(tmp_path / "nope.jsonl")])
     with pytest.raises(SystemExit, match="--data is for the real-model presets"):
-        pipeline.main(["--smoke", "--out", str(tmp_path), "--data", ifeval])
+        reproduce_cmd.main(["--smoke", "--out", str(tmp_path), "--data", ifeval])
     with pytest.raises(SystemExit, match=r"'Qwen/Qwen2.5-0.5B-Instruct' is neither a local folder nor in the local "
                                          r"Hugging Face cache.*huggingface-cli download"):
-        pipeline.main(["--preset", "qwen2.5-0.5b", "--out", str(tmp_path / "q")])
+        reproduce_cmd.main(["--preset", "qwen2.5-0.5b", "--out", str(tmp_path / "q")])
     assert not os.path.exists(tmp_path / "q")  # nothing written

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from minirlvr.commands import plan as plan_cmd
 from minirlvr.pipeline import plan
 
 from minirlvr.pipeline import presets
@@ -283,7 +284,7 @@ def test_cpu_estimate_matches_a_measured_training_step():
 
 
 def run_plan(capsys, *argv):
-    plan.main(list(argv))
+    plan_cmd.main(list(argv))
     return capsys.readouterr().out
 
 
@@ -348,7 +349,7 @@ def test_presets_gpu_gb_fit_by_the_estimate(configs):
 def test_cli_bad_input(configs, capsys, tmp_path, monkeypatch):
     def error(*argv):
         with pytest.raises(SystemExit) as exc:
-            plan.main(list(argv))
+            plan_cmd.main(list(argv))
         return str(exc.value.code)
 
     msg = error("--preset", "qwen9-70b")

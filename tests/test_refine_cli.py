@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from minirlvr.commands import refine as refine_cmd
 from minirlvr.refine import filters
 from minirlvr.refine import stages as refine_cli
 from minirlvr.engine.model import tiny_model, word_tokenizer
@@ -149,7 +150,7 @@ def test_refine_end_to_end_on_a_tiny_model(tmp_path, model_dir, capsys):
     out = tmp_path / "refined.jsonl"
     argv = ["--data", data, "--model", model_dir, "--out", str(out), "--pilot-samples", "4", "--max-new-tokens", "6",
             "--chunk", "2", "--critic-tokens", "4"]
-    report = refine_cli.main(argv)
+    report = refine_cmd.main(argv)
     critic, one_soft, pilot = report["stages"]
     # the random critic never answers KEEP/DROP (no such words): 4 unparsed answers, kept; the conflict goes
     assert critic == {"stage": "critic", "in": 5, "out": 4, "dropped": {"conflict": 1}, "unparsed_kept": 4}
@@ -171,11 +172,11 @@ def test_refine_end_to_end_on_a_tiny_model(tmp_path, model_dir, capsys):
     assert "critic" in printed and "pilot" in printed and f"5 prompts -> {len(kept_keys)} kept" in printed
     # a rerun resumes everything: nothing is sampled again and the result is the same
     pilot_file = (tmp_path / "refined.jsonl.work" / "pilot.jsonl").read_text()
-    again = refine_cli.main(argv)
+    again = refine_cmd.main(argv)
     assert again["stages"] == report["stages"] and "already" in capsys.readouterr().out
     assert (tmp_path / "refined.jsonl.work" / "pilot.jsonl").read_text() == pilot_file
     with pytest.raises(SystemExit, match="belongs to another refine job"):
-        refine_cli.main(argv[:-2] + ["--critic-tokens", "5"])
+        refine_cmd.main(argv[:-2] + ["--critic-tokens", "5"])
 
 
 def test_pilot_judges_soft_constraints_with_the_starting_policy(tmp_path, model_dir, monkeypatch):
@@ -190,7 +191,7 @@ def test_pilot_judges_soft_constraints_with_the_starting_policy(tmp_path, model_
     monkeypatch.setattr(llm_judge.LLMJudge, "check", check)
     records = [dict(r, soft_constraints=["Be warm."], prompt=r["prompt"] + " Be warm.") for r in CLI_RECORDS[:2]]
     data = write_records(tmp_path / "data.jsonl", records)
-    report = refine_cli.main(["--data", data, "--model", model_dir, "--out", str(tmp_path / "r.jsonl"),
+    report = refine_cmd.main(["--data", data, "--model", model_dir, "--out", str(tmp_path / "r.jsonl"),
                               "--pilot-samples", "2", "--max-new-tokens", "4", "--critic-tokens", "2"])
     assert report["stages"][2]["in"] == 2
     assert asked and set(asked) == {"Be warm."}  # the soft constraint went to the judge, once per sample at most
@@ -212,7 +213,7 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(tmp_path, model_dir, 
     data = write_records(tmp_path / "data.jsonl", records)
     out = tmp_path / "refined.jsonl"
     with pytest.raises(SystemExit) as e:
-        refine_cli.main(["--data", data, "--model", model_dir, "--out", str(out)])
+        refine_cmd.main(["--data", data, "--model", model_dir, "--out", str(out)])
     import re
     assert re.search(pattern, str(e.value)), str(e.value)
     assert not out.exists() and not (tmp_path / "refine_report.json").exists()
@@ -224,6 +225,6 @@ def test_a_critic_model_that_cannot_be_loaded(tmp_path, model_dir):
     missing = tmp_path / "no-such-model"
     missing.mkdir()
     with pytest.raises(SystemExit) as e:
-        refine_cli.main(["--data", data, "--model", model_dir, "--critic-model", str(missing), "--out", str(out)])
+        refine_cmd.main(["--data", data, "--model", model_dir, "--critic-model", str(missing), "--out", str(out)])
     assert f"--critic-model '{missing}' cannot be loaded" in str(e.value) and "has no weights" in str(e.value)
     assert not out.exists() and not (tmp_path / "refined.jsonl.work").exists()

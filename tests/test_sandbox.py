@@ -8,7 +8,7 @@ import pytest
 
 from minirlvr.reward import rule_checks
 
-from minirlvr.evaluation import verify as verify_cli
+from minirlvr.commands import verify as verify_cli
 from minirlvr.reward.sandbox import Check, SandboxError, run_checks
 
 HEAD = "def check_following(instruction, response):\n"

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from minirlvr.commands import train as train_cmd
 import minirlvr.train as train_mod
 from minirlvr.engine.config import ConfigError, make_config, parse_args
 from minirlvr.engine.model import ModelError, tiny_model, trainable_state, word_tokenizer
@@ -182,16 +183,16 @@ def test_config_errors():
 
 def test_main_reports_errors_cleanly(tmp_path):
     with pytest.raises(SystemExit, match="error: unknown config key --bogus"):
-        train_mod.main(["--bogus=1"])
+        train_cmd.main(["--bogus=1"])
     with pytest.raises(SystemExit, match="'data': no such file 'nope.jsonl'"):
-        train_mod.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", "--data=nope.jsonl"])
+        train_cmd.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", "--data=nope.jsonl"])
     data = tmp_path / "train.jsonl"
     data.write_text('{"prompt": "w1 w2"}\n{"prompt": 3}\n')
     with pytest.raises(SystemExit, match="train.jsonl:2: field 'prompt' must be a string"):
-        train_mod.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
+        train_cmd.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
     data.write_text('{"prompt": "w1 w2"}\n')
     with pytest.raises(SystemExit, match="has no weights"):
-        train_mod.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
+        train_cmd.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
 
 
 def test_hard_reward_uses_the_verifiers():

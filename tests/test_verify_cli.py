@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minirlvr.evaluation import verify as verify_cli
+from minirlvr.commands import verify as verify_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

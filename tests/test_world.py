@@ -7,7 +7,7 @@ import pytest
 from minirlvr import verifiers
 from minirlvr.miniature import world
 from minirlvr.data import validate_record
-from minirlvr.miniature.tokenizer import chat_prompt, train_tokenizer
+from minirlvr.engine.tokenizer import chat_prompt, train_tokenizer
 
 
 @pytest.mark.parametrize("kind", list(world.MIXES))

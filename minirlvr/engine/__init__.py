@@ -2,6 +2,7 @@
 
   config.py      one flat training config (TrainConfig), `--key=value` overrides, the `train` presets
   model.py       load a Hugging Face causal LM (4-bit NF4 optional) with LoRA; tiny models for tests
+  tokenizer.py   a small byte-level BPE with a chat template, trained on given texts (the miniature, `tiny`)
   sampler.py     the kit's own batched generation loop with a KV cache (B prompts x G samples)
   chat.py        text in, text out through the sampler: chat templates, prompts, decoding
   grpo.py        GRPO's math as pure functions: group-normalized advantages, the clipped loss with a k3 KL

@@ -1,4 +1,4 @@
-"""`python run.py verify --data PROMPTS.jsonl --responses RESPONSES.jsonl [--out report.json]`
+"""Score a response file against benchmark records (`python run.py verify`, minirlvr/commands/verify.py).
 
 Scores a response file (one {"prompt", "response"} per line) against IFEval-format records with the
 hard-constraint verifiers, matching each response to its record by prompt text (exactly, else up to
@@ -8,18 +8,20 @@ and IFBench files are scored alike: each instruction id names its verifier.
 
 Nothing is silently dropped: responses whose prompt is not in the data, and records that got no
 response, are counted, listed and written to the report; the metrics cover the matched pairs only.
-This file does not judge soft constraints (that is the judge's job).
+VerInstruct data (records that carry their own Python rule checks) is scored by `run_rules`: hard ids by the
+verifiers, rule checks in the sandbox (reward/rule_checks.py). This file does not judge soft constraints (that is
+the judge's job).
 """
 
-import argparse
 import json
-import sys
 from collections import defaultdict
 
 from tqdm import tqdm
 
 from minirlvr import verifiers
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
+from minirlvr.datasets.convert import read_verinstruct
+from minirlvr.reward import rule_checks
 
 
 def read_responses(path):
@@ -116,27 +118,75 @@ def run(data, responses, out=None):
     return report
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python run.py verify", description=__doc__.split("\n\n")[1])
-    p.add_argument("--data", required=True, help="IFEval-format records (JSONL): IFEval, IFBench or any record file")
-    p.add_argument("--responses", required=True, help="JSONL with 'prompt' and 'response' per line")
-    p.add_argument("--out", help="write the full report (metrics, table, per-prompt verdicts) as JSON")
-    p.add_argument("--run-dataset-code", action="store_true",
-                   help="VerInstruct data: run its rule checks (Python from the data file) in the sandbox")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    from minirlvr.reward import rule_checks  # VerInstruct data goes to rule_checks.py (rule checks run in the sandbox)
-
-    if rule_checks.is_rule_data(args.data):
-        return rule_checks.verify_main(args)
+# ---------------------------------------------------------------------------------------------- VerInstruct data
+def is_rule_data(path):
+    """Does the file's first record carry VerInstruct checkers (raw) or rule_checks (converted)?"""
     try:
-        report = run(args.data, args.responses, args.out)
-    except (DataError, OSError) as e:
-        sys.exit(f"verify: error: {e}")
-    print(format_report(report))
-    if args.out:
-        print(f"\nreport written to {args.out}")
+        _, row = next(iter_jsonl(path), (None, {}))
+    except (OSError, DataError):
+        return False  # the IFEval path reports the error
+    reward_model = row.get("reward_model") if isinstance(row.get("reward_model"), dict) else {}
+    gt = row.get("ground_truth", reward_model.get("ground_truth"))
+    return "checkers" in row or "rule_checks" in row or (isinstance(gt, (str, dict)) and "checkers" in gt)
+
+
+def read_rule_data(path):
+    """Records of a raw VerInstruct file or of a converted one (records with rule_checks)."""
+    first = next(iter_jsonl(path), (None, {}))[1]
+    if "rule_checks" in first:
+        return [rule_checks.validate(r, f"{path}:{k + 1}") for k, r in enumerate(read_records(path))]
+    return read_verinstruct(path)[0]
+
+
+def run_rules(data, responses, out=None, allow=False, log=None):
+    """Score a response file against VerInstruct data: hard ids by the verifiers, rule checks in the sandbox."""
+    records = read_rule_data(data)
+    pairs, unmatched, missing = match(data, records, responses, read_responses(responses))
+    if not pairs:
+        raise DataError(f"no response in {responses} matches a prompt in {data}")
+    recs, texts = [records[k] for k, _ in pairs], [t for _, t in pairs]
+    ruled = rule_checks.verdicts(recs, texts, allow, **({"log": log} if log else {}))
+    per_name, failures, results = defaultdict(lambda: [0, 0]), [], []
+    for rec, text, rule_vs in zip(recs, texts, ruled):
+        hard = verifiers.score(rec, text)["strict"] if rec.get("instruction_id_list") else []
+        for rule, v in zip(rec.get("rule_checks", []), rule_vs):
+            per_name[rule["name"]][0] += 1
+            per_name[rule["name"]][1] += v.ok
+            if v.reason:
+                failures.append({"key": rec.get("key"), "check": rule["name"], "reason": v.reason})
+        rules = [v.ok for v in rule_vs]
+        results.append({"key": rec.get("key"), "hard": hard, "rules": rules, "reasons": [v.reason for v in rule_vs],
+                        "prompt_pass": all(hard + rules), "soft_not_scored": len(rec.get("soft_constraints", []))})
+    n_checks = sum(len(r["hard"]) + len(r["rules"]) for r in results)
+    n_rules = sum(len(r["rules"]) for r in results)
+    metrics = {"prompt_level": sum(r["prompt_pass"] for r in results) / len(results),
+               "check_level": sum(sum(r["hard"]) + sum(r["rules"]) for r in results) / max(n_checks, 1),
+               "rule_check_level": sum(sum(r["rules"]) for r in results) / max(n_rules, 1)}
+    report = {"data": data, "responses": responses, "n_prompts": len(results), "n_rule_checks": n_rules,
+              "n_hard": n_checks - n_rules, "soft_not_scored": sum(r["soft_not_scored"] for r in results),
+              "metrics": metrics, "per_checker": {k: {"n": n, "pass": p / n} for k, (n, p) in sorted(per_name.items())},
+              "check_failures": failures, "unmatched_responses": unmatched, "missing_responses": missing,
+              "results": results}
+    if out:
+        write_atomic(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     return report
 
 
-if __name__ == "__main__":
-    main()
+def format_rule_report(report, top=20):
+    lines = [f"scored {report['n_prompts']} prompts: {report['n_rule_checks']} rule checks (sandbox), "
+             f"{report['n_hard']} hard constraints (verifiers); {report['soft_not_scored']} soft constraints "
+             "not scored (they need the LLM judge)"]
+    lines += [f"  {name:<18} {100 * value:6.2f}" for name, value in report["metrics"].items()]
+    rows = sorted(report["per_checker"].items(), key=lambda kv: -kv[1]["n"])[:top]
+    if rows:
+        width = max(len(k) for k, _ in rows)
+        lines.append(f"\n  {'rule checker':<{width}}  {'n':>5}  {'pass':>6}   (the {len(rows)} most frequent)")
+        lines += [f"  {k:<{width}}  {r['n']:>5}  {100 * r['pass']:6.2f}" for k, r in rows]
+    failures = report["check_failures"]
+    if failures:
+        lines.append(f"\n{len(failures)} rule checks failed with a reason (timeout, crash, refused, exception), e.g.:")
+        lines += [f"  key {f['key']!r} {f['check']!r}: {f['reason']}" for f in failures[:10]]
+    for name in ("unmatched_responses", "missing_responses"):
+        if report[name]:
+            lines.append(f"\nWARNING: {len(report[name])} {name.replace('_', ' ')} (not scored; listed in --out)")
+    return "\n".join(lines)

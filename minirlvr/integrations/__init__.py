@@ -1,4 +1,7 @@
-"""The kit's records and rewards in other trainers: trl.py (TRL's GRPOTrainer reward function and dataset rows),
-verl.py (verl's custom reward function and parquet rows). Plain Python: neither imports TRL or verl, and nothing
-else in minirlvr imports this package.
+"""The kit's records and rewards in other trainers. Plain Python: neither file imports TRL or verl, and nothing else
+in minirlvr imports this package.
+
+  trl.py     TRL's GRPOTrainer: reward functions and dataset rows
+  verl.py    verl: the custom reward function (compute_score) and parquet rows
+  common.py  what both share: the kit's record rebuilt from a trainer's row, checked, scored
 """

@@ -2,7 +2,6 @@
 
 world.py      a synthetic instruction world: prompts, hard constraints (the verifier set), soft ones with a hidden
               truth, a response grammar
-tokenizer.py  a ~1k-token byte-level BPE with a chat template
 sft.py        the start policy: a ~1M-parameter Qwen2 trained from scratch on the world, cached
 judge.py      the learned judge for soft constraints (a tiny classifier): its mistakes are its own
 parts.py      the parts the pipeline plugs in (start, data, judge, critic, reward, evaluation, table)

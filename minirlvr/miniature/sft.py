@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from minirlvr.miniature import world
-from minirlvr.miniature.tokenizer import chat_prompt, train_tokenizer
+from minirlvr.engine.tokenizer import chat_prompt, train_tokenizer
 
 FORMAT = 1  # bump when the saved layout changes
 

@@ -60,7 +60,7 @@ def mean(xs):
 def tiny_start(folder, seed=0):
     """A tiny random Qwen2 and a byte-level BPE trained on the kit's own texts (seed tasks, soft constraints,
     verifier wordings), saved as a model folder: the `tiny` preset's start policy. Deterministic."""
-    from minirlvr.miniature.tokenizer import train_tokenizer
+    from minirlvr.engine.tokenizer import train_tokenizer
     from minirlvr.engine.model import tiny_model
     from minirlvr.datasets.soft_catalogue import SOFT_CATALOGUE
 

@@ -4,22 +4,20 @@ the record's hard ids (the kit's verifiers):
 
     verdicts(records, responses, allow)       per response, a sandbox Verdict per rule check
     make_reward(allow)                        reward_fn(records, completions): mean over hard ids and rule checks
-    verify(data, responses, out, allow)       `python run.py verify` on VerInstruct data (raw or converted)
+
+(`python run.py verify` on VerInstruct data scores with `verdicts`: evaluation/verify.py.)
 
 A check that times out, crashes or is refused scores as failed; its reason goes to `log` (stderr by default)
-and, for verify, into the report; the caller goes on. Nothing here runs without allow=True (--run-dataset-code).
+and, for verify, into its report; the caller goes on. Nothing here runs without allow=True (--run-dataset-code).
 Soft constraints are not judged here (the LLM judge's job): verify counts them as not scored.
 """
 
-import json
 import math
 import sys
-from collections import defaultdict
 
 from tqdm import tqdm
 
-from minirlvr import verifiers
-from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
+from minirlvr.data import DataError, prompt_text
 from minirlvr.reward.constraint import hard_reward
 from minirlvr.reward.sandbox import Check, SandboxError, run_checks
 
@@ -75,93 +73,3 @@ def make_reward(allow, log=_stderr, timeout_s=2.0, memory_mb=512):
         return rewards, parts
     reward_fn.last_metrics = {}
     return reward_fn
-
-
-# ---------------------------------------------------------------------------------------------- verify
-def is_rule_data(path):
-    """Does the file's first record carry VerInstruct checkers (raw) or rule_checks (converted)?"""
-    try:
-        _, row = next(iter_jsonl(path), (None, {}))
-    except (OSError, DataError):
-        return False  # the IFEval path reports the error
-    reward_model = row.get("reward_model") if isinstance(row.get("reward_model"), dict) else {}
-    gt = row.get("ground_truth", reward_model.get("ground_truth"))
-    return "checkers" in row or "rule_checks" in row or (isinstance(gt, (str, dict)) and "checkers" in gt)
-
-
-def read_rule_data(path):
-    """Records of a raw VerInstruct file or of a converted one (records with rule_checks)."""
-    from minirlvr.datasets.convert import read_verinstruct
-
-    first = next(iter_jsonl(path), (None, {}))[1]
-    if "rule_checks" in first:
-        return [validate(r, f"{path}:{k + 1}") for k, r in enumerate(read_records(path))]
-    return read_verinstruct(path)[0]
-
-
-def verify(data, responses, out=None, allow=False, log=_stderr):
-    """Score a response file against VerInstruct data: hard ids by the verifiers, rule checks in the sandbox."""
-    from minirlvr.evaluation.verify import match, read_responses
-
-    records = read_rule_data(data)
-    pairs, unmatched, missing = match(data, records, responses, read_responses(responses))
-    if not pairs:
-        raise DataError(f"no response in {responses} matches a prompt in {data}")
-    recs, texts = [records[k] for k, _ in pairs], [t for _, t in pairs]
-    ruled = verdicts(recs, texts, allow, log)
-    per_name, failures, results = defaultdict(lambda: [0, 0]), [], []
-    for rec, text, rule_vs in zip(recs, texts, ruled):
-        hard = verifiers.score(rec, text)["strict"] if rec.get("instruction_id_list") else []
-        for rule, v in zip(rec.get("rule_checks", []), rule_vs):
-            per_name[rule["name"]][0] += 1
-            per_name[rule["name"]][1] += v.ok
-            if v.reason:
-                failures.append({"key": rec.get("key"), "check": rule["name"], "reason": v.reason})
-        rules = [v.ok for v in rule_vs]
-        results.append({"key": rec.get("key"), "hard": hard, "rules": rules, "reasons": [v.reason for v in rule_vs],
-                        "prompt_pass": all(hard + rules), "soft_not_scored": len(rec.get("soft_constraints", []))})
-    n_checks = sum(len(r["hard"]) + len(r["rules"]) for r in results)
-    n_rules = sum(len(r["rules"]) for r in results)
-    metrics = {"prompt_level": sum(r["prompt_pass"] for r in results) / len(results),
-               "check_level": sum(sum(r["hard"]) + sum(r["rules"]) for r in results) / max(n_checks, 1),
-               "rule_check_level": sum(sum(r["rules"]) for r in results) / max(n_rules, 1)}
-    report = {"data": data, "responses": responses, "n_prompts": len(results), "n_rule_checks": n_rules,
-              "n_hard": n_checks - n_rules, "soft_not_scored": sum(r["soft_not_scored"] for r in results),
-              "metrics": metrics, "per_checker": {k: {"n": n, "pass": p / n} for k, (n, p) in sorted(per_name.items())},
-              "check_failures": failures, "unmatched_responses": unmatched, "missing_responses": missing,
-              "results": results}
-    if out:
-        write_atomic(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    return report
-
-
-def format_report(report, top=20):
-    lines = [f"scored {report['n_prompts']} prompts: {report['n_rule_checks']} rule checks (sandbox), "
-             f"{report['n_hard']} hard constraints (verifiers); {report['soft_not_scored']} soft constraints "
-             "not scored (they need the LLM judge)"]
-    lines += [f"  {name:<18} {100 * value:6.2f}" for name, value in report["metrics"].items()]
-    rows = sorted(report["per_checker"].items(), key=lambda kv: -kv[1]["n"])[:top]
-    if rows:
-        width = max(len(k) for k, _ in rows)
-        lines.append(f"\n  {'rule checker':<{width}}  {'n':>5}  {'pass':>6}   (the {len(rows)} most frequent)")
-        lines += [f"  {k:<{width}}  {r['n']:>5}  {100 * r['pass']:6.2f}" for k, r in rows]
-    failures = report["check_failures"]
-    if failures:
-        lines.append(f"\n{len(failures)} rule checks failed with a reason (timeout, crash, refused, exception), e.g.:")
-        lines += [f"  key {f['key']!r} {f['check']!r}: {f['reason']}" for f in failures[:10]]
-    for name in ("unmatched_responses", "missing_responses"):
-        if report[name]:
-            lines.append(f"\nWARNING: {len(report[name])} {name.replace('_', ' ')} (not scored; listed in --out)")
-    return "\n".join(lines)
-
-
-def verify_main(args):
-    """`python run.py verify` on VerInstruct data (verify_cli.main dispatches here)."""
-    try:
-        report = verify(args.data, args.responses, args.out, args.run_dataset_code)
-    except (DataError, SandboxError, OSError) as e:
-        sys.exit(f"verify: error: {e}")
-    print(format_report(report))
-    if args.out:
-        print(f"\nreport written to {args.out}")
-    return report

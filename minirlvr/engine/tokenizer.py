@@ -1,6 +1,7 @@
-"""A ~1k-token byte-level BPE for the synthetic world, wrapped as a transformers tokenizer with a chat template.
+"""A small byte-level BPE trained on given texts, wrapped as a transformers tokenizer with a chat template: the
+miniature's tokenizer (~1k tokens over its world's prompts and responses) and the `tiny` preset's.
 
-Trained with the `tokenizers` library on the world's own prompts and responses (in batches: one text at a
+Trained with the `tokenizers` library (in batches: one text at a
 time is much slower). Byte-level, so any text round-trips, including words the world never wrote. The pad
 token is distinct from EOS: EOS (`<|im_end|>`) is a trained action of the policy, padding never is.
 This file does not train models and knows nothing of constraints.

@@ -1,0 +1,93 @@
+"""`python run.py attention`: how much a model's responses attend to the constraint text of their instructions.
+
+    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl]
+                            [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
+                            [--load-4bit]
+
+What is measured and how: minirlvr/evaluation/attention.py.
+"""
+
+import argparse
+import gc
+import json
+import os
+
+import torch
+
+from minirlvr.data import DataError, read_jsonl, read_records, write_atomic, write_jsonl
+from minirlvr.evaluation.attention import analyze, heatmap, load, markdown_table, prepare
+from minirlvr.kernels.attention import resolve_backend
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python run.py attention", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="Hugging Face model folder (weights + tokenizer)")
+    p.add_argument("--adapter", help="peft LoRA adapter folder for the first checkpoint")
+    p.add_argument("--compare-adapter", help="adapter of a second checkpoint on the same model")
+    p.add_argument("--data", required=True, help="records JSONL (with 'response', or see --responses)")
+    p.add_argument("--responses", help="JSONL of {'prompt', 'response'} matched to records by prompt")
+    p.add_argument("--out", default="attention_report", help="output folder")
+    p.add_argument("--backend", help="attention_mass backend: triton, blockwise, reference (default: by device)")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--hard-only", action="store_true",
+                   help="constraint text = hard constraints only (soft constraints' text counts as task text)")
+    p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from minirlvr.engine.model import load_tokenizer
+
+    device = torch.device(args.device)
+    backend = resolve_backend(args.backend, device)
+    print(f"attention report: device {device}, attention_mass backend {backend}")
+    tok = load_tokenizer(args.model)
+    records = read_records(args.data)[:args.limit]
+    responses = read_jsonl(args.responses) if args.responses else None
+    items, skipped = prepare(tok, records, responses, where=args.data, soft=not args.hard_only)
+    if not items:
+        raise DataError(f"{args.data}: no record with locatable constraint text ({len(skipped)} skipped, "
+                        f"first: {skipped[0][1] if skipped else 'none'})")
+    print(f"{len(items)} records, {len(skipped)} skipped (constraint text not found)")
+
+    checkpoints = [("first", args.adapter)] + ([("second", args.compare_adapter)] if args.compare_adapter else [])
+    results, rows = [], []
+    for label, adapter in checkpoints:
+        model = load(args.model, adapter, args.load_4bit, device)
+        score, mass, r = analyze(model, items, backend, label)
+        results.append((label, adapter, score, mass))
+        rows += r
+        del model
+        gc.collect()
+
+    os.makedirs(args.out, exist_ok=True)
+    md = [f"# Attention to constraint text\n\nmodel `{args.model}`, data `{args.data}`: {len(items)} records, "
+          f"{len(skipped)} skipped. Score = response tokens' attention mass on the constraint text / its share of "
+          f"the visible keys (1 = its share), mean over response tokens, then over records.\n"]
+    panels, out = [], {"model": args.model, "data": args.data, "records": len(items), "skipped": skipped,
+                       "checkpoints": []}
+    for label, adapter, score, mass in results:
+        name = f"{label}: {adapter or 'no adapter'}"
+        md.append(markdown_table(score, f"{name}, normalized score"))
+        md.append(markdown_table(mass, f"{name}, raw mass on constraint text", "{:.4f}"))
+        panels.append((f"{label}: {os.path.basename(adapter.rstrip('/')) if adapter else 'no adapter'}", score, False))
+        out["checkpoints"].append({"label": label, "adapter": adapter, "score": score.tolist(),
+                                   "mass": mass.tolist()})
+    if len(results) == 2:
+        diff = results[1][2] - results[0][2]  # (n_layers, H)
+        md.append(markdown_table(diff, "difference, second - first (normalized score)", "{:+.3f}"))
+        panels.append(("second - first", diff, True))
+        out["diff"] = diff.tolist()
+    if skipped:
+        md.append("### Skipped records\n\n" + "\n".join(f"- {k}: {why}" for k, why in skipped) + "\n")
+    write_atomic(os.path.join(args.out, "report.md"), "\n".join(md))
+    write_atomic(os.path.join(args.out, "scores.json"), json.dumps(out, indent=1))
+    write_jsonl(os.path.join(args.out, "per_record.jsonl"), rows)
+    heatmap(panels, os.path.join(args.out, "heatmap.png"))
+    print(f"wrote {args.out}/report.md, heatmap.png, scores.json, per_record.jsonl")
+
+
+if __name__ == "__main__":
+    main()

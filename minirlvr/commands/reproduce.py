@@ -1,0 +1,109 @@
+"""`python run.py reproduce --preset NAME [options]` (and `python run.py` = the preset `miniature`): the paper's
+whole pipeline (pipeline/reproduce.py) with the parts the preset names.
+
+    python run.py reproduce --preset NAME [--out DIR] [--resume] [--data FILE] [--ifeval FILE] [--ifbench FILE]
+    python run.py                     the same as: python run.py reproduce --preset miniature
+    python run.py --quick | --smoke   the presets miniature-quick / miniature-smoke
+"""
+
+import os
+import sys
+
+from minirlvr.data import DataError
+from minirlvr.engine.config import ConfigError
+from minirlvr.engine.model import ModelError
+from minirlvr.pipeline.presets import PRESETS, PresetError, get
+from minirlvr.pipeline.reproduce import PipelineError, reproduce
+
+USAGE = """usage: python run.py reproduce --preset NAME [options]     (python run.py = --preset miniature)
+
+  --preset NAME     one of: {presets}
+  --list            print the presets as a table and exit
+  --out DIR         run folder (default runs/<preset>)
+  --resume          continue an interrupted run in --out: finished stages are kept, runs resume from checkpoints
+  --quick, --smoke  with the miniature: the presets miniature-quick / miniature-smoke
+  --cache DIR       miniature: where SFT models and judges are cached (default runs/cache)
+  --threads N       torch CPU threads (default 1 for the miniature: a ~1M-parameter model's ops are too small to
+                    gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1)
+  --model PATH      real presets: the policy's base (default: the preset's hub id; a local folder works offline)
+  --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
+  --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)
+  --ifbench FILE    real presets: IFBench's IFBench_test.jsonl
+  --steps N         real presets: override the preset's GRPO steps per run"""
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_args(argv):
+    opts = {"preset": "miniature", "resume": False, "out": None, "cache": "runs/cache", "threads": None,
+            "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+        if name in ("--quick", "--smoke", "--resume", "--list") and not eq:
+            if name in ("--quick", "--smoke"):
+                opts["size"] = name[2:]
+            else:
+                opts[name[2:]] = True
+        elif name in ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench",
+                      "--steps"):
+            if not eq:
+                if not args or args[0].startswith("--"):
+                    raise UsageError(f"option {name} needs a value")
+                value = args.pop(0)
+            if name in ("--threads", "--steps"):
+                if not value.isdigit() or int(value) < 1:
+                    raise UsageError(f"option {name} needs a positive integer, got {value!r}")
+                value = int(value)
+            opts[name[2:]] = value
+        else:
+            raise UsageError(f"unknown option {arg!r}")
+    if "size" in opts:
+        if opts["preset"] != "miniature":
+            raise UsageError(f"--{opts['size']} goes with the miniature preset, not {opts['preset']!r}")
+        opts["preset"] = f"miniature-{opts.pop('size')}"
+    if opts["preset"] not in PRESETS:
+        raise UsageError(f"unknown preset {opts['preset']!r}; presets: {', '.join(PRESETS)}")
+    opts["out"] = opts["out"] or os.path.join("runs", opts["preset"])
+    return opts
+
+
+def make_parts(opts):
+    """The parts a preset plugs into the pipeline."""
+    if opts["preset"].startswith("miniature"):
+        from minirlvr.miniature.parts import MiniatureParts
+
+        for key in ("model", "data", "ifeval", "ifbench", "steps"):
+            if opts[key] is not None:
+                raise UsageError(f"--{key} is for the real-model presets; the miniature builds its own")
+        return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
+    from minirlvr.pipeline.hf_parts import HFParts
+
+    overrides = {"steps": opts["steps"]} if opts["steps"] else {}
+    return HFParts(get(opts["preset"], **overrides), opts["out"], model=opts["model"], data=opts["data"],
+                   ifeval=opts["ifeval"], ifbench=opts["ifbench"], threads=opts["threads"])
+
+
+def main(argv):
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE.format(presets=", ".join(PRESETS)))
+        return
+    try:
+        opts = parse_args(argv)
+        if opts["list"]:
+            from minirlvr.pipeline.presets import table
+
+            print(table())
+            return
+        reproduce(make_parts(opts), opts["preset"], opts["out"], opts["resume"])
+    except (UsageError, PresetError) as e:
+        sys.exit(f"error: {e}\n\n{USAGE.format(presets=', '.join(PRESETS))}")
+    except (DataError, ModelError, ConfigError, PipelineError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
