@@ -33,14 +33,13 @@ import torch
 from tqdm import tqdm
 
 from minirlvr.engine.chat import encode_prompt, eos_token_ids, pad_token_id
-from minirlvr.engine.config import ConfigError, TrainConfig, parse_args, to_dict
+from minirlvr.engine.config import ConfigError, TrainConfig, to_dict
 from minirlvr.engine.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, truncate_log, write_policy
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic
 from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.engine.malloc import return_freed_memory
-from minirlvr.engine.model import (ModelError, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
-                            prepare, reference_mode, trainable_state)
+from minirlvr.engine.model import (final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device, prepare, reference_mode, trainable_state)
 from minirlvr.reward.constraint import call_reward, reward_from_config
 from minirlvr.engine.sampler import generate, positions
 
@@ -227,6 +226,171 @@ def prepare_run_dir(cfg):
     return run_dir, (ckpts[-1] if cfg.resume and ckpts else None)
 
 
+# ---------------------------------------------------------------------------------------------- the phases
+
+
+@dataclass
+class Run:
+    """What the loop carries from step to step; built once by `start_run`."""
+    cfg: TrainConfig
+    run_dir: str
+    records: list
+    model: object
+    tokenizer: object
+    ref_model: object  # full fine-tuning: a frozen copy as the reference; LoRA: None (the adapter is switched off)
+    reward_fn: object
+    params: list
+    optimizer: object
+    scheduler: object
+    generator: torch.Generator
+    device: torch.device
+    eos_ids: list
+    pad_id: int
+    temperature: float  # the log-prob passes' temperature (1 when sampling is greedy)
+    metrics_path: str
+    rollouts_path: str
+    on_step: object = None
+    start: int = 0
+    history: list = field(default_factory=list)
+    saved: list = field(default_factory=list)
+    bad_steps: int = 0
+
+
+def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
+    """Folder, records, seeds, model (+ LoRA), reward, optimizer; a checkpoint's state when resuming."""
+    run_dir, resume_from = prepare_run_dir(cfg)
+    records = load_records(cfg, records, check_constraints=reward_fn is None)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if model is None:
+        model, tokenizer = load_model(cfg)
+    else:
+        if tokenizer is None or cfg.load_in_4bit:
+            raise ConfigError("train(model=...) needs tokenizer=... and load_in_4bit=false")
+        model = prepare(model.to(pick_device(cfg.device)), cfg)
+    device = next(model.parameters()).device
+    if device.type == "cpu" and cfg.cpu_mmap_threshold_kb:
+        # a step frees hundreds of MB of activations; glibc's heap would keep them resident (engine/malloc.py)
+        return_freed_memory(cfg.cpu_mmap_threshold_kb * 1024)
+    reward_fn = reward_fn or reward_from_config(cfg, model, tokenizer)
+    ref_model = None
+    if not hasattr(model, "disable_adapter") and cfg.beta > 0:  # full fine-tuning: a frozen copy is the reference
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
+    run = Run(cfg, run_dir, records, model, tokenizer, ref_model, reward_fn, params, optimizer, scheduler,
+              torch.Generator(device=device).manual_seed(cfg.seed), device, eos_token_ids(model, tokenizer),
+              pad_token_id(tokenizer), cfg.temperature if cfg.temperature > 0 else 1.0,
+              os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "rollouts.jsonl"), on_step)
+    if resume_from:
+        run.start = load_checkpoint(resume_from, model, optimizer, scheduler, run.generator)
+        run.history = truncate_log(run.metrics_path, run.start)  # steps logged after the checkpoint are re-run
+        truncate_log(run.rollouts_path, run.start)
+        write_atomic(os.path.join(run_dir, f"config.resume-{run.start}.json"), json.dumps(to_dict(cfg), indent=2))
+        print(f"resumed from {resume_from} at step {run.start}")
+    else:
+        write_atomic(os.path.join(run_dir, "config.json"), json.dumps(to_dict(cfg), indent=2))
+    defaults = to_dict(TrainConfig())
+    print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
+    print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, "
+          f"B={cfg.prompts_per_step} G={cfg.group_size}")
+    return run
+
+
+def sample(run, step):
+    """The step's B records, G completions each (prompt-major: row n answers batch[n // G]), and their texts."""
+    cfg, tok = run.cfg, run.tokenizer
+    batch = step_records(run.records, step, cfg.prompts_per_step, cfg.seed)
+    ro = generate(run.model, [encode_prompt(r, tok, cfg.chat_template) for r in batch], cfg.group_size,
+                  cfg.max_new_tokens, run.eos_ids, run.pad_id, cfg.temperature, cfg.top_p, cfg.top_k, run.generator,
+                  cfg.stop_strings, tok)
+    texts = [tok.decode(t[m.bool()], skip_special_tokens=True) for t, m in zip(ro.tokens, ro.mask)]
+    return [r for r in batch for _ in range(cfg.group_size)], ro, texts
+
+
+def score(run, rollout_records, ro, texts):
+    """Rewards (N,), their named parts, group advantages (N,) and the batch the log-prob passes read."""
+    cfg, G = run.cfg, run.cfg.group_size
+    rewards, parts = call_reward(run.reward_fn, rollout_records, texts)  # (N,)
+    adv = group_advantages(rewards, G, cfg.scale_rewards).to(run.device)  # (N,)
+    # DAPO's overlong filtering: a sample cut at max_new_tokens is not trained on (its reward still counts in its
+    # group's mean and std)
+    mask = ro.mask * ro.stopped[:, None] if cfg.mask_truncated else ro.mask  # (N, L)
+    b = StepBatch(ro.prompt_ids.repeat_interleave(G, 0), ro.prompt_mask.repeat_interleave(G, 0), ro.tokens, mask,
+                  [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)])
+    return rewards, parts, adv, b
+
+
+def reference_logp(run, b):
+    """(N, L) log-probs of the reference: the adapter switched off (or the frozen copy), eval mode, no grad."""
+    ref_logp = None
+    if run.cfg.beta > 0:
+        run.model.eval()
+        with reference_mode(run.model, run.ref_model):
+            ref_logp = logp_no_grad(run.ref_model or run.model, b, run.temperature)  # (N, L)
+    run.model.train()
+    return ref_logp
+
+
+def update_policy(run, b, adv, ref_logp):
+    """epochs_per_step optimizer steps over micro-batches; the schedule advances only on an applied update."""
+    st = policy_epochs(run.model, run.optimizer, run.params, b, adv, ref_logp, run.temperature, run.cfg)
+    if not st["skipped"]:
+        run.scheduler.step()
+    return st
+
+
+def evaluate_hook(run, step, record):
+    """on_step(step, model, tokenizer), its random streams isolated from training's; its dict joins `record`."""
+    if run.on_step is not None:
+        was_training = run.model.training
+        with isolated_rng():
+            extra = run.on_step(step, run.model, run.tokenizer) or {}
+        run.model.train(was_training)
+        record.update(extra)
+
+
+def log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_used, times):
+    """One metrics row (metrics.jsonl, the console), a few raw rollouts every rollouts_every steps, the on_step
+    evaluation when due, a checkpoint when due; stops the run after max_bad_steps non-finite steps in a row."""
+    cfg, G = run.cfg, run.cfg.group_size
+    t0, t_sample, t_train = times
+    n_tok = b.mask.sum().item()
+    zero_var = (rewards.view(-1, G).std(1, unbiased=False) == 0).float().mean().item()
+    m = {"step": step, "reward": rewards.mean().item(), "reward_std": rewards.std(unbiased=False).item(),
+         **{f"reward/{k}": nanmean(v) for k, v in parts.items()}, "zero_var": zero_var,
+         "kl": st["kl_sum"] / max(n_tok, 1), "entropy": st["ent_sum"] / max(n_tok, 1),
+         "clip_frac": st["clipped"] / max(n_tok, 1), "loss": st["loss"], "grad_norm": st["grad_norm"],
+         "len": ro.mask.sum(1).float().mean().item(), "no_eos": 1.0 - ro.stopped.float().mean().item(),
+         "sample_tok_s": ro.mask.sum().item() / t_sample, "train_tok_s": n_tok * cfg.epochs_per_step / t_train,
+         "tokens": int(n_tok), "peak_mem_gb": peak_memory_gb(run.device), "lr": lr_used, "skipped": st["skipped"],
+         "time_s": time.perf_counter() - t0,
+         **(getattr(run.reward_fn, "last_metrics", None) or {})}  # a reward's own per-step scalars (judge canaries)
+    run.bad_steps = run.bad_steps + 1 if st["skipped"] else 0
+    if cfg.rollouts_every and step % cfg.rollouts_every == 0:
+        for n in range(0, len(texts), max(1, len(texts) // cfg.rollouts_shown))[:cfg.rollouts_shown]:
+            row = {"step": step, "prompt": prompt_text(rollout_records[n]), "completion": texts[n],
+                   "reward": rewards[n].item(), "parts": {k: v[n] for k, v in parts.items()}}
+            append_jsonl(run.rollouts_path, row)
+            tqdm.write(f"  rollout {n} reward {row['reward']:.2f} {row['parts']}: {texts[n][:200]!r}")
+    if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+        evaluate_hook(run, step, m)
+    append_jsonl(run.metrics_path, m)
+    run.history.append(m)
+    if cfg.log_every and (step % cfg.log_every == 0 or st["skipped"]):
+        tqdm.write(console_line(m))
+    if run.bad_steps >= cfg.max_bad_steps:
+        raise TrainError(f"stopping at step {step}: {run.bad_steps} steps in a row had a non-finite loss or "
+                         f"gradient (last loss {st['loss']}); lower --lr or check the reward function. "
+                         f"Checkpoints and metrics written so far are in {run.run_dir}")
+    if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps:
+        run.saved.append(save_checkpoint(run.run_dir, step, run.model, run.tokenizer, run.optimizer, run.scheduler,
+                                         run.generator, cfg.keep_ckpts, data_pos=step * cfg.prompts_per_step))
+    return m
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 
 
@@ -236,140 +400,34 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     step 0, every cfg.eval_every steps and at the end, with the training's random streams isolated from it.
     `records` replaces cfg.data; a plain HF `model` + `tokenizer` (e.g. tiny_model) replace cfg.model and get
     cfg's LoRA / checkpointing setup here (4-bit needs a folder: quantization happens while loading)."""
-    run_dir, resume_from = prepare_run_dir(cfg)
-    records = load_records(cfg, records, check_constraints=reward_fn is None)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-
-    if model is None:
-        model, tokenizer = load_model(cfg)
-    else:
-        if tokenizer is None or cfg.load_in_4bit:
-            raise ConfigError("train(model=...) needs tokenizer=... and load_in_4bit=false")
-        model = prepare(model.to(pick_device(cfg.device)), cfg)
-    device = next(model.parameters()).device
-    if device.type == "cpu" and cfg.cpu_mmap_threshold_kb:
-        # a step frees hundreds of MB of activations; glibc's heap would keep them resident (minirlvr/malloc.py)
-        return_freed_memory(cfg.cpu_mmap_threshold_kb * 1024)
-    reward_fn = reward_fn or reward_from_config(cfg, model, tokenizer)
-    ref_model = None
-    if not hasattr(model, "disable_adapter") and cfg.beta > 0:  # full fine-tuning: a frozen copy is the reference
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    eos_ids, pad_id = eos_token_ids(model, tokenizer), pad_token_id(tokenizer)
-    temperature = cfg.temperature if cfg.temperature > 0 else 1.0  # greedy sampling: score at temperature 1
-    B, G = cfg.prompts_per_step, cfg.group_size
-
-    start, history = 0, []
-    metrics_path, rollouts_path = os.path.join(run_dir, "metrics.jsonl"), os.path.join(run_dir, "rollouts.jsonl")
-    if resume_from:
-        start = load_checkpoint(resume_from, model, optimizer, scheduler, generator)
-        history = truncate_log(metrics_path, start)  # steps logged after the checkpoint are re-run, not repeated
-        truncate_log(rollouts_path, start)
-        write_atomic(os.path.join(run_dir, f"config.resume-{start}.json"), json.dumps(to_dict(cfg), indent=2))
-        print(f"resumed from {resume_from} at step {start}")
-    else:
-        write_atomic(os.path.join(run_dir, "config.json"), json.dumps(to_dict(cfg), indent=2))
-    defaults = to_dict(TrainConfig())
-    print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
-    print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, B={B} G={G}")
-
-    def evaluate(step, record):
-        if on_step is not None:
-            was_training = model.training
-            with isolated_rng():
-                extra = on_step(step, model, tokenizer) or {}
-            model.train(was_training)
-            record.update(extra)
-
-    if start == 0 and on_step is not None:
+    run = start_run(cfg, reward_fn, on_step, records, model, tokenizer)
+    if run.start == 0 and on_step is not None:
         rec = {"step": 0}
-        evaluate(0, rec)
-        append_jsonl(metrics_path, rec)
-        history.append(rec)
+        evaluate_hook(run, 0, rec)
+        append_jsonl(run.metrics_path, rec)
+        run.history.append(rec)
 
-    bad_steps, saved = 0, []
-    bar = tqdm(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps, disable=not cfg.progress,
+    bar = tqdm(range(run.start + 1, cfg.steps + 1), initial=run.start, total=cfg.steps, disable=not cfg.progress,
                desc="grpo", file=sys.stderr)
     for step in bar:
         t0 = time.perf_counter()
-        # --- sample G completions per prompt
-        batch = step_records(records, step, B, cfg.seed)
-        ro = generate(model, [encode_prompt(r, tokenizer, cfg.chat_template) for r in batch], G,
-                      cfg.max_new_tokens, eos_ids, pad_id, cfg.temperature, cfg.top_p, cfg.top_k, generator,
-                      cfg.stop_strings, tokenizer)
-        texts = [tokenizer.decode(t[m.bool()], skip_special_tokens=True) for t, m in zip(ro.tokens, ro.mask)]
+        rollout_records, ro, texts = sample(run, step)  # N = B*G completions
         t_sample = time.perf_counter() - t0
-
-        # --- rewards and advantages (rows are prompt-major: row n answers batch[n // G])
-        rollout_records = [r for r in batch for _ in range(G)]
-        rewards, parts = call_reward(reward_fn, rollout_records, texts)  # (N,)
-        adv = group_advantages(rewards, G, cfg.scale_rewards).to(device)  # (N,)
-        # DAPO's overlong filtering: a sample cut at max_new_tokens is not trained on (its reward still counts in
-        # its group's mean and std)
-        mask = ro.mask * ro.stopped[:, None] if cfg.mask_truncated else ro.mask  # (N, L)
-        b = StepBatch(ro.prompt_ids.repeat_interleave(G, 0), ro.prompt_mask.repeat_interleave(G, 0), ro.tokens, mask,
-                      [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)])
-
-        # --- reference log-probs: the adapter switched off (or the frozen copy), eval mode, no grad
+        rewards, parts, adv, b = score(run, rollout_records, ro, texts)  # verifiers / judge -> group advantages
         t1 = time.perf_counter()
-        ref_logp = None
-        if cfg.beta > 0:
-            model.eval()
-            with reference_mode(model, ref_model):
-                ref_logp = logp_no_grad(ref_model or model, b, temperature)  # (N, L)
-        model.train()
-
-        # --- policy passes: micro-batches, one optimizer step per epoch
-        lr_used = optimizer.param_groups[0]["lr"]
-        st = policy_epochs(model, optimizer, params, b, adv, ref_logp, temperature, cfg)
-        if not st["skipped"]:  # the schedule counts applied updates
-            scheduler.step()
+        ref_logp = reference_logp(run, b)  # adapter off, no grad
+        lr_used = run.optimizer.param_groups[0]["lr"]
+        st = update_policy(run, b, adv, ref_logp)  # clipped PG + k3 KL, AdamW on the LoRA parameters
         t_train = time.perf_counter() - t1
-
-        # --- log
-        n_tok = mask.sum().item()
-        zero_var = (rewards.view(-1, G).std(1, unbiased=False) == 0).float().mean().item()
-        m = {"step": step, "reward": rewards.mean().item(), "reward_std": rewards.std(unbiased=False).item(),
-             **{f"reward/{k}": nanmean(v) for k, v in parts.items()}, "zero_var": zero_var,
-             "kl": st["kl_sum"] / max(n_tok, 1), "entropy": st["ent_sum"] / max(n_tok, 1),
-             "clip_frac": st["clipped"] / max(n_tok, 1), "loss": st["loss"], "grad_norm": st["grad_norm"],
-             "len": ro.mask.sum(1).float().mean().item(), "no_eos": 1.0 - ro.stopped.float().mean().item(),
-             "sample_tok_s": ro.mask.sum().item() / t_sample, "train_tok_s": n_tok * cfg.epochs_per_step / t_train,
-             "tokens": int(n_tok), "peak_mem_gb": peak_memory_gb(device), "lr": lr_used, "skipped": st["skipped"],
-             "time_s": time.perf_counter() - t0,
-             **(getattr(reward_fn, "last_metrics", None) or {})}  # a reward's own per-step scalars (e.g. judge canaries)
-        bad_steps = bad_steps + 1 if st["skipped"] else 0
-        if cfg.rollouts_every and step % cfg.rollouts_every == 0:
-            for n in range(0, len(texts), max(1, len(texts) // cfg.rollouts_shown))[:cfg.rollouts_shown]:
-                row = {"step": step, "prompt": prompt_text(rollout_records[n]), "completion": texts[n],
-                       "reward": rewards[n].item(), "parts": {k: v[n] for k, v in parts.items()}}
-                append_jsonl(rollouts_path, row)
-                tqdm.write(f"  rollout {n} reward {row['reward']:.2f} {row['parts']}: {texts[n][:200]!r}")
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-            evaluate(step, m)
-        append_jsonl(metrics_path, m)
-        history.append(m)
-        if cfg.log_every and (step % cfg.log_every == 0 or st["skipped"]):
-            tqdm.write(console_line(m))
+        m = log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_used, (t0, t_sample, t_train))
         bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl']:.4f}")
-        if bad_steps >= cfg.max_bad_steps:
-            raise TrainError(f"stopping at step {step}: {bad_steps} steps in a row had a non-finite loss or "
-                             f"gradient (last loss {st['loss']}); lower --lr or check the reward function. "
-                             f"Checkpoints and metrics written so far are in {run_dir}")
-        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps:
-            saved.append(save_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler, generator,
-                                         cfg.keep_ckpts, data_pos=step * B))
     bar.close()
-    final = write_policy(run_dir, model, tokenizer)
-    if hasattr(model, "peft_config"):
+
+    final = write_policy(run.run_dir, run.model, run.tokenizer)
+    if hasattr(run.model, "peft_config"):
         print(f"trained policy: {final} (peft adapter + tokenizer; e.g. python run.py eval --model "
               f"{cfg.model or 'BASE'} --adapter {final})")
     else:
         print(f"trained policy: {final} (model folder + tokenizer)")
-    return TrainResult(run_dir=run_dir, history=history, model=model, tokenizer=tokenizer, config=cfg,
-                       checkpoints=saved, policy_dir=final)
+    return TrainResult(run_dir=run.run_dir, history=run.history, model=run.model, tokenizer=run.tokenizer,
+                       config=cfg, checkpoints=run.saved, policy_dir=final)

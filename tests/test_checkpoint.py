@@ -10,7 +10,6 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minirlvr.commands import attention as attention_cmd
-from minirlvr.evaluation import attention as attention_report
 from minirlvr.engine.config import make_config
 from minirlvr.engine.model import load_for_inference, tiny_model, word_tokenizer
 from minirlvr.train import train

@@ -7,6 +7,7 @@ import math
 import pytest
 
 import minirlvr.train as train_mod
+from minirlvr.commands import train as train_cmd
 from minirlvr import verifiers
 from minirlvr.reward.judge import Verdicts
 from minirlvr.reward.llm_judge import adapters_enabled
@@ -182,7 +183,7 @@ def test_train_mixed_with_the_base_as_judge(tmp_path, folder, monkeypatch):
         return reward_fn
 
     monkeypatch.setattr(train_mod, "reward_from_config", watched)
-    train_mod.main(train_args(tmp_path, folder, write_data(tmp_path / "d.jsonl")))
+    train_cmd.main(train_args(tmp_path, folder, write_data(tmp_path / "d.jsonl")))
     assert seen == [("before judge", True), ("after judge", True)] * 3
     rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -195,7 +196,7 @@ def test_train_mixed_with_the_base_as_judge(tmp_path, folder, monkeypatch):
 
 
 def test_train_batched_judge_runs(tmp_path, folder):
-    train_mod.main(train_args(tmp_path, folder, write_data(tmp_path / "d.jsonl"), steps=1, judge_mode="batched",
+    train_cmd.main(train_args(tmp_path, folder, write_data(tmp_path / "d.jsonl"), steps=1, judge_mode="batched",
                               reward="soft", reward_combine="product", canaries=0))
     row = json.loads(open(tmp_path / "run" / "metrics.jsonl").readline())
     assert "reward/soft:0" in row and "judge/unparseable" in row and "canary/n" not in row
@@ -205,11 +206,11 @@ def test_train_batched_judge_runs(tmp_path, folder):
 def test_bad_reward_setups_fail_at_start(tmp_path, folder):
     data = write_data(tmp_path / "hard_only.jsonl", soft=False)
     with pytest.raises(SystemExit, match=f"--reward=soft: no record in --data={data} has soft_constraints"):
-        train_mod.main(train_args(tmp_path, folder, data, reward="soft"))
+        train_cmd.main(train_args(tmp_path, folder, data, reward="soft"))
     with pytest.raises(SystemExit, match=f"--judge_model={tmp_path / 'nope'}: model path"):
-        train_mod.main(train_args(tmp_path, folder, data, out_dir=str(tmp_path / "run2"),
+        train_cmd.main(train_args(tmp_path, folder, data, out_dir=str(tmp_path / "run2"),
                                   judge_model=str(tmp_path / "nope")))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "w1", "soft_constraints": ["ok", 3]}\n')
     with pytest.raises(SystemExit, match="bad.jsonl:1: field 'soft_constraints' must be a list of strings"):
-        train_mod.main(train_args(tmp_path, folder, str(bad), out_dir=str(tmp_path / "run3")))
+        train_cmd.main(train_args(tmp_path, folder, str(bad), out_dir=str(tmp_path / "run3")))

@@ -5,13 +5,11 @@ Imports are read from the source (every `import` / `from ... import`, at module 
 lazy import that would close a cycle counts too."""
 
 import ast
-import os
 import pathlib
 import subprocess
 import sys
 import zipfile
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "minirlvr"
@@ -177,3 +175,24 @@ def test_wheel_holds_every_subpackage_and_the_package_data(tmp_path):
     assert "minirlvr/kernels/__init__.py" in names and not any(n.startswith("kernels/") for n in names)
     assert "minirlvr/assets/seed_tasks.jsonl" in names and "minirlvr/configs/qwen2.5-7b.json" in names
     assert "minirlvr/reward/sandbox_worker.py" in names and "minirlvr/bench/__main__.py" in names
+
+
+def test_both_parts_implement_the_protocol_and_reproduce_takes_parts():
+    import inspect
+
+    from minirlvr.miniature.parts import MiniatureParts
+    from minirlvr.pipeline import reproduce
+    from minirlvr.pipeline.hf_parts import HFParts
+    from minirlvr.pipeline.parts import Parts
+
+    wanted = {n: inspect.signature(f) for n, f in vars(Parts).items() if callable(f) and not n.startswith("_")}
+    assert len(wanted) >= 12
+    for cls in (MiniatureParts, HFParts):
+        for name, sig in wanted.items():
+            assert callable(getattr(cls, name, None)), f"{cls.__name__} has no {name}()"
+            params = list(inspect.signature(getattr(cls, name)).parameters)
+            assert len(params) >= len(sig.parameters), f"{cls.__name__}.{name}{params} vs protocol {sig}"
+    assert list(inspect.signature(reproduce.reproduce).parameters)[0] == "parts"
+    # and reproduce.py chooses no parts: it imports neither implementation
+    graph = import_graph()
+    assert not {"minirlvr.pipeline.hf_parts", "minirlvr.miniature.parts"} & graph["minirlvr.pipeline.reproduce"]

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from minirlvr.commands import reproduce as reproduce_cmd
-from minirlvr.pipeline import reproduce as pipeline
 from minirlvr.miniature import parts, sft
 
 

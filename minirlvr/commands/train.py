@@ -25,13 +25,13 @@ def usage():
     import textwrap
     from dataclasses import fields
 
-    from minirlvr.engine.config import HELP, PRESETS
+    from minirlvr.engine.config import HELP, TRAIN_PRESETS
 
     lines = ["GRPO training of one model on one data file (minirlvr/train.py).", "",
              "usage: python run.py train [--preset=NAME] [--key=value ...]     (or: minirlvr train ...)",
              "  e.g. python run.py train --model=path/to/model --data=train.jsonl --steps=200", "",
              "presets (applied first, then the --key=value overrides):"]
-    for name, values in PRESETS.items():
+    for name, values in TRAIN_PRESETS.items():
         lines += textwrap.wrap(" ".join(f"{k}={_shown(v)}" for k, v in values.items()), 118,
                                initial_indent=f"  {name:<8}", subsequent_indent=" " * 10)
     rows = [(f"--{f.name}", type(f.default).__name__, _shown(f.default), HELP.get(f.name, ""))

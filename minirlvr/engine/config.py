@@ -129,7 +129,7 @@ HELP = {
 }
 
 
-PRESETS = {
+TRAIN_PRESETS = {
     # a few-second CPU run on a tiny model (tests, smoke checks)
     "tiny": dict(steps=20, prompts_per_step=4, group_size=8, max_new_tokens=16, lr=3e-3, micro_batch_size=32,
                  lora_r=8, lora_alpha=16, ckpt_every=0, rollouts_every=5),
@@ -177,9 +177,9 @@ def make_config(preset=None, **overrides):
     types = _types()
     values = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-        values.update(PRESETS[preset])
+        if preset not in TRAIN_PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(TRAIN_PRESETS)}")
+        values.update(TRAIN_PRESETS[preset])
     for key, value in overrides.items():
         if key not in types:
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(types)}")

@@ -40,8 +40,7 @@ import torch
 from tqdm import tqdm
 
 from minirlvr.evaluation.attention_hook import collect_attention_mass
-from minirlvr.data import DataError, prompt_text, read_jsonl, read_records, write_atomic, write_jsonl
-from minirlvr.kernels.attention import resolve_backend
+from minirlvr.data import DataError, prompt_text
 
 SEGMENTS = ("template", "task", "constraint", "response")
 TEMPLATE, TASK, CONSTRAINT, RESPONSE = range(4)

@@ -20,7 +20,7 @@ from minirlvr import verifiers
 from minirlvr.engine import chat
 from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic,
                            write_jsonl)
-from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.engine.model import load_for_inference
 from minirlvr.evaluation.verify import evaluate, format_report
 
 # What --bench sets. Both benchmarks are scored greedily (IFBench's README: "a temperature of 0"); 1280 new tokens

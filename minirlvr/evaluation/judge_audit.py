@@ -31,7 +31,6 @@ from minirlvr import verifiers
 from minirlvr.engine.config import ConfigError
 from minirlvr.data import DataError, prompt_text, read_records, write_atomic, write_jsonl
 from minirlvr.reward.judge import precision_recall
-from minirlvr.engine.model import ModelError
 from minirlvr.reward.constraint import hard_checks
 
 MODES = ("pointwise", "batched")

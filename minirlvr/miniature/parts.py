@@ -1,4 +1,4 @@
-"""The miniature's parts for the one pipeline (pipeline.py): what `python run.py` plugs in on a CPU.
+"""The miniature's parts for the one pipeline (pipeline/reproduce.py, protocol: pipeline/parts.py): what `python run.py` plugs in on a CPU.
 
     start policy   a ~1M-parameter Qwen2 trained from scratch on the synthetic world (sft.py, cached)
     judge          a tiny learned classifier (judge.py, cached): its mistakes are its own
@@ -18,11 +18,11 @@ EXTRAS below. This file does not define the world, the judge or the GRPO math, a
 
 import math
 import random
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from minirlvr.pipeline.report import by_variant, mean, mean_sd, table_head
 from minirlvr.refine import filters as refine
 from minirlvr.reward.judge import judge_soft, precision_recall
 from minirlvr.miniature import judge as judge_mod
@@ -93,11 +93,6 @@ def extra_arm(cfg):
     return "hard-only full-FT" if cfg.lora else "hard-only 4bit+LoRA"
 
 
-def mean(xs):
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
 def sample_texts(model, tokenizer, records, k, max_new_tokens, temperature, seed):
     """k completions per record with the kit's sampler (prompt-major), in input order: (texts, stopped, lengths)."""
     from minirlvr.engine.chat import complete
@@ -142,17 +137,6 @@ def world_critic(records, soft_check, tries=12, seed=0):
     return kept, dropped
 
 
-def fmt(values, digits=3):
-    vals = [v for v in values if v == v]
-    if not vals:
-        return "n/a"
-    m = mean(vals)
-    if len(vals) == 1:
-        return f"{m:.{digits}f}"
-    sd = math.sqrt(mean((v - m) ** 2 for v in vals))
-    return f"{m:.{digits}f} ± {sd:.{digits}f}"
-
-
 def se(p, n):
     """Binomial standard error over n prompts (the samples of one prompt are correlated, so n is prompts)."""
     return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
@@ -165,7 +149,7 @@ COLUMNS = [("hard prompt-level", "hard_prompt"), ("hard instr-level", "hard_inst
 
 
 class MiniatureParts:
-    """The parts pipeline.py asks for, on the synthetic world. See the module docstring."""
+    """The parts (pipeline/parts.py) on the synthetic world. See the module docstring."""
 
     def __init__(self, preset, cache, threads=1):
         self.cfg = config_of(preset)
@@ -315,16 +299,13 @@ class MiniatureParts:
                  f"(critic -{refine_stats['dropped_conflict'] + refine_stats['dropped_infeasible']}, "
                  f"pilot -{refine_stats['dropped_unlearnable']}).",
                  "",
-                 "| variant | " + " | ".join(c for c, _ in COLUMNS) + " | wall s/run |",
-                 "|---" * (len(COLUMNS) + 2) + "|",
-                 "| SFT start | " + " | ".join(fmt([base[k]]) if k != "len" else f"{base[k]:.1f}" for _, k in COLUMNS)
+                 *table_head([c for c, _ in COLUMNS], first="variant", extra=["wall s/run"]),
+                 "| SFT start | " + " | ".join(mean_sd([base[k]]) if k != "len" else f"{base[k]:.1f}" for _, k in COLUMNS)
                  + " | |"]
-        by = defaultdict(list)
-        for r in rows:
-            by[r["variant"]].append(r)
+        by = by_variant(rows)
         for name, rs in by.items():
-            cells = [fmt([r[k] for r in rs], 1 if k == "len" else 3) for _, k in COLUMNS]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt([r['wall_s'] for r in rs], 0)} |")
+            cells = [mean_sd([r[k] for r in rs], 1 if k == "len" else 3) for _, k in COLUMNS]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean_sd([r['wall_s'] for r in rs], 0)} |")
         hard = [r["hard_prompt"] for r in by.get("hard-only", [])]
         if len(hard) == 1:
             lines += ["", f"Hard-only GRPO vs SFT start on held-out hard prompts (prompt-level): "

@@ -1,4 +1,4 @@
-"""The real-model parts for the one pipeline (pipeline.py): any Hugging Face chat model, 4-bit + LoRA.
+"""The real-model parts for the one pipeline (pipeline/reproduce.py, protocol: pipeline/parts.py): any Hugging Face chat model, 4-bit + LoRA.
 
     start policy   the preset's model (a local folder, or a hub id already in the local Hugging Face cache; the
                    preset `tiny` builds a tiny random Qwen2 and a byte-level BPE on the spot)
@@ -37,6 +37,7 @@ from minirlvr.refine import stages as refine_cli
 from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
 from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.pipeline.report import by_variant, mean_sd, nanmean, table_head
 
 # What the paper reports (arXiv 2601.04954), for the report; never computed here.
 PAPER = {
@@ -50,11 +51,6 @@ PAPER = {
 }
 ARM_REWARD = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed", "refined": "mixed"}
 SPLITS = {"hard-only": "hard_only", "soft-only": "soft_only", "mixed": "mixed"}
-
-
-def mean(xs):
-    xs = [x for x in xs if x == x]
-    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def tiny_start(folder, seed=0):
@@ -105,7 +101,7 @@ def split_by_kind(records):
 
 
 class HFParts:
-    """The parts pipeline.py asks for, on a Hugging Face model. See the module docstring."""
+    """The parts (pipeline/parts.py) on a Hugging Face model. See the module docstring."""
 
     def __init__(self, preset, out, model=None, data=None, ifeval=None, ifbench=None, threads=None):
         self.p, self.out = preset, out
@@ -180,7 +176,7 @@ class HFParts:
             for rec, res in zip(recs, results):
                 for unseen, ok in zip(rec.get("unseen", [None] * len(res["strict"])), res["strict"]):
                     groups[unseen or "seen"].append(float(ok))
-            out.update({f"heldout/{g}": mean(v) for g, v in groups.items()})
+            out.update({f"heldout/{g}": nanmean(v) for g, v in groups.items()})
             audit, _, _ = judge_audit.audit_mode(self.judge_for(model), judge_audit.questions(recs, pairs, name))
             n = max(audit["n"], 1)
             out["judge/verified_pass"] = 1 - audit["violated"] / n
@@ -250,7 +246,7 @@ class HFParts:
     def training_metrics(self, steps):
         """What the judge did at the end of training: the last quarter of the steps."""
         tail = steps[-max(1, len(steps) // 4):]
-        return {"end/" + k.split("/", 1)[1]: mean(h.get(k, math.nan) for h in tail)
+        return {"end/" + k.split("/", 1)[1]: nanmean(h.get(k, math.nan) for h in tail)
                 for k in ("canary/recall_violated", "canary/agreement", "judge/soft_pass") if any(k in h for h in tail)}
 
     # --- report
@@ -276,15 +272,7 @@ class HFParts:
                  ("wall s", "wall_s")]
 
         def cell(values, key):
-            vals = [v for v in values if isinstance(v, (int, float)) and v == v]
-            if not vals:
-                return "n/a"
-            digits = 0 if key in ("tokens_trained", "wall_s") else 3
-            m = sum(vals) / len(vals)
-            if len(vals) == 1:
-                return f"{m:.{digits}f}"
-            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
-            return f"{m:.{digits}f} ± {sd:.{digits}f}"
+            return mean_sd(values, 0 if key in ("tokens_trained", "wall_s") else 3)
 
         p = self.p
         lines = [f"### minirlvr pipeline, preset {p.name}: {self.model_name}, GRPO {p.steps} steps x "
@@ -293,12 +281,9 @@ class HFParts:
                  "constraint types / kwargs values no training split shows. Judge columns: the LLM judge "
                  f"({p.judge_model}, {p.judge_mode}) asked about the held-out hard constraints. Values: mean ± sd "
                  "over seeds.", "",
-                 "| arm | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|",
+                 *table_head([c for c, _ in cols]),
                  "| start | " + " | ".join(cell([base.get(k)], k) for _, k in cols) + " |"]
-        by = defaultdict(list)
-        for r in rows:
-            by[r["variant"]].append(r)
-        for name, rs in by.items():
+        for name, rs in by_variant(rows).items():
             lines.append(f"| {name} | " + " | ".join(cell([r.get(k) for r in rs], k) for _, k in cols) + " |")
         refine = stats.get("refine")
         if refine:

@@ -24,7 +24,6 @@ import os
 from importlib import resources
 from dataclasses import dataclass, replace
 
-from minirlvr.pipeline import presets
 
 GiB = 2 ** 30
 CONFIG_DIR = str(resources.files("minirlvr") / "configs")  # package data: shipped in the wheel too

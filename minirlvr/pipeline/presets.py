@@ -8,7 +8,7 @@ the pipeline's smoke test; the others are real models a user downloads.
 
     judge_model / critic_model: "base" = the policy's own base model with the adapter switched off (no second
     copy of the weights: the default on one GPU), or a model id / folder (loaded in 4-bit when load_in_4bit).
-This file holds numbers only; pipeline.py runs them.
+This file holds numbers only; pipeline/reproduce.py runs them.
 """
 
 from dataclasses import dataclass, fields, replace

@@ -1,4 +1,5 @@
-"""PNG plots of the pipeline: two series of the engine's metrics.jsonl over GRPO steps, one panel per arm.
+"""What every pipeline report shares: means, "mean ± sd over seeds" cells, markdown table rows, and the PNG of two
+series of the engine's metrics.jsonl over GRPO steps, one panel per arm.
 
 The miniature plots `reward` (the training reward, judged where a judge is in the loop) against `reward/true` (the
 same formula with the world's truth in place of the judge); a real model plots the reward against the judge's
@@ -6,10 +7,50 @@ agreement with the verifiers on canaries. Matplotlib's Agg backend, so no displa
 nothing.
 """
 
+import math
+from collections import defaultdict
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+def mean(xs):
+    """The mean; NaN for no values."""
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def nanmean(xs):
+    """The mean of the values that are not NaN; NaN when none is."""
+    return mean(x for x in xs if x == x)
+
+
+def mean_sd(values, digits=3):
+    """One table cell: "m" for one value, "m ± sd" (population sd, over seeds) for several, "n/a" for none;
+    values that are not numbers, or NaN, are left out."""
+    vals = [v for v in values if isinstance(v, (int, float)) and v == v]
+    if not vals:
+        return "n/a"
+    m = mean(vals)
+    if len(vals) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {math.sqrt(mean((v - m) ** 2 for v in vals)):.{digits}f}"
+
+
+def by_variant(rows):
+    """{variant: [its rows, one per seed]} in the order the variants first appear."""
+    out = defaultdict(list)
+    for r in rows:
+        out[r["variant"]].append(r)
+    return out
+
+
+def table_head(columns, first="arm", extra=()):
+    """The header and rule lines of a markdown table whose first column is `first`."""
+    names = [first, *columns, *extra]
+    return ["| " + " | ".join(names) + " |", "|---" * len(names) + "|"]
 
 
 def smooth(values, k=5):

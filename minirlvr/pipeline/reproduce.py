@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import shutil
-import sys
 import time
 from collections import defaultdict
 from dataclasses import replace

@@ -16,11 +16,9 @@ from minirlvr.refine import filters
 from minirlvr import verifiers
 from minirlvr.reward import rule_checks
 from minirlvr.engine.chat import complete
-from minirlvr.refine.critic import model_ask, review
-from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic, write_jsonl
-from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.refine.critic import review
+from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
 from minirlvr.reward.constraint import call_reward
-from minirlvr.reward.sandbox import RUN_FLAG, SandboxError
 
 KEEP = {"mixed-only": 0.0, "all-fail": -1.0}  # --keep -> the lower bound of refine.learnable (pass rate > low)
 PASS = 1.0 - 1e-6  # a sample passes when its reward is 1: it satisfied every constraint

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from minirlvr.data import DataError, prompt_text
 from minirlvr.reward.constraint import hard_reward
-from minirlvr.reward.sandbox import Check, SandboxError, run_checks
+from minirlvr.reward.sandbox import Check, run_checks
 
 
 def _stderr(msg):
