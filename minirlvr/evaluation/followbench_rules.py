@@ -31,7 +31,7 @@ FORMAT_RULE_IDS = (22, 30)  # format items whose five constraints are checked by
 PUNCT = frozenset(string.punctuation)
 SENTENCE_END = re.compile(r"[.!?]")
 SENTENCE_30 = re.compile(r"(?<=[.?])(?<!\w\.\w.)(?<![A-Z][a-z]\.)\s")  # item 30's splitter: not after "e.g." "Mr."
-KEYWORD_30 = re.compile(r"\*\*\d")
+KEYWORD_30 = re.compile(r"\*\*\d.[^:]*:")  # the official \*\*[\d].+?: read within one line
 
 
 def rule_applies(category, source, example_id, level):
@@ -174,22 +174,15 @@ def format_22(response, level):
 
 
 def keyword_points(text):
-    """The official count of '**<digit>...:' (non-overlapping, the colon on the same line, at least one
-    character between the digit and it), found in one pass instead of a backtracking search."""
-    count, pos = 0, 0
-    while True:
-        m = KEYWORD_30.search(text, pos)
-        if not m:
-            return count
-        start = m.end()  # after the digit: one character that is not a line break, then the first ':'
-        eol = text.find("\n", start)
-        eol = len(text) if eol < 0 else eol
-        colon = text.find(":", start + 1, eol) if start < eol else -1
-        if colon < 0:
-            pos = eol  # no later start on this line can find a colon either
-            continue
-        count += 1
-        pos = colon + 1
+    """The official count of '**<digit>...:' (non-overlapping, at least one character between the digit and the
+    first colon after it, on the same line). Each line is cut after its last colon first: a start with no colon
+    after it would otherwise scan to the end of the line, once per start (quadratic on hostile text)."""
+    count = 0
+    for line in text.split("\n"):
+        last = line.rfind(":")
+        if last >= 0:
+            count += len(KEYWORD_30.findall(line, 0, last + 1))
+    return count
 
 
 def format_30(response, level):
