@@ -3,6 +3,7 @@ the official metric rules and the fallback bug on hand-built answers, both scori
 audit's figures with fake judges whose answers are known, and clear errors on malformed files."""
 
 import glob
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -131,9 +132,18 @@ def test_aggregate_is_the_rounded_mean_overall_and_per_split():
 def test_official_prompt_fills_each_field_once():
     it = item(["主需", "次需"], gold="GOLD {response}")
     p = cf.official_prompt(it, "RESP {criteria}")
-    assert "[参考答案]: GOLD {response}\n\n[模型答案]: RESP {criteria}\n\n[评估标准]: criterion 0\n\ncriterion 1\n\n" in p
+    assert ("[参考答案]: GOLD {response}\n\n[模型答案]: RESP {criteria}\n\n[评估标准]: criterion 0\n\ncriterion 1\n\n"
+            in p)
     assert p.startswith("\n我想让你扮演一个质量评估器的角色") and p.endswith("[你的评估]: \n")
     assert "[样例1]" in p and "\t1\n\n不存在其他冗余信息，引号可忽略\t0" in p
+
+
+def test_official_prompt_is_cfbench_verbatim():
+    # sha256 of CFBench's own prompt (code/evalaute.py, gpt_judge_for_cfbench("P", "G", "R", "C1\n\nC2")), computed
+    # with the official script: one character changed in our copy of the template changes it.
+    it = cf._item({"prompt": "P", "gold": "G", "split": "easy", "criteria": [["C1", "主需"], ["C2", "次需"]]}, "x")
+    digest = hashlib.sha256(cf.official_prompt(it, "R").encode()).hexdigest()
+    assert digest == "1df7dfaa3937424340ea0230abe20f62a9e65eabaa68c8b822e0caeb1d56064c"
 
 
 class Scripted:

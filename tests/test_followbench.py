@@ -34,8 +34,8 @@ def first_k_minus_1(k):
 # (source, a response meeting all five constraints, {k: a response meeting constraints 1..k-1 and breaking k})
 CUMULATIVE = [
     ("cnn_dailymail",
-     "Daniel Radcliffe of Harry Potter turns eighteen. The young actor keeps his money. His films have earned "
-     "millions.",
+     ("Daniel Radcliffe of Harry Potter turns eighteen. The young actor keeps his money. His films have earned "
+      "millions."),
      {1: "Daniel Radcliffe of Harry Potter turns eighteen. The young actor keeps his money.",
       2: "Daniel Radcliffe of Harry Potter turns eighteen on Monday and gets access to a fortune of many "
          "millions. The young actor keeps his money. His films have earned millions.",
@@ -82,10 +82,15 @@ def test_cumulative_rules_level_by_level(source, good, broken):
 
 
 def test_cumulative_rules_at_their_boundaries():
-    words = lambda n: " ".join(["Clean-up", "operation", "is", "continuing"] + ["x"] * (n - 4)) + "."  # noqa: E731
+    def words(n):
+        return " ".join(["Clean-up", "operation", "is", "continuing"] + ["x"] * (n - 4)) + "."
+
     assert levels_passed("xsum", words(19))[:4] == [True] * 4
     assert levels_passed("xsum", words(20))[:2] == [True, False]  # fewer than 20 words (split on single spaces)
-    arxiv = lambda n: " ".join(["We", "edit", "activations"] + ["x"] * (n - 3)) + "."  # noqa: E731
+
+    def arxiv(n):
+        return " ".join(["We", "edit", "activations"] + ["x"] * (n - 3)) + "."
+
     assert levels_passed("arxiv", arxiv(20)) == [True] * 5  # at most 20
     assert levels_passed("arxiv", arxiv(21)) == first_k_minus_1(2)
     assert levels_passed("samsum", "Kim may try the technique to get more stuff done") == first_k_minus_1(5)  # 0
