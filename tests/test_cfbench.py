@@ -241,6 +241,24 @@ def test_audit_figures_with_fake_judges():
     assert fig["recall_violated"] == 0.0 and fig["agreement"] == pytest.approx(228 / 283)
 
 
+@needs_data
+def test_audit_official_with_scripted_answers():
+    judgements = [x for f in JUDGE_FILES for x in cf.read_judgements(f)]
+    by_response = {resp: (it, v) for it, resp, v in cf.released_verdicts(judgements)}
+
+    def echo(prompt):  # GPT-4o's own verdicts in the official format, except item idx 0's answers are unreadable
+        resp = prompt.rsplit("[模型答案]: ", 1)[1].rsplit("\n\n[评估标准]: ", 1)[0]
+        it, v = by_response[resp]
+        return "???" if it.idx == 0 else "\n\n".join(f"{c.text}\t{s}" for c, s in zip(it.criteria, v))
+
+    fig, rows = cf.audit_official(echo, judgements)
+    zero = [r for r in rows if r["idx"] == 0]
+    assert fig["n"] == 283 and fig["unparseable"] == len(zero) > 0
+    wrong = sum(r["gpt4o"] == 1 for r in zero)  # unreadable: scored "not satisfied"
+    assert fig["agreement"] == pytest.approx(1 - wrong / 283)
+    assert fig["recall_violated"] == 1.0 and fig["recall_violated_readable"] == 1.0
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 

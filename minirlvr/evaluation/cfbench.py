@@ -412,22 +412,43 @@ def released_verdicts(judgements):
     return out
 
 
-def audit(judge, judgements):
-    """judge-audit's figures for `judge` (kit interface, asked pointwise per criterion) against GPT-4o's released
-    verdicts: n, violated, agreement (= accuracy), recall / precision on violations, unparseable, ...
-    (minirlvr.judge_audit.metrics), plus the per-question rows."""
+def _figures(refs, judged_rows, parsed_rows, answers):
+    """judge-audit's metrics over every criterion of `refs`, and one row per question."""
     from minirlvr.judge_audit import metrics
 
-    refs = released_verdicts(judgements)
-    v = judge.check([(pointwise_record(it), resp, [c.text for c in it.criteria]) for it, resp, _ in refs])
     judged, truth, parsed, rows = [], [], [], []
-    for (it, _, gpt), ok, p, ans in zip(refs, v.ok, v.parsed, v.answers or [[]] * len(refs)):
+    for (it, _, gpt), ok, p, ans in zip(refs, judged_rows, parsed_rows, answers):
         for j, crit in enumerate(it.criteria):
             judged.append(bool(ok[j]))
             truth.append(gpt[j] == 1)
             parsed.append(bool(p[j]))
             rows.append({"idx": it.idx, "criterion": crit.text, "gpt4o": gpt[j], "judged": int(ok[j]),
-                         "parsed": bool(p[j]), "answer": ans[j] if j < len(ans) else ""})
+                         "parsed": bool(p[j]), "answer": ans[j] if isinstance(ans, list) else ans})
     figures = metrics(judged, truth, parsed)
     figures["agreement"] = figures["accuracy"]
     return figures, rows
+
+
+def audit(judge, judgements):
+    """judge-audit's figures for `judge` (kit interface, asked pointwise per criterion) against GPT-4o's released
+    verdicts: n, violated, agreement (= accuracy), recall / precision on violations, unparseable, ...
+    (minirlvr.judge_audit.metrics), plus the per-question rows."""
+    refs = released_verdicts(judgements)
+    v = judge.check([(pointwise_record(it), resp, [c.text for c in it.criteria]) for it, resp, _ in refs])
+    answers = v.answers or [[""] * len(it.criteria) for it, _, _ in refs]
+    return _figures(refs, v.ok, v.parsed, answers)
+
+
+def audit_official(ask, judgements):
+    """The same figures with the official batched prompt, one ask(prompt) -> str per item; an answer the strict
+    parser rejects leaves all of that item's criteria unparsed (scored "not satisfied")."""
+    refs = released_verdicts(judgements)
+    ok, parsed, answers = [], [], []
+    for it, resp, _ in refs:
+        answer = ask(official_prompt(it, resp))
+        scores = parse_strict(answer, it)
+        n = len(it.criteria)
+        ok.append([False] * n if scores is None else [float(s) == 1 for s in scores])
+        parsed.append([scores is not None] * n)
+        answers.append(answer)
+    return _figures(refs, ok, parsed, answers)
