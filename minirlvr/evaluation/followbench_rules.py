@@ -17,7 +17,8 @@ Quirks of the official rules are kept, so that scores compare: sentences are the
 whitespace elsewhere; format item 22 counts "1." as a one-word sentence, so its levels 4-5 (number markers and
 sentences over 20 words) can only pass without "N." fragments; format item 30 forbids words ending in "-ly" (with
 the hyphen). Every check is linear in the response (no regular expression that backtracks over it), so a hostile
-1 MB response is scored in milliseconds. The Chinese rules (code_zh) differ and are not implemented here.
+1 MB response is scored in well under a second; the one exception, an example template with several wildcards
+(none in the released data), falls back to the official regular expression. The Chinese rules (code_zh) differ and are not implemented here.
 This file does not read files or call judges.
 """
 
