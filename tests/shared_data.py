@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# MINIRLVR_SHARED_DATA: the shared data folder when it is not beside the repository (a worktree, another checkout)
+SHARED = Path(os.environ.get("MINIRLVR_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 NLTK_DATA = SHARED / "nltk_data"
 
 

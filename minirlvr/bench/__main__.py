@@ -12,6 +12,7 @@ TARGETS = {
     "sampler": "minirlvr.bench.sampler",  # own sampler vs model.generate
     "judge": "minirlvr.bench.judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
     "step": "minirlvr.bench.step",  # one GRPO step of the kit's loop vs TRL's GRPOTrainer, same model and settings
+    "judged": "minirlvr.bench.judged",  # FollowBench rule checks vs the official ones; hostile 1 MB responses
 }
 
 

@@ -2,12 +2,18 @@
 
 A benchmark reports ratios against a baseline measured in the same run, never absolute times from another run."""
 
+import os
 import sys
 import time
 
 import torch
 
 from minirlvr.engine.malloc import return_freed_memory
+
+# The benchmarks' default data: the reference data folder beside a checkout (../shared/data), or
+# $MINIRLVR_SHARED_DATA. Every target also takes its files as options: users download them from the releases.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED_DATA = os.environ.get("MINIRLVR_SHARED_DATA") or os.path.join(CHECKOUT, "..", "shared", "data")
 
 # ---------------------------------------------------------------------------------------------- shared measures
 

@@ -20,10 +20,10 @@ import os
 import random
 import time
 
+from minirlvr.bench.measure import SHARED_DATA
 from minirlvr.data import prompt_text, read_jsonl, read_records
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(ROOT, "..", "shared", "data")
+SHARED = SHARED_DATA
 DATA = os.path.join(SHARED, "ifeval", "input_data.jsonl")
 RESPONSES = os.path.join(SHARED, "ifeval", "input_response_data_gpt4_20231107_145030.jsonl")
 IFBENCH_DATA = os.path.join(SHARED, "ifbench", "IFBench_test.jsonl")
