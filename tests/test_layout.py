@@ -197,3 +197,15 @@ def test_both_parts_implement_the_protocol_and_reproduce_takes_parts():
     # and reproduce.py chooses no parts: it imports neither implementation
     graph = import_graph()
     assert not {"minirlvr.pipeline.hf_parts", "minirlvr.miniature.parts"} & graph["minirlvr.pipeline.reproduce"]
+
+
+def test_public_paths_the_readme_documents_keep_working():
+    from minirlvr import verifiers
+    from minirlvr.integrations import trl, verl  # noqa: F401
+    from minirlvr.reward import constraint_reward, hard_reward  # noqa: F401
+    import minirlvr.reward
+
+    assert minirlvr.reward.constraint_reward is constraint_reward and callable(verifiers.check)
+    for module in ("minirlvr.bench", "minirlvr.kernels.compile_check"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], cwd="/", capture_output=True, text=True)
+        assert out.returncode == 0 and "usage" in out.stdout.lower(), (module, out.stderr[-2000:])

@@ -125,7 +125,7 @@ HELP = {
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "progress": "tqdm progress bar",
     "cpu_mmap_threshold_kb": "CPU only: glibc maps blocks of this size or more and unmaps them when freed, so the "
-                             "resident set follows live tensors (minirlvr/malloc.py); 0 leaves glibc's default",
+                             "resident set follows live tensors (engine/malloc.py); 0 leaves glibc's default",
 }
 
 
