@@ -1,7 +1,9 @@
 """Evaluation: benchmarks scored by the verifiers or a judge, the judge's own audit, and the attention analysis.
 
   verify.py          score a response file against benchmark records (IFEval metrics: prompt/instruction, strict/loose)
-  generate.py        generate a model's responses to a benchmark's prompts, resumable, and score them
+  generate.py        generate a model's responses to IFEval / IFBench prompts, resumable, and score them
+  benchmarks.py      the benchmark interface (read, conversations, score) and Multi-IF, CFBench, FollowBench in it
+  conversations.py   generate turn by turn (the model's own earlier responses in the chat), resumable, and score
   judge_audit.py     how often an LLM judge misses a violated constraint, point-wise vs batched
   attention.py       how much response tokens attend to the constraint text (the paper's attention analysis)
   attention_hook.py  per-segment attention mass collected while a Hugging Face decoder runs its SDPA attention
