@@ -29,6 +29,9 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
   --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)
   --ifbench FILE    real presets: IFBench's IFBench_test.jsonl
+  --multiif FILE    real presets: Multi-IF's CSV (three turns, scored by its rules)
+  --cfbench FILE    real presets: CFBench's cfbench_data.json (judged by the preset's judge, official prompt)
+  --followbench DIR real presets: FollowBench's data/ folder (rule-checked items by rule, the rest judged)
   --steps N         real presets: override the preset's GRPO steps per run"""
 
 
@@ -38,7 +41,8 @@ class UsageError(ValueError):
 
 def parse_args(argv):
     opts = {"preset": "miniature", "resume": False, "out": None, "cache": "runs/cache", "threads": None,
-            "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False}
+            "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False,
+            "multiif": None, "cfbench": None, "followbench": None}
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -49,7 +53,7 @@ def parse_args(argv):
             else:
                 opts[name[2:]] = True
         elif name in ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench",
-                      "--steps"):
+                      "--steps", "--multiif", "--cfbench", "--followbench"):
             if not eq:
                 if not args or args[0].startswith("--"):
                     raise UsageError(f"option {name} needs a value")
@@ -76,7 +80,7 @@ def make_parts(opts):
     if opts["preset"].startswith("miniature"):
         from minirlvr.miniature.parts import MiniatureParts
 
-        for key in ("model", "data", "ifeval", "ifbench", "steps"):
+        for key in ("model", "data", "ifeval", "ifbench", "steps", "multiif", "cfbench", "followbench"):
             if opts[key] is not None:
                 raise UsageError(f"--{key} is for the real-model presets; the miniature builds its own")
         return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
@@ -84,7 +88,8 @@ def make_parts(opts):
 
     overrides = {"steps": opts["steps"]} if opts["steps"] else {}
     return HFParts(get(opts["preset"], **overrides), opts["out"], model=opts["model"], data=opts["data"],
-                   ifeval=opts["ifeval"], ifbench=opts["ifbench"], threads=opts["threads"])
+                   ifeval=opts["ifeval"], ifbench=opts["ifbench"], threads=opts["threads"], multiif=opts["multiif"],
+                   cfbench=opts["cfbench"], followbench=opts["followbench"])
 
 
 def main(argv):

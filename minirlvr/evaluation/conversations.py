@@ -83,38 +83,45 @@ def chat_of(conv, t, done, i):
     return messages
 
 
-def generate_turns(model, tokenizer, chats, done, path, args, max_new_tokens, log_every_s=30.0):
-    """Generate every missing (conversation, turn), one turn at a time across all conversations, appending each
-    finished chunk to `path`. Progress per conversation turn, as a bar on a terminal and as a line every
-    `log_every_s` seconds otherwise (under nohup or a job scheduler)."""
+def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_rows, temperature=0.0, seed=0,
+                   desc="eval", log_every_s=30.0):
+    """Generate every (conversation, turn) missing from `done`, one turn at a time across all conversations,
+    appending each finished chunk to `path` (None: kept in `done` only). Progress per conversation turn, as a bar
+    on a terminal and as a line every `log_every_s` seconds otherwise (under nohup or a job scheduler)."""
     total = sum(len(c.turns) for c in chats)
-    bar = tqdm(total=total, initial=len(done), desc=f"eval {args.bench}", unit="turn", disable=None)
+    bar = tqdm(total=total, initial=len(done), desc=desc, unit="turn", disable=None)
     n_tok, t0, last = 0, time.perf_counter(), time.perf_counter()
     for t in range(1, max((len(c.turns) for c in chats), default=0) + 1):
         live = [i for i, c in enumerate(chats) if len(c.turns) >= t]
         # chunks are planned over every live conversation, each with its own seed: a resumed run makes the same
         # chunks with the same seeds as one that was never killed
-        chunks = [live[s:s + args.batch_rows] for s in range(0, len(live), args.batch_rows)]
+        chunks = [live[s:s + batch_rows] for s in range(0, len(live), batch_rows)]
         for c, chunk in enumerate(chunks):
             todo = [i for i in chunk if (i, t) not in done]
             if not todo:
                 continue
             out = chat.complete(model, tokenizer, [chat_of(chats[i], t, done, i) for i in todo], samples=1,
-                                max_new_tokens=max_new_tokens, temperature=args.temperature,
-                                seed=args.seed + 10_000 * t + c, batch_rows=args.batch_rows, progress=False)
+                                max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 10_000 * t + c,
+                                batch_rows=batch_rows, progress=False)
             for j, i in enumerate(todo):
                 row = {"index": i, "turn": t, "key": chats[i].key, "prompt": chats[i].turns[t - 1],
                        "response": out.texts[j], "stopped": out.stopped[j], "length": out.lengths[j]}
-                append_jsonl(path, row)
+                if path:
+                    append_jsonl(path, row)
                 done[(i, t)] = row
             n_tok += sum(out.lengths)
             bar.update(len(todo))
             rate = n_tok / (time.perf_counter() - t0)
             bar.set_postfix(tok_s=f"{rate:.0f}")
             if bar.disable and time.perf_counter() - last >= log_every_s:
-                print(f"eval {args.bench}: {len(done)}/{total} turns, {rate:.0f} tokens/s", flush=True)
+                print(f"{desc}: {len(done)}/{total} turns, {rate:.0f} tokens/s", flush=True)
                 last = time.perf_counter()
     bar.close()
+
+
+def responses_of(chats, done):
+    """[[response to each turn] per conversation] from `done`."""
+    return [[done[(i, t)]["response"] for t in range(1, len(c.turns) + 1)] for i, c in enumerate(chats)]
 
 
 def cached_ask(ask, path):
@@ -144,10 +151,16 @@ def judging_for(args, bench, out):
     judge = load_judge(args.judge_model, mode="pointwise", load_in_4bit=args.judge_4bit, device=args.device,
                        option="--judge-model", batch_rows=args.batch_rows)
 
+    ask = cached_ask(judge_asker(judge, args.judge_max_new_tokens), os.path.join(out, "judge_answers.jsonl"))
+    return Judging(mode, ask, judge, args.judge_model)
+
+
+def judge_asker(judge, max_new_tokens):
+    """ask(prompt) -> the judge model's greedy answer to a benchmark's own judge prompt, sent as one user turn."""
     def ask(prompt):
-        return chat.complete(judge.model, judge.tokenizer, [prompt], max_new_tokens=args.judge_max_new_tokens,
-                             temperature=0.0, progress=False).texts[0]
-    return Judging(mode, cached_ask(ask, os.path.join(out, "judge_answers.jsonl")), judge, args.judge_model)
+        return chat.complete(judge.model, judge.tokenizer, [prompt], max_new_tokens=max_new_tokens, temperature=0.0,
+                             progress=False).texts[0]
+    return ask
 
 
 def run_conversations(args):
@@ -182,11 +195,12 @@ def run_conversations(args):
         if existing is None:
             write_jsonl(partial, [{"settings": settings}])
             existing = partial
-        generate_turns(model, tokenizer, chats, done, existing, args, max_new_tokens)
+        generate_turns(model, tokenizer, chats, done, existing, max_new_tokens, args.batch_rows, args.temperature,
+                       args.seed, desc=f"eval {bench.name}")
         del model
     if existing == partial:
         os.replace(partial, final)
-    responses = [[done[(i, t)]["response"] for t in range(1, len(c.turns) + 1)] for i, c in enumerate(chats)]
+    responses = responses_of(chats, done)
     write_jsonl(os.path.join(out, "responses.jsonl"),
                 [{"key": c.key, "turns": [{"prompt": p, "response": r} for p, r in zip(c.turns, rs)]}
                  for c, rs in zip(chats, responses) if c.turns])

@@ -37,6 +37,7 @@ from minirlvr.refine import stages as refine_cli
 from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
 from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
 from minirlvr.pipeline.report import by_variant, mean_sd, nanmean, table_head
 
 # What the paper reports (arXiv 2601.04954), for the report; never computed here.
@@ -100,23 +101,44 @@ def split_by_kind(records):
     return {"hard_only": hard, "soft_only": soft, "mixed": list(records)}
 
 
+# The five benchmarks of the paper's table, with the number each column shows (ifeval/ifbench: prompt-level loose)
+FIVE = (("ifeval", "IFEval P-loose"), ("ifbench", "IFBench P-loose"), ("multi-if", "Multi-IF overall"),
+        ("cfbench", "CFBench PSR"), ("followbench", "FollowBench HSR"))
+
+
+def with_five_average(row):
+    """The row with "five/average": the mean of the five benchmarks' headline numbers, when all five are there."""
+    keys = ["ifeval/prompt_level_loose", "ifbench/prompt_level_loose", "multi-if/headline", "cfbench/headline",
+            "followbench/headline"]
+    values = [row.get(k) for k in keys]
+    if all(isinstance(v, (int, float)) and v == v for v in values):
+        return {**row, "five/average": sum(values) / len(values)}
+    return row
+
+
 class HFParts:
     """The parts (pipeline/parts.py) on a Hugging Face model. See the module docstring."""
 
-    def __init__(self, preset, out, model=None, data=None, ifeval=None, ifbench=None, threads=None):
+    def __init__(self, preset, out, model=None, data=None, ifeval=None, ifbench=None, threads=None, multiif=None,
+                 cfbench=None, followbench=None):
         self.p, self.out = preset, out
         self.model_name = model or preset.model
         self.data_path, self.bench_paths = data, {"ifeval": ifeval, "ifbench": ifbench}
-        for option, path in [("--data", data), ("--ifeval", ifeval), ("--ifbench", ifbench)]:
+        self.conversation_paths = {"multi-if": multiif, "cfbench": cfbench, "followbench": followbench}
+        for option, path in [("--data", data), ("--ifeval", ifeval), ("--ifbench", ifbench), ("--multiif", multiif),
+                             ("--cfbench", cfbench)]:
             if path is not None and not os.path.isfile(path):
                 raise DataError(f"{option}: no such file {path!r}")
+        if followbench is not None and not os.path.exists(followbench):
+            raise DataError(f"--followbench: no such folder or file {followbench!r}")
         if threads:
             torch.set_num_threads(threads)
         # a missing model is an error before anything is written (tiny is built in setup)
         self.start = None if self.model_name == "tiny" else resolve_model(self.model_name)
 
     def describe(self):
-        return {**asdict(self.p), "model": self.model_name, "data": self.data_path, **self.bench_paths}
+        return {**asdict(self.p), "model": self.model_name, "data": self.data_path, **self.bench_paths,
+                **{k: v for k, v in self.conversation_paths.items() if v}}
 
     # --- the start policy, the judge, the data and the held-out sets
     def setup(self, log):
@@ -140,7 +162,15 @@ class HFParts:
         for name, path in self.bench_paths.items():
             if path:
                 self.sets[name] = read_benchmark(path)
-        log("held-out sets: " + ", ".join(f"{k} {len(v)} prompts" for k, v in self.sets.items()))
+        self.conversation_sets = {}  # Multi-IF, CFBench, FollowBench: (benchmark, items, conversations)
+        for name, path in self.conversation_paths.items():
+            if path:
+                bench = BENCHMARKS[name]
+                items = bench.read(path)
+                self.conversation_sets[name] = (bench, items, bench.conversations(items))
+        log("held-out sets: " + ", ".join([f"{k} {len(v)} prompts" for k, v in self.sets.items()]
+                                          + [f"{k} {len(c)} conversations" for k, (_, _, c) in
+                                             self.conversation_sets.items()]))
         return self.model, self.tokenizer
 
     def release(self):
@@ -184,6 +214,27 @@ class HFParts:
             out["judge/gap"] = out["judge/judged_pass"] - out["judge/verified_pass"]
             out["judge/recall_violated"] = audit["recall_violated"]
             out["judge/unparseable"] = audit["unparseable"]
+        out.update(self.evaluate_conversations(model, tokenizer))
+        return out
+
+    def evaluate_conversations(self, model, tokenizer):
+        """Multi-IF, CFBench, FollowBench: greedy responses turn by turn, scored by rule or by the preset's judge
+        with the benchmark's own prompt; `<bench>/headline` is the number the report's column shows."""
+        from minirlvr.evaluation.conversations import generate_turns, judge_asker, responses_of
+
+        out = {}
+        for name, (bench, items, chats) in self.conversation_sets.items():
+            done = {}
+            generate_turns(model, tokenizer, chats, done, None, self.p.eval_max_new_tokens, self.p.eval_batch_rows,
+                           desc=f"eval {name}")
+            judging = None
+            if bench.judged:
+                judge = self.judge_for(model)
+                judging = Judging("official", judge_asker(judge, self.p.eval_max_new_tokens), judge,
+                                  self.p.judge_model)
+            scored = bench.score(items, responses_of(chats, done), judging)
+            out.update({f"{name}/{k}": v for k, v in scored["metrics"].items()})
+            out[f"{name}/headline"] = next(iter(scored["headline"].values()))
         return out
 
     def summary(self, m):
@@ -267,6 +318,12 @@ class HFParts:
                                                                                f"{name}/prompt_level_loose"),
                          (f"{name} I-strict", f"{name}/instruction_level_strict"),
                          (f"{name} I-loose", f"{name}/instruction_level_loose")]
+        for name, label in FIVE[2:]:
+            if any(f"{name}/headline" in r for r in [base] + rows):
+                cols.append((label, f"{name}/headline"))
+        base, rows = with_five_average(base), [with_five_average(r) for r in rows]
+        if any("five/average" in r for r in [base] + rows):
+            cols.append(("5-benchmark mean", "five/average"))
         cols += [("judged−verified", "judge/gap"), ("judge recall (violated)", "judge/recall_violated"),
                  ("canary recall, end", "end/recall_violated"), ("tokens trained", "tokens_trained"),
                  ("wall s", "wall_s")]
@@ -280,7 +337,11 @@ class HFParts:
                  "Greedy answers scored by the verifiers (strict / loose as IFEval). Held-out: seed tasks and "
                  "constraint types / kwargs values no training split shows. Judge columns: the LLM judge "
                  f"({p.judge_model}, {p.judge_mode}) asked about the held-out hard constraints. Values: mean ± sd "
-                 "over seeds.", "",
+                 "over seeds. Multi-IF: 'overall' (mean of prompt/instruction-level strict/loose) averaged over turns "
+                 "1-3; CFBench: PSR; FollowBench: HSR averaged over levels 1-5; both judged by "
+                 f"{p.judge_model} with the benchmark's own prompt (the paper's judges are GPT-4-class). The "
+                 "5-benchmark mean (shown when all five ran) averages IFEval and IFBench prompt-level loose with those "
+                 "three, as fractions.", "",
                  *table_head([c for c, _ in cols]),
                  "| start | " + " | ".join(cell([base.get(k)], k) for _, k in cols) + " |"]
         for name, rs in by_variant(rows).items():
