@@ -17,8 +17,13 @@ class DataError(ValueError):
 
 def iter_jsonl(path):
     """(line number, JSON object) for each non-blank line of a JSONL file; anything malformed raises."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                f"save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
