@@ -101,3 +101,21 @@ def test_bad_preset_options(fixture, tmp_path):
                                          r"Hugging Face cache.*huggingface-cli download"):
         reproduce_cmd.main(["--preset", "qwen2.5-0.5b", "--out", str(tmp_path / "q")])
     assert not os.path.exists(tmp_path / "q")  # nothing written
+
+
+def test_an_earlier_run_is_never_deleted_without_overwrite(fixture, straight, tmp_path):
+    root, ifeval = fixture
+    before = sorted(os.listdir(straight))
+    with pytest.raises(SystemExit) as e:
+        reproduce_cmd.main(["--preset", "tiny", "--out", straight, "--ifeval", ifeval])
+    assert "holds an earlier run" in str(e.value) and "--resume" in str(e.value) and "--overwrite" in str(e.value)
+    assert sorted(os.listdir(straight)) == before
+    with pytest.raises(SystemExit, match="exclude each other"):
+        reproduce_cmd.main(["--preset", "tiny", "--out", straight, "--resume", "--overwrite"])
+    # --overwrite deletes what is there and starts over (a folder of our own, not the shared fixture)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "old.txt").write_text("x")
+    import minirlvr.commands.reproduce as cmd
+    cmd.claim_folder({"out": str(mine), "resume": False, "overwrite": True})
+    assert not mine.exists()

@@ -7,6 +7,7 @@ whole pipeline (pipeline/reproduce.py) with the parts the preset names.
 """
 
 import os
+import shutil
 import sys
 
 from minirlvr.data import DataError
@@ -21,6 +22,8 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --list            print the presets as a table and exit
   --out DIR         run folder (default runs/<preset>)
   --resume          continue an interrupted run in --out: finished stages are kept, runs resume from checkpoints
+  --overwrite       start over in an --out that holds an earlier run, deleting it (without --resume or --overwrite,
+                    a folder that is not empty is refused: nothing a run made is deleted by accident)
   --quick, --smoke  with the miniature: the presets miniature-quick / miniature-smoke
   --cache DIR       miniature: where SFT models and judges are cached (default runs/cache)
   --threads N       torch CPU threads (default 1 for the miniature: a ~1M-parameter model's ops are too small to
@@ -40,14 +43,14 @@ class UsageError(ValueError):
 
 
 def parse_args(argv):
-    opts = {"preset": "miniature", "resume": False, "out": None, "cache": "runs/cache", "threads": None,
+    opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
             "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False,
             "multiif": None, "cfbench": None, "followbench": None}
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-        if name in ("--quick", "--smoke", "--resume", "--list") and not eq:
+        if name in ("--quick", "--smoke", "--resume", "--overwrite", "--list") and not eq:
             if name in ("--quick", "--smoke"):
                 opts["size"] = name[2:]
             else:
@@ -73,6 +76,20 @@ def parse_args(argv):
         raise UsageError(f"unknown preset {opts['preset']!r}; presets: {', '.join(PRESETS)}")
     opts["out"] = opts["out"] or os.path.join("runs", opts["preset"])
     return opts
+
+
+def claim_folder(opts):
+    """The one rule for an existing --out: empty or missing is used; an earlier run is continued with --resume or
+    deleted with --overwrite, and refused otherwise, so one forgotten flag never deletes a long run."""
+    out = opts["out"]
+    if opts["resume"] and opts["overwrite"]:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if not os.path.isdir(out) or not os.listdir(out) or opts["resume"]:
+        return
+    if not opts["overwrite"]:
+        raise UsageError(f"--out {out} holds an earlier run ({', '.join(sorted(os.listdir(out))[:4])}, ...): add "
+                         f"--resume to continue it, --overwrite to delete it and start over, or choose another --out")
+    shutil.rmtree(out)
 
 
 def make_parts(opts):
@@ -103,7 +120,9 @@ def main(argv):
 
             print(table())
             return
-        reproduce(make_parts(opts), opts["preset"], opts["out"], opts["resume"])
+        parts = make_parts(opts)
+        claim_folder(opts)
+        reproduce(parts, opts["preset"], opts["out"], opts["resume"])
     except (UsageError, PresetError) as e:
         sys.exit(f"error: {e}\n\n{USAGE.format(presets=', '.join(PRESETS))}")
     except (DataError, ModelError, ConfigError, PipelineError) as e:
