@@ -29,6 +29,10 @@ def parse(argv=None):
     p.add_argument("--generations", type=int, default=4, help="G; processes x batch must be a multiple of it")
     p.add_argument("--completion-len", type=int, default=16)
     p.add_argument("--lora-r", type=int, default=8, help="0: train the whole model")
+    p.add_argument("--processes", type=int, default=None,
+                   help="fail unless the trainer sees this many processes (default: the launcher's WORLD_SIZE; "
+                        "`accelerate launch` without --multi_gpu starts one process on a machine without GPUs "
+                        "and sets none)")
     return p.parse_args(argv)
 
 
@@ -96,10 +100,10 @@ def main(argv=None):
                       task_type="CAUSAL_LM") if args.lora_r else None
     trainer = GRPOTrainer(model=args.model, args=config, train_dataset=to_dataset(args.data), reward_funcs=reward,
                           peft_config=lora)
-    launched = int(os.environ.get("WORLD_SIZE", 1))
-    if trainer.accelerator.num_processes != launched:
-        raise SystemExit(f"launched as {launched} processes but the trainer sees {trainer.accelerator.num_processes}"
-                         f": each would train alone on the same rows")
+    expected = args.processes or int(os.environ.get("WORLD_SIZE", 1))
+    if trainer.accelerator.num_processes != expected:
+        raise SystemExit(f"expected {expected} processes but the trainer sees {trainer.accelerator.num_processes}: "
+                         f"a process that sees only itself trains alone on its own copy of the rows")
     trainer.train()
     trainer.accelerator.wait_for_everyone()  # every rank's calls are written before rank 0 reads them
     if trainer.is_world_process_zero():

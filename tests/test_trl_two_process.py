@@ -52,7 +52,7 @@ def run(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "trl_trial.py",
            "--model", "model", "--data", "data/hard_only.jsonl", "--out", "out", "--steps", str(STEPS),
-           "--batch", str(BATCH), "--generations", str(G)]
+           "--batch", str(BATCH), "--generations", str(G), "--processes", "2"]
     done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     calls = {}
