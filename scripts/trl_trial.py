@@ -49,20 +49,20 @@ class Recorded:
 
         rewards = self.fn(prompts, completions, **kwargs)
         state = PartialState()
-        call = {"rank": state.process_index, "world_size": state.num_processes, "pid": os.getpid(), "keys": list(kwargs["key"]), "prompts": list(prompts),
+        call = {"rank": state.process_index, "world_size": state.num_processes, "pid": os.getpid(),
+                "keys": list(kwargs["key"]), "prompts": list(prompts),
                 "completions": [completion_text(c) for c in completions], "rewards": list(rewards)}
         with open(self.path, "a") as f:
             f.write(json.dumps(call) + "\n")
         return rewards
 
 
-def summary(out, log_history, name):
+def summary(out, log_history, name, processes):
     """Per step: TRL's logged reward mean and the mean over every rank's recorded rewards of that step."""
     calls = {}
-    for file in sorted(os.listdir(out)):
-        if file.startswith("calls.rank"):
-            with open(os.path.join(out, file)) as f:
-                calls[file] = [json.loads(line) for line in f]
+    for rank in range(processes):
+        with open(os.path.join(out, f"calls.rank{rank}.jsonl")) as f:
+            calls[rank] = [json.loads(line) for line in f]
     logged = [entry[f"rewards/{name}/mean"] for entry in log_history if f"rewards/{name}/mean" in entry]
     lines = [f"{len(calls)} rank(s): " + ", ".join(f"{c[0]['rank']} (pid {c[0]['pid']}, world size "
                                                   f"{c[0]['world_size']})" for c in calls.values())]
@@ -109,7 +109,8 @@ def main(argv=None):
     if trainer.is_world_process_zero():
         with open(os.path.join(args.out, "log_history.json"), "w") as f:
             json.dump(trainer.state.log_history, f, indent=1)
-        print(summary(args.out, trainer.state.log_history, reward.__name__), flush=True)
+        print(summary(args.out, trainer.state.log_history, reward.__name__, trainer.accelerator.num_processes),
+              flush=True)
 
 
 if __name__ == "__main__":

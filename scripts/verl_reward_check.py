@@ -63,6 +63,7 @@ def readme_overrides(train, reward_path, model, legacy):
 
 
 def verl_config(overrides):
+    """verl's trainer config (ppo_trainer.yaml) composed with command-line overrides, as main_ppo's Hydra does."""
     from hydra import compose, initialize_config_dir
     import verl
 
@@ -72,8 +73,8 @@ def verl_config(overrides):
 
 
 def completions(record, rng, k):
-    """k texts from the record's own kwargs values (keywords, phrases, words) and stock pieces, so that each
-    constraint is met by some and missed by others."""
+    """k texts from the record's own kwargs values (keywords, phrases, words) and stock pieces, so that
+    constraints are met by some texts and missed by others (the check counts the distinct scores)."""
     values = []
     for kw in record["kwargs"]:
         for v in kw.values():
