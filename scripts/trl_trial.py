@@ -5,10 +5,10 @@ recipe on one machine, CPU or GPUs, before renting more. Launch it with one proc
         --model Qwen/Qwen2.5-0.5B-Instruct --data data/hard_only.jsonl --out runs/trl-trial
 
 (on a CPU, OMP_NUM_THREADS=1 per process; `accelerate launch` needs --multi_gpu to start two processes even there.)
-Each process appends one JSON line per reward call to OUT/calls.rank<R>.jsonl (rank, world size, pid, the rows'
-keys, prompts and completions, the rewards); rank 0 writes TRL's log to OUT/log_history.json and prints, per step,
-TRL's logged reward mean next to the mean over every rank's recorded rewards. tests/test_trl_two_process.py runs
-it and checks the records against the kit's reward on the raw records.
+Each process appends one JSON line per reward call to OUT/calls.rank<R>.jsonl (rank, world size, pid, torch's
+threads, the rows' keys, prompts and completions, the rewards); rank 0 writes TRL's log to OUT/log_history.json
+and prints, per step, TRL's logged reward mean next to the mean over every rank's recorded rewards.
+tests/test_trl_two_process.py runs it and checks the records against the kit's reward on the raw records.
 
 The reward is the kit's hard reward (minirlvr.integrations.trl.reward_function(reward="hard")): no judge. This
 script trains nothing worth keeping (no checkpoint is saved) and does not build data (`run.py data build`).
@@ -43,6 +43,7 @@ class Recorded:
         self.fn, self.path, self.__name__ = fn, path, fn.__name__  # TRL logs rewards/<__name__>/...
 
     def __call__(self, prompts, completions, **kwargs):
+        import torch
         from accelerate import PartialState  # the trainer's view of the processes (a shared singleton)
 
         from minirlvr.integrations.trl import completion_text
@@ -50,6 +51,7 @@ class Recorded:
         rewards = self.fn(prompts, completions, **kwargs)
         state = PartialState()
         call = {"rank": state.process_index, "world_size": state.num_processes, "pid": os.getpid(),
+                "threads": torch.get_num_threads(),
                 "keys": list(kwargs["key"]), "prompts": list(prompts),
                 "completions": [completion_text(c) for c in completions], "rewards": list(rewards)}
         with open(self.path, "a") as f:

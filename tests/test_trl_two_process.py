@@ -72,6 +72,7 @@ def test_two_processes_score_different_rows(run):
     for rank, rank_calls in calls.items():
         assert len(rank_calls) == STEPS, (rank, len(rank_calls))
         assert {(c["rank"], c["world_size"]) for c in rank_calls} == {(rank, 2)}  # the trainer saw 2 processes
+        assert {c["threads"] for c in rank_calls} == {1}  # OMP_NUM_THREADS=1 reached the process
         assert all(len(c["rewards"]) == BATCH for c in rank_calls)
     assert calls[0][0]["pid"] != calls[1][0]["pid"]
     for step in range(STEPS):  # each rank scores its own share of the batch, not a copy of the other's
