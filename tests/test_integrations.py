@@ -143,6 +143,16 @@ def test_verl_compute_score_is_the_kits_hard_reward(combine):
     assert verl_adapter.compute_score("x", texts[0], as_dict, combine=combine) == expected[0]
 
 
+def test_verl_batch_takes_numpy_arrays_as_verl_passes_them():
+    """verl's batch reward manager (0.6, 0.7.0) passes data_sources and extra_infos as numpy object arrays."""
+    np = pytest.importorskip("numpy")
+    records, texts = flat(RECORDS)
+    rows = [r for r in verl_adapter.parquet_rows(RECORDS) for _ in range(G)]
+    sources, extras = (np.array([r[k] for r in rows], dtype=object) for k in ("data_source", "extra_info"))
+    got = verl_adapter.compute_score_batch(sources, texts, [r["reward_model"]["ground_truth"] for r in rows], extras)
+    assert got == [kit_hard(r, t, "mean") for r, t in zip(records, texts)]
+
+
 def test_verl_rows_survive_parquet(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

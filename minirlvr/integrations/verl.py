@@ -7,7 +7,7 @@
     python -m verl.trainer.main_ppo data.train_files=train.parquet ... \
         reward.custom_reward_function.path=/path/to/minirlvr/integrations/verl.py \
         reward.custom_reward_function.name=compute_score
-    (verl <= 0.7.0: custom_reward_function.path / .name at the top level)
+    (verl <= 0.7.0: custom_reward_function.path / .name at the top level. verl 0.9 ignores the top-level keys.)
 
 A row's reward_model.ground_truth is a JSON string of the record's constraints,
     {"key": 17, "instruction_id_list": [...], "kwargs": [{...}, ...], "soft_constraints": [...]},
@@ -20,8 +20,10 @@ one list per batch, so per-constraint keys, which differ between records, would 
 Options arrive as verl's reward_kwargs, e.g. `+reward.custom_reward_function.reward_kwargs.combine=product`.
 A judge cannot come from the command line: write a small file with
 `compute_score = functools.partial(minirlvr.integrations.verl.compute_score, judge=MyJudge(...))` and point
-custom_reward_function.path at it. With verl's batch reward manager (`reward.reward_manager.name=batch`), use
-compute_score_batch the same way: the judge then sees a whole batch per call.
+custom_reward_function.path at it. compute_score_batch is for verl's batch reward manager, which only verl <= 0.7.0
+can call (`reward_model.reward_manager=batch`; in 0.7.0 also `reward_model.use_reward_loop=False`): the judge then
+sees a whole batch per call. From 0.7.1 verl scores one row per call (its naive reward manager) and has no "batch".
+Checked by scripts/verl_reward_check.py with verl 0.9.1 (compute_score) and 0.7.0 / 0.6.1 (both).
 This file imports nothing of verl's; nothing outside minirlvr.integrations imports it.
 """
 
@@ -81,5 +83,7 @@ def compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos=
                         combine="mean", judge=None, **kwargs):
     """compute_score for verl's batch reward manager: lists in, a list of floats out, one judge call per batch."""
     check_options(reward, combine, judge, "compute_score_batch")
-    pairs = [_record(t, e) for t, e in zip(ground_truths, extra_infos or [None] * len(ground_truths))]
+    # verl passes numpy object arrays, whose truth value is an error: test for None, not for emptiness
+    extra_infos = [None] * len(ground_truths) if extra_infos is None else list(extra_infos)
+    pairs = [_record(t, e) for t, e in zip(ground_truths, extra_infos)]
     return score([r for r, _ in pairs], list(solution_strs), [label for _, label in pairs], reward, combine, judge)
