@@ -153,7 +153,7 @@ def compare(what, got, records, texts, float32):
     """Print and return the differences between verl's scores and the kit's reward on the raw records."""
     import torch
 
-    from minirlvr import reward
+    from minirlvr.reward import constraint as reward
 
     kit, _ = reward.constraint_reward("hard", "mean")(records, texts)
     if float32:
@@ -183,7 +183,7 @@ def main(argv=None):
     import minirlvr.integrations.verl as kit_verl
     from minirlvr.cli import main as cli
     from minirlvr.data import prompt_text, read_records
-    from minirlvr.miniature.tokenizer import train_tokenizer
+    from minirlvr.engine.tokenizer import train_tokenizer
 
     start = time.perf_counter()
     legacy = "num_examine" in inspect.signature(load_reward_manager).parameters

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("trl", reason="trl is not installed (pip install -e '.[test]' or '.[trl]')")
 torch = pytest.importorskip("torch")
 
-from minirlvr import reward  # noqa: E402
+from minirlvr.reward import constraint as reward  # noqa: E402
 from minirlvr.cli import main as cli  # noqa: E402
 from minirlvr.data import prompt_text, read_records  # noqa: E402
 
@@ -32,8 +32,8 @@ STEPS, BATCH, G = 3, 4, 2  # each rank scores 2 prompts per call, G completions 
 
 def build(tmp):
     """The kit's data (data build) and a tiny random Qwen2 with a byte-level tokenizer trained on its prompts."""
-    from minirlvr.miniature.tokenizer import train_tokenizer
-    from minirlvr.model import tiny_model
+    from minirlvr.engine.tokenizer import train_tokenizer
+    from minirlvr.engine.model import tiny_model
 
     cli(["data", "build", "--out", str(tmp / "data"), "--n", "8", "--seed", "0", "--max-hard", "2",
          "--hard-ids", HARD_IDS])
