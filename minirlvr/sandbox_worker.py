@@ -214,9 +214,9 @@ def run_one(code, instruction, response):
 def child(job, result_fd, devnull, memory_mb, timeout_s, read_dirs, confined):
     """In the forked child: narrow the confinement to this check, run it, write one line, exit."""
     try:
-        os.dup2(result_fd, 3, inheritable=False)
-        for fd in (0, 1, 2):
+        for fd in (0, 1, 2):  # before fd 3 is taken: devnull itself may be fd 3
             os.dup2(devnull, fd)
+        os.dup2(result_fd, 3, inheritable=False)
         os.closerange(4, 1 << 16)
         os.chdir(BOX + "/check")
         os.environ.update(HOME=os.getcwd(), TMPDIR=os.getcwd())
@@ -288,10 +288,12 @@ def wait_child(pid, r, timeout_s):
         name = signal.Signals(os.WTERMSIG(status)).name
         return False, f"crashed: killed by {name}" + (" (CPU time limit)" if name == "SIGXCPU" else "")
     code = os.WEXITSTATUS(status)
-    if code != 0 or not data:
-        return False, f"crashed: the check exited with code {code}"
     parsed = None if overflow else parse_child_line(data)
-    return parsed or (False, "crashed: the check wrote something that is not a result")
+    if parsed and code == 0:
+        return parsed
+    if code != 0 or not (data or overflow):
+        return False, f"crashed: the check exited with code {code}"
+    return False, "crashed: the check wrote something that is not a result"
 
 
 def empty_box():
