@@ -29,9 +29,11 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import struct
 import sys
+import time
 
 # modules a check is likely to import, loaded once here so that each forked check finds them ready
 import collections, itertools, math, re, string, unicodedata  # noqa: E401,F401
@@ -252,8 +254,6 @@ def parse_child_line(data):
 
 def wait_child(pid, r, timeout_s):
     """(ok, reason) of the child `pid`, which writes its line on pipe r; it is killed at the deadline."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     pidfd, data, exited, status, overflow = os.pidfd_open(pid), b"", False, 0, False
     try:
@@ -298,8 +298,6 @@ def wait_child(pid, r, timeout_s):
 
 def empty_box():
     """Remove /box/check whatever a check did to its modes; False when it cannot."""
-    import shutil
-
     path = BOX + "/check"
 
     def unlock(func, p, exc):

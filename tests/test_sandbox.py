@@ -116,8 +116,8 @@ def test_switching_python_guards_off_then_acting_changes_nothing_outside(open_di
         for name in list(vars(main)):  # the worker's functions and constants, as an audit hook's would be
             if not name.startswith('__'):
                 setattr(main, name, None)
-        for obj in gc.get_objects():
-            if callable(obj) and getattr(obj, '__closure__', None):
+        for obj in gc.get_objects():  # and the cells of the worker's closures, where an audit hook keeps its state
+            if getattr(obj, '__module__', None) == '__main__' and getattr(obj, '__closure__', None):
                 for cell in obj.__closure__:
                     try:
                         cell.cell_contents = None
@@ -197,7 +197,7 @@ def test_reads_outside_the_interpreter_and_the_parents_environment_do_not_leak(o
 
 
 def test_a_check_cannot_forge_or_read_other_records_verdicts():
-    forge_lines = "".join(json.dumps({"i": i, "ok": True, "reason": None}) + "\n" for i in range(64))
+    forge_lines = "".join(json.dumps({"i": i, "ok": True, "reason": None}) + "\n" for i in range(2, 64))  # 2: its own
     forge = body(f"""
         import builtins, json, os, sys
         for fd in range(64):
@@ -225,6 +225,31 @@ def test_a_check_cannot_forge_or_read_other_records_verdicts():
         raise ValueError(sorted(found))""")
     forged, snooped = sandwich([forge, snoop])
     assert forged.ok is False and snooped == Verdict(False, "ValueError: ['']")  # stdin: /dev/null
+
+
+def test_a_check_leaves_nothing_behind_for_the_next_one():
+    writer = body("""
+        for path in ('../leak', '/box/leak', '/leak', 'leak'):
+            try:
+                open(path, 'w').write('left for the next check')
+            except OSError:
+                pass
+        return True""")
+    reader = body("""
+        import os
+        found = []
+        for path in ('../leak', '/box/leak', '/leak', 'leak'):
+            try:
+                found.append(open(path).read())
+            except OSError:
+                pass
+        return bool(found)""")
+    fork = body("import os\nif os.fork() == 0:\n    os._exit(0)\nreturn True")
+    thread = body("import threading, time\nthreading.Thread(target=time.sleep, args=(5,)).start()\nreturn True")
+    written, read, forked, threaded = sandwich([writer, reader, fork, thread])
+    assert written == Verdict(True) and read == Verdict(False)
+    assert forked.ok is False and "BlockingIOError" in forked.reason  # no process outlives its check: none starts
+    assert threaded.ok is False and "can't start new thread" in threaded.reason
 
 
 def test_malformed_results_and_a_closed_channel_cost_only_their_own_check():
@@ -281,7 +306,7 @@ def test_a_check_cannot_kill_or_stop_its_caller():
 def fake_worker(tmp_path, monkeypatch, script):
     path = tmp_path / "fake_worker.py"
     path.write_text("import os, sys, time\nout = os.fdopen(1, 'wb', buffering=0)\nout.write(b'{\"ready\": true}\\n')\n"
-                    + textwrap.dedent(script))
+                    "os.read(0, 1 << 20)\n" + textwrap.dedent(script))  # takes the first job, then misbehaves
     monkeypatch.setattr(sandbox, "WORKER", str(path))
     monkeypatch.setattr(sandbox, "GRACE_S", 0.5)
 
