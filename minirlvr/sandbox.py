@@ -84,16 +84,37 @@ def parse_result(line, i):
 
 
 class _Worker:
-    """One worker process: start it, send it a job, read its answer, kill it. Every wait has a deadline."""
+    """One worker process: start it, feed it jobs, read its answers, kill it. Every wait has a deadline.
+    Jobs are written ahead while answers are awaited (as far as the pipe takes them): the worker reads one at a
+    time, and a check has no descriptor of that pipe, so jobs waiting in it are out of its reach."""
 
-    def __init__(self, tmp, timeout_s, memory_mb, disk_mb, unconfined):
+    def __init__(self, tmp, checks, timeout_s, memory_mb, disk_mb, unconfined):
         argv = [sys.executable, "-I", "-B", WORKER, tmp, str(memory_mb), str(disk_mb), repr(float(timeout_s))]
         self.proc = subprocess.Popen(argv + (["--unconfined"] if unconfined else []), cwd=tmp,
                                      env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        self.out, self.buf = self.proc.stdout.fileno(), b""
-        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.out, self.inp, self.buf = self.proc.stdout.fileno(), self.proc.stdin.fileno(), b""
+        os.set_blocking(self.inp, False)
+        self.jobs, self.pending, self.feeding = iter(checks), b"", False
+
+    def _feed(self):
+        """Write what the pipe takes of the next jobs; stop feeding for good when the worker has gone."""
+        while True:
+            if not self.pending:
+                check = next(self.jobs, None)
+                if check is None:
+                    self.feeding = False
+                    return
+                payload = json.dumps([check.code, check.instruction, check.response]).encode("utf-8")
+                self.pending = memoryview(struct.pack(">Q", len(payload)) + payload)
+            try:
+                self.pending = self.pending[os.write(self.inp, self.pending):]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # a broken pipe: the worker is gone, reading tells how
+                self.feeding, self.pending = False, b""
+                return
 
     def read_line(self, deadline):
         """A line (bytes), None on timeout, b"" at end of file, or b"x" * (MAX_LINE + 1) when it is too long."""
@@ -101,30 +122,21 @@ class _Worker:
             if len(self.buf) > MAX_LINE:
                 return b"x" * (MAX_LINE + 1)
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.out], [], [], left)[0]:
+            if left <= 0:
                 return None
-            chunk = os.read(self.out, 1 << 16)
-            if not chunk:
-                return b""
-            self.buf += chunk
+            readable, writable, _ = select.select([self.out], [self.inp] if self.feeding else [], [], left)
+            if writable:
+                self._feed()
+            if readable:
+                chunk = os.read(self.out, 1 << 16)
+                if not chunk:
+                    return b""
+                self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def send(self, check, deadline):
-        """False when the worker does not take the job by the deadline."""
-        payload = json.dumps([check.code, check.instruction, check.response]).encode("utf-8")
-        data, fd = memoryview(struct.pack(">Q", len(payload)) + payload), self.proc.stdin.fileno()
-        while data:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [fd], [], left)[1]:
-                return False
-            try:
-                data = data[os.write(fd, data):]
-            except (BlockingIOError, InterruptedError):
-                continue
-            except (BrokenPipeError, OSError):
-                return False
-        return True
+    def start_feeding(self):
+        self.feeding = True
 
     def error(self):
         self.kill()
@@ -162,7 +174,7 @@ def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict):
     """Verdicts for a prefix of `checks` (at least one): one worker, stopped when it stops answering properly."""
     verdicts = []
     with tempfile.TemporaryDirectory(prefix="minirlvr-sandbox-", ignore_cleanup_errors=True) as tmp:
-        worker = _Worker(tmp, timeout_s, memory_mb, disk_mb, unconfined)
+        worker = _Worker(tmp, checks, timeout_s, memory_mb, disk_mb, unconfined)
         try:
             line = worker.read_line(time.monotonic() + STARTUP_S)
             if line != b'{"ready": true}':
@@ -170,17 +182,13 @@ def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict):
                 raise SandboxError(f"the sandbox worker did not start (exit code {worker.proc.returncode}): {err}"
                                    + (f"\nTo run dataset code without the kernel confinement on this machine "
                                       f"anyway, set {UNCONFINED_ENV}=yes." if "cannot confine" in err else ""))
-            for i, check in enumerate(checks):
-                deadline = time.monotonic() + timeout_s + GRACE_S
-                verdict, line = None, None
-                if not worker.send(check, deadline):
-                    failed = "crashed: the worker stopped taking jobs"
-                else:
-                    line = worker.read_line(deadline)
-                    verdict = parse_result(line, i) if line else None
-                    failed = (f"timeout: the worker did not answer within {timeout_s + GRACE_S:g} s" if line is None
-                              else _exit_reason(worker.proc.poll()) if line == b""
-                              else "crashed: the worker wrote something that is not a result")
+            worker.start_feeding()
+            for i in range(len(checks)):
+                line = worker.read_line(time.monotonic() + timeout_s + GRACE_S)  # the worker runs one at a time
+                verdict = parse_result(line, i) if line else None
+                failed = (f"timeout: the worker did not answer within {timeout_s + GRACE_S:g} s" if line is None
+                          else _exit_reason(worker.proc.poll()) if line == b""
+                          else "crashed: the worker wrote something that is not a result")
                 verdicts.append(verdict or Verdict(False, failed))
                 if on_verdict:
                     on_verdict(len(verdicts) - 1, verdicts[-1])

@@ -25,6 +25,7 @@ seccomp filter), stat() of files inside the read-only folders, and the time a ch
 """
 
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -336,6 +337,7 @@ def zygote(memory_mb, timeout_s, read_dirs, confined, devnull):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # pid 1 of its namespace: nothing should stop it but the caller
     if not empty_box():
         raise Unconfinable("cannot create the check folder")
+    gc.freeze()  # what exists now stays out of the collector's way: fewer copied pages in each forked child
     out.write(b'{"ready": true}\n')
     i = 0
     while True:
