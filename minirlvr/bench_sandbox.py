@@ -2,13 +2,13 @@
 
 Three ways to run the same N benign checks in batches of --batch, measured alternately, best of --repeats:
 - "before": the design before issue #22, one `python -I` process per batch running its checks one after another
-  in that process (rlimits, no confinement; its audit hook is left out, so this baseline is a little faster than
-  the old code was);
-- "zygote": run_checks unconfined (MINIRLVR_UNCONFINED_DATASET_CODE): one process per batch forking one child per
-  check, no namespaces, new root or Landlock;
-- "confined": run_checks as it runs dataset code: the zygote inside its namespaces, new root and Landlock, and
-  each child adding its own Landlock layer.
-Reported: seconds, checks/s, the ratio before / confined, and the extra milliseconds per check. All three must
+  in that process, batches one after another (rlimits, no confinement; its audit hook is left out, so this
+  baseline is a little faster than the old code was);
+- "confined_1": run_checks as it runs dataset code, on one worker at a time: the worker inside its namespaces,
+  new root and Landlock, forking one child per check that adds its own Landlock layer and rlimits;
+- "confined": the same with run_checks' default number of workers at once (--workers; the CPU count, at most 4).
+Reported: seconds, checks/s, the ratios before / confined_1 and before / confined, and the extra milliseconds
+per check on one worker. All three must
 give the same verdicts. This measures throughput only; tests/test_sandbox.py shows what is contained.
 """
 
@@ -55,6 +55,7 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="python -m minirlvr.bench sandbox", description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000, help="benign checks")
     p.add_argument("--batch", type=int, default=64, help="checks per worker process")
+    p.add_argument("--workers", type=int, default=0, help="workers at once for 'confined' (0: run_checks' default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="", help="also append the result as one JSON line to this file")
     return p.parse_args(argv)
@@ -65,8 +66,8 @@ def main(argv):
     checks = [Check(CODE, "Mention tea.", f"I would like some {'tea' if k % 3 else 'coffee'} now, number {k}.")
               for k in range(args.n)]
     ways = {"before": lambda: before(checks, args.batch),
-            "zygote": lambda: run_checks(checks, allow=True, batch=args.batch, unconfined=True),
-            "confined": lambda: run_checks(checks, allow=True, batch=args.batch)}
+            "confined_1": lambda: run_checks(checks, allow=True, batch=args.batch, workers=1),
+            "confined": lambda: run_checks(checks, allow=True, batch=args.batch, workers=args.workers or None)}
     expected = [Verdict(bool(k % 3)) for k in range(args.n)]
     times = {name: [] for name in ways}
     for _ in range(args.repeats):
@@ -79,15 +80,15 @@ def main(argv):
     result = {"n": args.n, "batch": args.batch, "repeats": args.repeats,
               **{f"{name}_s": round(t, 3) for name, t in best.items()},
               **{f"{name}_checks_per_s": round(args.n / t, 1) for name, t in best.items()},
+              "ratio_before_over_confined_1": round(best["before"] / best["confined_1"], 3),
               "ratio_before_over_confined": round(best["before"] / best["confined"], 3),
-              "extra_ms_per_check": round(1000 * (best["confined"] - best["before"]) / args.n, 3),
-              "confinement_ms_per_check": round(1000 * (best["confined"] - best["zygote"]) / args.n, 3)}
+              "extra_ms_per_check_1": round(1000 * (best["confined_1"] - best["before"]) / args.n, 3)}
     print(f"sandbox benchmark: {args.n} benign checks, batches of {args.batch}, best of {args.repeats}")
     for name in ways:
-        print(f"  {name:9s} {best[name]:7.3f} s   {args.n / best[name]:8.1f} checks/s")
-    print(f"  confined is {result['ratio_before_over_confined']:.2f}x the speed of before "
-          f"({result['extra_ms_per_check']:+.2f} ms per check, of which the kernel confinement "
-          f"{result['confinement_ms_per_check']:+.2f} ms)")
+        print(f"  {name:10s} {best[name]:7.3f} s   {args.n / best[name]:8.1f} checks/s")
+    print(f"  ratio before / confined: {result['ratio_before_over_confined_1']:.3f} on one worker "
+          f"({result['extra_ms_per_check_1']:+.2f} ms per check), {result['ratio_before_over_confined']:.3f} "
+          f"with the default workers")
     print(json.dumps(result))
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:

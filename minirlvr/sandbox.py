@@ -20,7 +20,8 @@ group is killed in `finally`, cleanup errors are ignored, and reasons are one pr
 characters. A worker that stops answering or writes nonsense costs the check it was on; a fresh one takes the
 rest. Only a worker that cannot start at all (a broken Python, no confinement) is an error.
 
-on_verdict(k, verdict) is called as each verdict arrives, so a caller can record them as they come (resume).
+Batches run on up to 4 workers at once (one per CPU). on_verdict(k, verdict) is called as each verdict
+arrives, so a caller can record them as they come (resume).
 `python -m minirlvr.bench sandbox` times 1,000 checks confined against the pre-confinement design.
 This file does not know what a check means or how records hold them (rule_checks.py).
 """
@@ -33,7 +34,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 RUN_FLAG = "--run-dataset-code"
@@ -170,8 +173,9 @@ def _exit_reason(rc):
     return f"crashed: the worker exited with code {rc}"
 
 
-def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict):
-    """Verdicts for a prefix of `checks` (at least one): one worker, stopped when it stops answering properly."""
+def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict, stop):
+    """Verdicts for a prefix of `checks` (at least one unless `stop` is set): one worker, stopped when it stops
+    answering properly or when `stop` (a threading.Event) is set."""
     verdicts = []
     with tempfile.TemporaryDirectory(prefix="minirlvr-sandbox-", ignore_cleanup_errors=True) as tmp:
         worker = _Worker(tmp, checks, timeout_s, memory_mb, disk_mb, unconfined)
@@ -184,6 +188,8 @@ def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict):
                                       f"anyway, set {UNCONFINED_ENV}=yes." if "cannot confine" in err else ""))
             worker.start_feeding()
             for i in range(len(checks)):
+                if stop.is_set():
+                    break
                 line = worker.read_line(time.monotonic() + timeout_s + GRACE_S)  # the worker runs one at a time
                 verdict = parse_result(line, i) if line else None
                 failed = (f"timeout: the worker did not answer within {timeout_s + GRACE_S:g} s" if line is None
@@ -200,9 +206,10 @@ def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict):
 
 
 def run_checks(checks, allow=False, timeout_s=2.0, memory_mb=512, batch=64, disk_mb=64, unconfined=None,
-               on_verdict=None):
+               on_verdict=None, workers=None):
     """A Verdict per check, in order. Without allow=True nothing runs: a SandboxError says why.
-    on_verdict(k, verdict), when given, is called as soon as check k's verdict is known."""
+    on_verdict(k, verdict), when given, is called as soon as check k's verdict is known (one call at a time).
+    Batches run on up to `workers` workers at once (default: the CPU count, at most 4)."""
     if not allow:
         raise SandboxError(f"{len(checks)} check functions come from a data file and run only in the sandbox "
                            f"when asked: pass {RUN_FLAG}")
@@ -211,13 +218,29 @@ def run_checks(checks, allow=False, timeout_s=2.0, memory_mb=512, batch=64, disk
     if unconfined and checks:
         print(f"WARNING: {UNCONFINED_ENV}: {len(checks)} dataset check functions run WITHOUT kernel confinement "
               "(they can read, write and reach whatever this user can)", file=sys.stderr)
-    verdicts = []
-    for start in range(0, len(checks), batch):
+    verdicts, lock, stop = [None] * len(checks), threading.Lock(), threading.Event()
+
+    def deliver(k, verdict):
+        with lock:
+            verdicts[k] = verdict
+            if on_verdict:
+                on_verdict(k, verdict)
+
+    def run_batch(start):
         todo = checks[start:start + batch]
-        while todo:
-            base = len(verdicts)
+        while todo and not stop.is_set():
             done = _run_worker(todo, timeout_s, memory_mb, disk_mb, unconfined,
-                               on_verdict and (lambda k, v: on_verdict(base + k, v)))
-            verdicts += done
-            todo = todo[len(done):]
+                               lambda k, v, base=start: deliver(base + k, v), stop)
+            start, todo = start + len(done), todo[len(done):]
+
+    starts = range(0, len(checks), batch)
+    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(starts)))
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for future in [pool.submit(run_batch, start) for start in starts]:
+                future.result()
+        except BaseException:
+            stop.set()  # the other workers finish the check they are on, then stop
+            pool.shutdown(cancel_futures=True)
+            raise
     return verdicts

@@ -20,7 +20,8 @@ result channel (stdout) to itself, and hands a child only its own job: the child
 write a result but its own (a private pipe the zygote validates), and cannot signal or trace the zygote.
 
 What is not confined: CPU time and memory beyond the rlimits (no cgroup), the kernel's syscall surface (no
-seccomp filter), stat() of files inside the read-only folders, and the time a check takes up to its timeout.
+seccomp filter), reading anything inside the read-only folders (all of /usr/lib included), and the time a check
+takes up to its timeout.
 `--unconfined` skips steps 1-4 (the caller's explicit, loudly named opt-out); the zygote and rlimits stay.
 """
 
@@ -171,7 +172,7 @@ def build_root(root, disk_mb, read_dirs):
         _mount(d, target, None, MS_BIND | MS_REC, None)
         kept = os.statvfs(d).f_flag & (MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME)  # locked flags stay
         _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | kept, None)
-    for link in ("/lib", "/lib64", "/lib32", "/bin"):  # merged-/usr symlinks, so the loader's paths still resolve
+    for link in ("/lib", "/lib64", "/lib32"):  # merged-/usr symlinks, so the loader's paths still resolve
         if os.path.islink(link):
             os.symlink(os.readlink(link), root + link)
     os.mkdir(root + BOX, 0o700)

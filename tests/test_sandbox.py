@@ -337,6 +337,16 @@ def test_a_worker_line_is_checked_field_by_field():
         assert parse_result(line, 2) is None, line
 
 
+def test_batches_on_several_workers_come_back_in_order():
+    crash = Check(body("import os\nos._exit(1)"), "i", "x")
+    checks = [YES, NO, crash, YES, NO, YES, crash, NO, YES]
+    seen = []
+    verdicts = run_checks(checks, allow=True, batch=2, workers=3, on_verdict=lambda k, v: seen.append(k))
+    assert [v.ok for v in verdicts] == [True, False, False, True, False, True, False, False, True]
+    assert sorted(seen) == list(range(9)) and verdicts[2].reason == verdicts[6].reason == (
+        "crashed: the check exited with code 1")
+
+
 def test_without_the_flag_no_dataset_code_runs(monkeypatch):
     def no_process(*a, **k):
         raise AssertionError("a subprocess was started")
