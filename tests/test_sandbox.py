@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import pytest
 
@@ -56,17 +57,22 @@ def open_dir():
     subprocess.run(["rm", "-rf", d])
 
 
-def worker_processes():
-    """pids of live processes running this checkout's sandbox worker (there should be none after a run)."""
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if WORKER.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
+def worker_processes(patience_s=10.0):
+    """pids of live processes running this checkout's sandbox worker (there should be none after a run). A killed
+    worker's processes may take a moment to go: they get up to patience_s (not a timing assertion)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if WORKER.encode() in f.read():
+                        pids.append(int(pid))
+            except OSError:
+                pass
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
 
 
 def test_ordinary_failures_are_failed_checks_with_their_reason():
