@@ -231,6 +231,8 @@ def run_checks(checks, allow=False, timeout_s=2.0, memory_mb=512, batch=64, disk
         while todo and not stop.is_set():
             done = _run_worker(todo, timeout_s, memory_mb, disk_mb, unconfined,
                                lambda k, v, base=start: deliver(base + k, v), stop)
+            if not done:
+                break  # only when stopped
             start, todo = start + len(done), todo[len(done):]
 
     starts = range(0, len(checks), batch)

@@ -157,6 +157,8 @@ def test_switching_python_guards_off_then_acting_changes_nothing_outside(open_di
 def test_writes_through_directory_fds_and_other_side_doors_change_nothing(open_dir):
     with open(WORKER, "rb") as f:
         worker_before = f.read()
+    if os.path.exists("/dev/shm/minirlvr-test-shm"):
+        os.remove("/dev/shm/minirlvr-test-shm")  # left by a run without confinement
     code = body(f"""
         import os, shutil, sqlite3
         d = os.open({open_dir!r}, os.O_DIRECTORY)
@@ -169,6 +171,8 @@ def test_writes_through_directory_fds_and_other_side_doors_change_nothing(open_d
                     lambda: os.setxattr({open_dir!r} + '/victim', 'user.x', b'1'),
                     lambda: sqlite3.connect(':memory:').execute("ATTACH DATABASE '{open_dir}/db' AS x"),
                     lambda: open({WORKER!r}, 'a').write('raise SystemExit'),
+                    lambda: __import__('readline').write_history_file({open_dir!r} + '/history'),
+                    lambda: __import__('_posixshmem').shm_open('/minirlvr-test-shm', os.O_CREAT | os.O_RDWR, 0o666),
                     lambda: shutil.rmtree({open_dir!r})]
         for attempt in attempts:
             try:
@@ -183,6 +187,7 @@ def test_writes_through_directory_fds_and_other_side_doors_change_nothing(open_d
     assert oct(os.stat(os.path.join(open_dir, "victim")).st_mode & 0o777) == oct(0o666)
     with open(WORKER, "rb") as f:
         assert f.read() == worker_before
+    assert not os.path.exists("/dev/shm/minirlvr-test-shm")
 
 
 def test_reads_outside_the_interpreter_and_the_parents_environment_do_not_leak(open_dir, monkeypatch):
