@@ -167,9 +167,17 @@ class _Worker:
                 pass
 
 
-def _exit_reason(rc):
-    if rc is not None and rc < 0:
-        return f"crashed: the worker was killed by {signal.Signals(-rc).name}"
+def _exit_reason(proc):
+    try:
+        rc = proc.wait(timeout=1.0)  # its output has ended: it is exiting, or has closed stdout and goes on
+    except subprocess.TimeoutExpired:
+        return "crashed: the worker closed its output"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:  # a real-time signal has no name
+            name = f"signal {-rc}"
+        return f"crashed: the worker was killed by {name}"
     return f"crashed: the worker exited with code {rc}"
 
 
@@ -193,7 +201,7 @@ def _run_worker(checks, timeout_s, memory_mb, disk_mb, unconfined, on_verdict, s
                 line = worker.read_line(time.monotonic() + timeout_s + GRACE_S)  # the worker runs one at a time
                 verdict = parse_result(line, i) if line else None
                 failed = (f"timeout: the worker did not answer within {timeout_s + GRACE_S:g} s" if line is None
-                          else _exit_reason(worker.proc.poll()) if line == b""
+                          else _exit_reason(worker.proc) if line == b""
                           else "crashed: the worker wrote something that is not a result")
                 verdicts.append(verdict or Verdict(False, failed))
                 if on_verdict:

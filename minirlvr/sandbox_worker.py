@@ -236,8 +236,9 @@ def child(job, result_fd, devnull, memory_mb, timeout_s, read_dirs, confined):
         del job
         ok, reason = run_one(code, instruction, response)
         os.write(3, (json.dumps({"ok": ok, "reason": reason}) + "\n").encode())
-    finally:
-        os._exit(0)
+    except BaseException:
+        os._exit(70)  # the child could not be confined or could not answer: the check fails, nothing else
+    os._exit(0)
 
 
 def parse_child_line(data):
@@ -246,7 +247,7 @@ def parse_child_line(data):
         return None
     try:
         row = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if (not isinstance(row, dict) or set(row) != {"ok", "reason"} or type(row["ok"]) is not bool
             or not (row["reason"] is None or isinstance(row["reason"], str))):
@@ -287,7 +288,9 @@ def wait_child(pid, r, timeout_s):
     finally:
         os.close(pidfd)
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.valid_signals() and number < signal.SIGRTMIN else (
+            f"signal {number}")
         return False, f"crashed: killed by {name}" + (" (CPU time limit)" if name == "SIGXCPU" else "")
     code = os.WEXITSTATUS(status)
     parsed = None if overflow else parse_child_line(data)

@@ -84,6 +84,7 @@ def test_ordinary_failures_are_failed_checks_with_their_reason():
         body("return 'yes'"): "returned str, not a bool",
         body("import os\nos._exit(7)"): "crashed: the check exited with code 7",
         body("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"): "crashed: killed by SIGSEGV",
+        body("import os, signal\nos.kill(os.getpid(), signal.SIGRTMIN + 3)"): "crashed: killed by signal",
         "x = 1\n": "defines no check_following",
         "def check_following(:\n": "SyntaxError",
     }
@@ -266,10 +267,11 @@ def test_a_check_leaves_nothing_behind_for_the_next_one():
 def test_malformed_results_and_a_closed_channel_cost_only_their_own_check():
     flood, partial = body("import os\nos.write(3, b'[' * 100000)\nos._exit(0)"), body(
         "import os\nos.write(3, b'{\"reason\": 7}\\n')\nos._exit(0)")
+    deep = body("import os\nos.write(3, b'[' * 5000 + b'\\n')\nos._exit(0)")
     closed = body("import os, time\nos.closerange(0, 1024)\ntime.sleep(60)")
     hung = body("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)")
-    verdicts = sandwich([flood, partial, closed, hung], timeout_s=1.0)
-    assert [v.reason for v in verdicts] == ["crashed: the check wrote something that is not a result"] * 2 + [
+    verdicts = sandwich([flood, partial, deep, closed, hung], timeout_s=1.0)
+    assert [v.reason for v in verdicts] == ["crashed: the check wrote something that is not a result"] * 3 + [
         "timeout: no answer within 1 s"] * 2
 
 
