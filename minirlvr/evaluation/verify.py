@@ -14,6 +14,7 @@ the judge's job).
 """
 
 import json
+import os
 from collections import defaultdict
 
 from tqdm import tqdm
@@ -145,7 +146,8 @@ def run_rules(data, responses, out=None, allow=False, log=None):
     if not pairs:
         raise DataError(f"no response in {responses} matches a prompt in {data}")
     recs, texts = [records[k] for k, _ in pairs], [t for _, t in pairs]
-    ruled = rule_checks.verdicts(recs, texts, allow, **({"log": log} if log else {}))
+    journal = f"{out}.verdicts.jsonl" if out else None  # verdicts as they come: a killed run resumes from here
+    ruled = rule_checks.verdicts(recs, texts, allow, **({"log": log} if log else {}), journal=journal)
     per_name, failures, results = defaultdict(lambda: [0, 0]), [], []
     for rec, text, rule_vs in zip(recs, texts, ruled):
         hard = verifiers.score(rec, text)["strict"] if rec.get("instruction_id_list") else []
@@ -169,6 +171,10 @@ def run_rules(data, responses, out=None, allow=False, log=None):
               "results": results}
     if out:
         write_atomic(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        try:
+            os.remove(journal)
+        except OSError:
+            pass
     return report
 
 

@@ -5,21 +5,26 @@ the record's hard ids (the kit's verifiers):
     verdicts(records, responses, allow)       per response, a sandbox Verdict per rule check
     make_reward(allow)                        reward_fn(records, completions): mean over hard ids and rule checks
 
-(`python run.py verify` on VerInstruct data scores with `verdicts`: evaluation/verify.py.)
+(`python run.py verify` on VerInstruct data scores with `verdicts`: evaluation/verify.py.) With a journal path,
+each verdict is appended to it as it comes and checks already there are skipped, so a killed run resumes where it
+stopped.
 
 A check that times out, crashes or is refused scores as failed; its reason goes to `log` (stderr by default)
 and, for verify, into its report; the caller goes on. Nothing here runs without allow=True (--run-dataset-code).
 Soft constraints are not judged here (the LLM judge's job): verify counts them as not scored.
 """
 
+import hashlib
+import json
 import math
+import os
 import sys
 
 from tqdm import tqdm
 
 from minirlvr.data import DataError, prompt_text
 from minirlvr.reward.constraint import hard_reward
-from minirlvr.reward.sandbox import Check, run_checks
+from minirlvr.reward.sandbox import Check, Verdict, run_checks
 
 
 def _stderr(msg):
@@ -35,16 +40,53 @@ def validate(record, where):
     return record
 
 
-def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=512):
-    """[[Verdict per rule check] per response]; failures with a reason are logged."""
+def _journal_key(check):
+    return hashlib.sha256(json.dumps([check.code, check.instruction, check.response]).encode()).hexdigest()
+
+
+def _read_journal(path):
+    """{check key: Verdict} from a journal an earlier, interrupted run wrote (a torn last line is skipped)."""
+    done = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                    if isinstance(row.get("key"), str) and type(row.get("ok")) is bool and (
+                            row.get("reason") is None or isinstance(row.get("reason"), str)):
+                        done[row["key"]] = Verdict(row["ok"], row["reason"])
+                except (ValueError, AttributeError):
+                    continue
+    except FileNotFoundError:
+        pass
+    return done
+
+
+def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=512, journal=None):
+    """[[Verdict per rule check] per response]; failures with a reason are logged. With a journal path, each
+    verdict is appended to it as it comes and checks already in it are not run again (a killed run resumes)."""
     owners, checks = [], []
     for n, (rec, text) in enumerate(zip(records, responses)):
         for rule in rec.get("rule_checks", []):
             owners.append((n, rule["name"]))
             checks.append(Check(rule["code"], prompt_text(rec), text))
-    flat = run_checks(checks, allow=allow, timeout_s=timeout_s, memory_mb=memory_mb) if checks else []
+    if checks and not allow:
+        run_checks(checks, allow=False)  # raises: without the flag nothing runs and no journal is written
+    keys = [_journal_key(c) for c in checks] if journal else list(range(len(checks)))
+    done = _read_journal(journal) if journal else {}
+    todo = [k for k, key in enumerate(keys) if key not in done]
+    with open(journal, "a", encoding="utf-8") if journal else open(os.devnull, "w") as f:
+        def record(j, v):
+            done[keys[todo[j]]] = v
+            f.write(json.dumps({"key": keys[todo[j]], "ok": v.ok, "reason": v.reason}) + "\n")
+            f.flush()
+
+        if todo:
+            run_checks([checks[k] for k in todo], allow=allow, timeout_s=timeout_s, memory_mb=memory_mb,
+                       on_verdict=record)
     out = [[] for _ in responses]
-    for (n, name), v in zip(owners, flat):
+    for (n, name), key in zip(owners, keys):
+        v = done[key]
         out[n].append(v)
         if v.reason and log:
             log(f"rule check {name!r} of record {records[n].get('key')!r} failed: {v.reason}")
