@@ -1,0 +1,147 @@
+"""Multi-IF's language-aware word and sentence counts (He et al. 2024, facebookresearch/Multi-IF `ifeval.py`).
+
+Multi-IF keeps IFEval's verifiers but counts words and sentences by the language that langdetect finds in the
+response (seeded, as evalscope's copy of the scorer seeds it; an undetectable text counts as English):
+- Chinese and Japanese ("zh-cn", "zh-tw", "ja"): a word is each Han, kana or Hangul character, plus each
+  whitespace-separated run of the rest and each emoji, after a fixed set of punctuation is deleted; sentences are
+  runs of characters between `! ? 。 . ！ ？ ．` and line breaks, line by line.
+- Thai ("th"): words are pythainlp's default tokens (newmm, whitespace kept); sentences are pythainlp's default
+  sentence splits (crfcut) of each line. pythainlp is optional: without it a Thai count raises ThaiUnavailable.
+- Hindi ("hi"): sentences end after `।`, `!` or `?`; words are counted as in English.
+- every other language: IFEval's counts, runs of word characters and the kit's Punkt-like sentence splitter
+  (minirlvr.verifiers.text, within a few sentences of NLTK's English Punkt model on real responses).
+
+Written from the official code's documented behaviour, not copied; every rule here is linear in the text. What is
+deliberately NOT the same: Thai texts over THAI_WHOLE_TEXT characters are tokenized whitespace-delimited piece by
+piece and counting stops at the threshold (pythainlp takes about a minute per megabyte); pythainlp's dictionary
+changes between its versions, so Thai counts are only as reproducible as the installed pythainlp.
+"""
+
+import re
+
+from minirlvr.verifiers.text import count_sentences as english_sentences
+from minirlvr.verifiers.text import count_words as english_words
+from minirlvr.verifiers.text import detect_language
+
+CJK_LANGUAGES = ("zh", "zh-cn", "zh-tw", "ja")
+# Punctuation deleted before counting Chinese/Japanese words (the official character class, as a set).
+CJK_DELETED = frozenset("\\.!?．/_,{}<>:;$%^&*(+\"'—！，。？、`~@#￥…（）：；《》“”()[]»〔〕-「」")
+_CJK_DELETE = str.maketrans("", "", "".join(CJK_DELETED))
+# Han (CJK Unified Ideographs and Extension A), hiragana and katakana, Hangul syllables: one word each.
+_CJK_CHAR = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af]")
+CJK_SENTENCE_END = "!?。.！？．"
+_CJK_SENTENCE = re.compile("[^" + re.escape(CJK_SENTENCE_END) + "\n]+")
+_HINDI_SENTENCE_END = re.compile("[।!?]")
+THAI_WHOLE_TEXT = 20_000  # longer Thai texts are tokenized piece by piece (see module doc)
+_THAI_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+class ThaiUnavailable(RuntimeError):
+    """A Thai response needs a word or sentence count and pythainlp (with python-crfsuite) is not installed."""
+
+
+def language(text):
+    """langdetect's code for `text` (seed 0), "en" when nothing can be detected: the language the counts use."""
+    return detect_language(text) or "en"
+
+
+# --- Chinese and Japanese --------------------------------------------------------------------------
+
+
+def count_cjk_words(text):
+    """Each Han/kana/Hangul character is a word; so is each emoji and each whitespace-separated run of anything
+    else, once the punctuation in CJK_DELETED is deleted."""
+    import emoji
+
+    text = text.translate(_CJK_DELETE)
+    n_emoji = emoji.emoji_count(text)
+    text = emoji.replace_emoji(text, "")
+    n_cjk = len(_CJK_CHAR.findall(text))
+    return n_cjk + len(_CJK_CHAR.sub(" ", text).split()) + n_emoji
+
+
+def count_cjk_sentences(text):
+    """Per line (str.splitlines, then stripped), the runs of characters between sentence ends; a run of spaces
+    between two ends counts, as in the official regex."""
+    return sum(len(_CJK_SENTENCE.findall(line.strip())) for line in text.splitlines())
+
+
+# --- Hindi -----------------------------------------------------------------------------------------
+
+
+def count_hindi_sentences(text):
+    """Pieces after each `।`, `!` or `?` (and at the end) that are not blank."""
+    n, start = 0, 0
+    for m in _HINDI_SENTENCE_END.finditer(text):
+        n += bool(text[start:m.end()].strip())
+        start = m.end()
+    return n + bool(text[start:].strip())
+
+
+# --- Thai ------------------------------------------------------------------------------------------
+
+
+def _pythainlp():
+    try:
+        from pythainlp.tokenize import sent_tokenize, word_tokenize
+    except ImportError as e:
+        raise ThaiUnavailable("counting words or sentences of a Thai response needs pythainlp and python-crfsuite "
+                              "(pip install pythainlp python-crfsuite), as Multi-IF's scorer uses them") from e
+    return word_tokenize, sent_tokenize
+
+
+def count_thai_words(text, stop_at=None):
+    """pythainlp's default word tokens, whitespace tokens included. Past THAI_WHOLE_TEXT characters the text is
+    tokenized in whitespace-delimited pieces and counting may stop once `stop_at` tokens are found (then the
+    result is >= stop_at, which is all a comparison with stop_at needs)."""
+    word_tokenize, _ = _pythainlp()
+    if len(text) <= THAI_WHOLE_TEXT:
+        return len(word_tokenize(text))
+    n, piece = 0, []
+    pieces = _THAI_PIECE.findall(text)
+    for k, part in enumerate(pieces):
+        piece.append(part)
+        if sum(map(len, piece)) >= 1000 or k == len(pieces) - 1:
+            n += len(word_tokenize("".join(piece)))
+            piece = []
+            if stop_at is not None and n >= stop_at:
+                return n
+    return n
+
+
+def count_thai_sentences(text, stop_at=None):
+    """pythainlp's default sentence splits of each line (a line break always ends a sentence); counting may stop
+    once `stop_at` sentences are found."""
+    _, sent_tokenize = _pythainlp()
+    n = 0
+    for line in text.splitlines():
+        n += len(sent_tokenize(line))
+        if stop_at is not None and n >= stop_at:
+            break
+    return n
+
+
+# --- dispatch --------------------------------------------------------------------------------------
+
+
+def count_words(text, stop_at=None):
+    """Multi-IF's word count of `text` in its detected language. `stop_at`: the caller only compares the count
+    with this number, so a slow counter may stop there (the result is then >= stop_at)."""
+    lang = language(text)
+    if lang == "th":
+        return count_thai_words(text, stop_at)
+    if lang in CJK_LANGUAGES:
+        return count_cjk_words(text)
+    return english_words(text)
+
+
+def count_sentences(text, stop_at=None):
+    """Multi-IF's sentence count of `text` in its detected language (`stop_at`: as in count_words)."""
+    lang = language(text)
+    if lang == "th":
+        return count_thai_sentences(text, stop_at)
+    if lang == "hi":
+        return count_hindi_sentences(text)
+    if lang in CJK_LANGUAGES:
+        return count_cjk_sentences(text)
+    return english_sentences(text)
