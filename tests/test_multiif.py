@@ -60,6 +60,19 @@ def test_cjk_words_count_each_character_emoji_and_other_runs():
     assert T.count_cjk_words("「」。，") == 0
 
 
+def test_cjk_words_in_pieces_equal_the_whole_text_count():
+    import random
+
+    rng = random.Random(0)
+    alphabet = ["你", "好", "。", "，", " ", "\n", "a", "b", "1", "#", "*", "😀", "\u200d", "\ufe0f", "\u20e3", "👍🏽",
+                "👨\u200d👩\u200d👧", "🇯🇵", "カ", "「", "」", "—", "x-y"]
+    for _ in range(5):
+        text = "".join(rng.choice(alphabet) for _ in range(3 * T.PIECE))
+        assert T.count_cjk_words(text) == T._count_cjk_piece(text)  # cut only where nothing continues
+        n = T._count_cjk_piece(text)
+        assert n > 100 <= T.count_cjk_words(text, stop_at=100) < n  # stopped early, still decides "< 100"
+
+
 def test_cjk_sentences_are_runs_between_ends_per_line():
     assert T.count_cjk_sentences("你好。再见！") == 2
     assert T.count_cjk_sentences("你好。再见") == 2  # an unterminated tail counts

@@ -29,6 +29,8 @@ CJK_DELETED = frozenset("\\.!?．/_,{}<>:;$%^&*(+\"'—！，。？、`~@#￥…
 _CJK_DELETE = str.maketrans("", "", "".join(CJK_DELETED))
 # Han (CJK Unified Ideographs and Extension A), hiragana and katakana, Hangul syllables: one word each.
 _CJK_CHAR = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af]")
+_CJK_CUT = re.compile("[\\s\u4e00-\u9fff\u3400-\u4dbf\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af]")
+PIECE = 10_000
 CJK_SENTENCE_END = "!?。.！？．"
 _CJK_SENTENCE = re.compile("[^" + re.escape(CJK_SENTENCE_END) + "\n]+")
 _HINDI_SENTENCE_END = re.compile("[।!?]")
@@ -48,9 +50,7 @@ def language(text):
 # --- Chinese and Japanese --------------------------------------------------------------------------
 
 
-def count_cjk_words(text):
-    """Each Han/kana/Hangul character is a word; so is each emoji and each whitespace-separated run of anything
-    else, once the punctuation in CJK_DELETED is deleted."""
+def _count_cjk_piece(text):
     import emoji
 
     text = text.translate(_CJK_DELETE)
@@ -58,6 +58,22 @@ def count_cjk_words(text):
     text = emoji.replace_emoji(text, "")
     n_cjk = len(_CJK_CHAR.findall(text))
     return n_cjk + len(_CJK_CHAR.sub(" ", text).split()) + n_emoji
+
+
+def count_cjk_words(text, stop_at=None):
+    """Each Han/kana/Hangul character is a word; so is each emoji and each whitespace-separated run of anything
+    else, once the punctuation in CJK_DELETED is deleted. The text is counted in pieces of about PIECE
+    characters cut before a space or a CJK character, where no word or emoji can continue (so the sum is exact);
+    counting may stop once `stop_at` words are found (emoji's tokenizer takes about a second per megabyte)."""
+    n, start = 0, 0
+    while start < len(text):
+        cut = _CJK_CUT.search(text, start + PIECE)
+        end = len(text) if cut is None else cut.start()
+        n += _count_cjk_piece(text[start:end])
+        start = end
+        if stop_at is not None and n >= stop_at:
+            break
+    return n
 
 
 def count_cjk_sentences(text):
@@ -131,7 +147,7 @@ def count_words(text, stop_at=None):
     if lang == "th":
         return count_thai_words(text, stop_at)
     if lang in CJK_LANGUAGES:
-        return count_cjk_words(text)
+        return count_cjk_words(text, stop_at)
     return english_words(text)
 
 
