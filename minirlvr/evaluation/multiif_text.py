@@ -1,4 +1,4 @@
-"""Multi-IF's language-aware word and sentence counts (He et al. 2024, facebookresearch/Multi-IF `ifeval.py`).
+r"""Multi-IF's language-aware word and sentence counts (He et al. 2024, facebookresearch/Multi-IF `ifeval.py`).
 
 Multi-IF keeps IFEval's verifiers but counts words and sentences by the language that langdetect finds in the
 response (seeded, as evalscope's copy of the scorer seeds it; an undetectable text counts as English):
@@ -10,11 +10,16 @@ response (seeded, as evalscope's copy of the scorer seeds it; an undetectable te
 - Hindi ("hi"): sentences end after `।`, `!` or `?`; words are counted as in English.
 - every other language: IFEval's counts, runs of word characters and the kit's Punkt-like sentence splitter
   (minirlvr.verifiers.text, within a few sentences of NLTK's English Punkt model on real responses).
+Words are runs of `\w` as Python's `re` sees them, as NLTK's RegexpTokenizer(r"\w+") in the official code did up
+to NLTK 3.9. NLTK 3.10 runs it on the `regex` engine, whose `\w` also takes combining marks, so under NLTK 3.10 the
+official code counts Hindi (Devanagari) words about half as often; we keep the count Multi-IF was released with.
 
 Written from the official code's documented behaviour, not copied; every rule here is linear in the text. What is
-deliberately NOT the same: Thai texts over THAI_WHOLE_TEXT characters are tokenized whitespace-delimited piece by
-piece and counting stops at the threshold (pythainlp takes about a minute per megabyte); pythainlp's dictionary
-changes between its versions, so Thai counts are only as reproducible as the installed pythainlp.
+deliberately NOT the same: a Thai text (for sentences: a Thai line) over THAI_WHOLE_TEXT characters is tokenized
+in chunks of about THAI_CHUNK characters, cut at whitespace where it can, and counting stops at the threshold
+(pythainlp takes about a minute per megabyte): a cut inside a run without whitespace can move the count by a
+token. pythainlp's dictionary changes between its versions, so Thai counts are only as reproducible as the
+installed pythainlp. Chinese/Japanese words are also counted in pieces, but cut where nothing continues, so exactly.
 """
 
 import re
@@ -35,7 +40,8 @@ CJK_SENTENCE_END = "!?。.！？．"
 _CJK_SENTENCE = re.compile("[^" + re.escape(CJK_SENTENCE_END) + "\n]+")
 _HINDI_SENTENCE_END = re.compile("[।!?]")
 THAI_WHOLE_TEXT = 20_000  # longer Thai texts are tokenized piece by piece (see module doc)
-_THAI_PIECE = re.compile(r"\S+\s*|\s+")
+THAI_CHUNK = 1_000
+_THAI_PIECE = re.compile(r"\S{1,%d}\s*|\s+" % THAI_CHUNK)
 
 
 class ThaiUnavailable(RuntimeError):
@@ -106,34 +112,45 @@ def _pythainlp():
     return word_tokenize, sent_tokenize
 
 
+def _thai_chunks(text):
+    """Whitespace-delimited pieces joined up to about THAI_CHUNK characters; a run without whitespace longer than
+    that is cut every THAI_CHUNK characters (the one place where a count can differ from the whole text's)."""
+    chunk, size = [], 0
+    for m in _THAI_PIECE.finditer(text):
+        chunk.append(m.group())
+        size += len(m.group())
+        if size >= THAI_CHUNK:
+            yield "".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield "".join(chunk)
+
+
 def count_thai_words(text, stop_at=None):
     """pythainlp's default word tokens, whitespace tokens included. Past THAI_WHOLE_TEXT characters the text is
-    tokenized in whitespace-delimited pieces and counting may stop once `stop_at` tokens are found (then the
+    tokenized chunk by chunk (see _thai_chunks) and counting may stop once `stop_at` tokens are found (then the
     result is >= stop_at, which is all a comparison with stop_at needs)."""
     word_tokenize, _ = _pythainlp()
     if len(text) <= THAI_WHOLE_TEXT:
         return len(word_tokenize(text))
-    n, piece = 0, []
-    pieces = _THAI_PIECE.findall(text)
-    for k, part in enumerate(pieces):
-        piece.append(part)
-        if sum(map(len, piece)) >= 1000 or k == len(pieces) - 1:
-            n += len(word_tokenize("".join(piece)))
-            piece = []
-            if stop_at is not None and n >= stop_at:
-                return n
+    n = 0
+    for chunk in _thai_chunks(text):
+        n += len(word_tokenize(chunk))
+        if stop_at is not None and n >= stop_at:
+            break
     return n
 
 
 def count_thai_sentences(text, stop_at=None):
-    """pythainlp's default sentence splits of each line (a line break always ends a sentence); counting may stop
-    once `stop_at` sentences are found."""
+    """pythainlp's default sentence splits of each line (a line break always ends a sentence), a line longer than
+    THAI_WHOLE_TEXT chunk by chunk; counting may stop once `stop_at` sentences are found."""
     _, sent_tokenize = _pythainlp()
     n = 0
     for line in text.splitlines():
-        n += len(sent_tokenize(line))
-        if stop_at is not None and n >= stop_at:
-            break
+        for part in [line] if len(line) <= THAI_WHOLE_TEXT else _thai_chunks(line):
+            n += len(sent_tokenize(part))
+            if stop_at is not None and n >= stop_at:
+                return n
     return n
 
 
