@@ -16,6 +16,7 @@ TARGETS = {
     "sampler": "minirlvr.bench_sampler",  # own sampler vs model.generate
     "judge": "minirlvr.bench_judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
     "step": "minirlvr.bench_step",  # one GRPO step of the kit's loop vs TRL's GRPOTrainer, same model and settings
+    "multiif": "minirlvr.bench_multiif",  # Multi-IF checks/s vs the official scorer; hostile 1 MB responses
 }
 
 

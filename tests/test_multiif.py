@@ -365,3 +365,11 @@ def test_gpt4_verdicts_agree_with_official(gpt4, turns):
                         differ[(conv.key, t, iid, mode)] = f"official {want}, minirlvr {mine}"
     assert differ == {}
     assert n > (2500 if turns == (1,) else 10000)
+
+
+def test_bench_runs_every_instruction_on_hostile_responses(capsys):
+    from minirlvr import bench_multiif
+
+    out = bench_multiif.main(["--skip", "speed", "--size", "300"])["hostile"]
+    assert set(out["per_instruction"]) == M.INSTRUCTION_IDS
+    assert "slowest check" in capsys.readouterr().out
