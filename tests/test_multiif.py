@@ -5,7 +5,7 @@ The oracle is facebookresearch/Multi-IF's checker as evalscope ships it; evalsco
 so its verdicts were recorded once by tests/make_multiif_oracle.py (its docstring says how) into
 tests/data/multiif_oracle.json: on the language texts of tests/multiif_cases.py, and on GPT-4's released IFEval
 responses paired with the English Multi-IF rows whose turn-1 prompt is IFEval's (that part skips without
-../shared/data).
+../shared/data; MINIRLVR_SHARED_DATA=DIR points it elsewhere).
 """
 
 import csv
