@@ -7,6 +7,7 @@ user turns and the model's OWN earlier responses; a conversation without a turn 
     from minirlvr.evaluation import multiif
     convs = multiif.read_multiif("multiIF_20241018.csv")           # [Conversation]
     responses = [multiif.run_conversation(c, respond) for c in convs]  # respond(messages) -> str
+    # or, batched turn by turn: responses = multiif.run_all(convs, respond_batch)
     scores = [multiif.score_conversation(c, r) for c, r in zip(convs, responses)]
     m = multiif.metrics(convs, scores)                             # per turn and language, and the turn average
     print(multiif.format_table(m))
@@ -24,7 +25,8 @@ this module is written from its documented behaviour, not copied. The checks are
 Everything else that the kit's verifiers do differently from Google's IFEval reference (literal keywords, linear
 scans, the Punkt-like sentence splitter) carries over; see minirlvr/verifiers/ifeval.py. One more difference:
 an empty or whitespace-only response follows no instruction here, strict or loose; the official strict check
-runs the verifiers on whitespace-only text (where, e.g., "no commas" passes).
+runs the verifiers on whitespace-only text (where, e.g., "no commas" passes). And a malformed row is an error
+naming the file, line and field, where the official code skips a turn whose instruction list is not JSON.
 
 Metrics, as the official metrics.py computes them for each turn and each language (plus all languages): prompt
 level (all of a turn's instructions followed) and instruction level, strict and loose, and "overall", the mean of
