@@ -8,8 +8,9 @@ response (seeded, as evalscope's copy of the scorer seeds it; an undetectable te
 - Thai ("th"): words are pythainlp's default tokens (newmm, whitespace kept); sentences are pythainlp's default
   sentence splits (crfcut) of each line. pythainlp is optional: without it a Thai count raises ThaiUnavailable.
 - Hindi ("hi"): sentences end after `।`, `!` or `?`; words are counted as in English.
-- every other language: IFEval's counts, runs of word characters and the kit's Punkt-like sentence splitter
-  (minirlvr.verifiers.text, within a few sentences of NLTK's English Punkt model on real responses).
+- every other language: IFEval's counts, runs of word characters and NLTK's English Punkt model's sentences, here
+  the kit's Punkt-like splitter (minirlvr.verifiers.text, written for English) plus Punkt's rule that an initial
+  before a capitalised word in another script ends no sentence (english_sentences).
 Words are runs of `\w` as Python's `re` sees them, as NLTK's RegexpTokenizer(r"\w+") in the official code did up
 to NLTK 3.9. NLTK 3.10 runs it on the `regex` engine, whose `\w` also takes combining marks, so under NLTK 3.10 the
 official code counts Hindi (Devanagari) words about half as often; we keep the count Multi-IF was released with.
