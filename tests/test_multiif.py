@@ -327,11 +327,11 @@ def test_verdicts_agree_with_official(thai):
 
 @pytest.fixture(scope="module")
 def gpt4():
-    from shared_data import SHARED
+    from shared_data import SHARED as BESIDE
 
-    SHARED = Path(os.environ.get("MINIRLVR_SHARED_DATA", SHARED))  # another checkout layout
-    csv_path = SHARED / "multiif" / "multiIF_20241018_english.csv"
-    responses_path = SHARED / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"
+    shared = Path(os.environ.get("MINIRLVR_SHARED_DATA", BESIDE))  # another checkout layout
+    csv_path = shared / "multiif" / "multiIF_20241018_english.csv"
+    responses_path = shared / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"
     for path in (csv_path, responses_path):
         if not path.exists():
             pytest.skip(f"{path.name} not found in {path.parent} (the shared data folder beside the repository)")
