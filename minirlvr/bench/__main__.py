@@ -13,6 +13,7 @@ TARGETS = {
     "judge": "minirlvr.bench.judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
     "step": "minirlvr.bench.step",  # one GRPO step of the kit's loop vs TRL's GRPOTrainer, same model and settings
     "sandbox": "minirlvr.bench.sandbox",  # 1,000 dataset checks confined by the kernel vs the pre-confinement design
+    "multiif": "minirlvr.bench.multiif",  # Multi-IF checks/s vs the official scorer; hostile 1 MB responses
     "judged": "minirlvr.bench.judged",  # FollowBench rule checks vs the official ones; hostile 1 MB responses
 }
 

@@ -7,6 +7,8 @@
   judge_audit.py     how often an LLM judge misses a violated constraint, point-wise vs batched
   attention.py       how much response tokens attend to the constraint text (the paper's attention analysis)
   attention_hook.py  per-segment attention mass collected while a Hugging Face decoder runs its SDPA attention
+  multiif.py         Multi-IF: the reader, three turns on the model's own responses, per-turn verdicts, metrics
+  multiif_text.py    Multi-IF's language-aware word and sentence counts (Chinese, Japanese, Hindi, Thai, ...)
   cfbench.py         CFBench: the official batched judge prompt, its parsers (and the fallback's bug), CSR/ISR/PSR;
                      a point-wise variant through the kit's judge interface
   followbench.py     FollowBench: the official judge prompt per category and its parser, HSR/SSR per level, CSL
