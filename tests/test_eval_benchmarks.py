@@ -122,3 +122,27 @@ def test_turn_t_is_asked_with_the_models_own_earlier_responses():
 
 def test_strict_json_has_no_nan():
     assert conversations.strict({"a": float("nan"), 1: [float("inf"), 0.5]}) == {"a": None, "1": [None, 0.5]}
+
+
+def test_multiif_three_turns_each_asked_with_the_models_own_responses(base, tmp_path, monkeypatch):
+    from test_multiif import _row, _write
+
+    data = str(_write(tmp_path, [_row("a", turns=3), _row("b", turns=2)]))
+    asked = []
+    real = chat.complete
+    monkeypatch.setattr(chat, "complete", lambda m, t, prompts, **k: asked.extend(prompts) or real(m, t, prompts, **k))
+    out = tmp_path / "out"
+    report = eval_cmd.main(["--model", base, "--bench", "multi-if", "--data", data, "--out", str(out),
+                            "--max-new-tokens", "5", "--device", "cpu"])
+    gens = {(r["index"], r["turn"]): r["response"] for r in read(out / "generations.jsonl")[1:]}
+    assert sorted(gens) == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]  # b has no turn 3
+    third = [p for p in asked if len(p) == 5]  # turn 3: user, assistant, user, assistant, user
+    assert third == [[{"role": "user", "content": "prompt 1\nsecond line"},
+                      {"role": "assistant", "content": gens[(0, 1)]},
+                      {"role": "user", "content": "prompt 2\nsecond line"},
+                      {"role": "assistant", "content": gens[(0, 2)]},
+                      {"role": "user", "content": "prompt 3\nsecond line"}]]
+    assert {"turn1/overall", "turn2/overall", "turn3/overall", "average/overall"} <= set(report["metrics"])
+    assert report["judge"] is None and "turn 3" in report["table"]
+    rows = read(out / "responses.jsonl")
+    assert [len(r["turns"]) for r in rows] == [3, 2] and rows[0]["turns"][1]["response"] == gens[(0, 2)]
