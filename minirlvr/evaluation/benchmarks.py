@@ -148,7 +148,9 @@ def _followbench_score(items, responses, judging):
     unread = sum(sum(row.values()) for row in t["unparseable"].values())
     text = (f"FollowBench ({judging.mode}), judge {judging.name}; {unread} judge answers unreadable (scored 0, "
             f"not -1 as the official code adds)\n\n" + followbench.format_tables(t))
-    return {"metrics": metrics, "headline": {"HSR (mean of levels 1-5)": sum(hsr.values()) / len(hsr) / 100},
+    scored = [v for v in hsr.values() if v == v]  # levels with no item (a partial file, --limit) are NaN
+    headline = sum(scored) / len(scored) / 100 if scored else math.nan
+    return {"metrics": metrics, "headline": {"HSR (mean of the levels scored, 1-5)": headline},
             "table": text, "details": t}
 
 
