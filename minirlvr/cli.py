@@ -7,6 +7,7 @@ arguments go to `reproduce`. It imports a command's module only when that comman
 
 import difflib
 import importlib
+import os
 import sys
 
 # name: (module with main(argv), one-line description)
@@ -39,7 +40,10 @@ def usage():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("-h", "--help"):
-        print(usage())
+        try:
+            print(usage(), flush=True)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     if argv and argv[0] in COMMANDS:
         name, argv = argv[0], argv[1:]
@@ -50,4 +54,10 @@ def main(argv=None):
     else:
         name = DEFAULT
     # A command's main may return a value (a benchmark's rows): not an exit status for the console script.
-    importlib.import_module(COMMANDS[name][0]).main(argv)
+    try:
+        importlib.import_module(COMMANDS[name][0]).main(argv)
+    except BrokenPipeError:
+        # the reader of our output went away (`minirlvr --help | head -1`): stop quietly, as other tools do; stdout
+        # goes to /dev/null so that Python's flush at exit does not fail a second time (Python docs, "signal")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

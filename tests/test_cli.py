@@ -108,3 +108,13 @@ def test_bitsandbytes_kernels_hint_is_dropped_only_when_the_package_is_missing()
     assert _not_kernels_missing(record(ModuleNotFoundError("No module named 'huggingface_hub'",
                                                            name="huggingface_hub")))
     assert _not_kernels_missing(logging.LogRecord("x", logging.WARNING, "f.py", 1, "other", (), None))
+
+
+def test_help_into_a_closed_pipe_ends_quietly():
+    # `python run.py --help | head -1`: the reader goes away; no BrokenPipeError traceback
+    for args in (["--help"], ["verify", "--help"]):
+        proc = subprocess.Popen([sys.executable, RUN_PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # before the child has written anything: its first write meets a closed pipe
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -170,3 +170,14 @@ def test_convert_cli_reports_errors_and_writes_nothing(tmp_path):
         data_cli.main(["convert", "--format", "ifeval", "--input", path, "--out", str(out)])
     assert "bad.jsonl:1: field 'instruction_id_list[0]'" in str(e.value) and "unexpected kwarg 'extra'" in str(e.value)
     assert not out.exists()
+
+
+def test_an_empty_input_leaves_an_existing_output_byte_for_byte(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"prompt": "an earlier conversion"}\n')
+    with pytest.raises(SystemExit) as e:
+        data_cli.main(["convert", "--format", "ifeval", "--input", str(empty), "--out", str(out)])
+    assert "gave no record" in str(e.value) and "was not written" in str(e.value)
+    assert out.read_bytes() == b'{"prompt": "an earlier conversion"}\n'

@@ -69,6 +69,10 @@ def convert_main(argv):
         records, stats = datasets.read_dataset(args.input, args.format, args.unknown)
     except (DataError, OSError) as e:
         sys.exit(f"data convert: error: {e}")
+    if not records:  # an empty or foreign file must not replace what --out holds with nothing
+        sys.exit(f"data convert: error: {args.input}: {stats['rows']} rows gave no record in the {args.format} "
+                 f"format; {args.out} was not written" + (f" (rows of other datasets: {dict(stats['skipped'])})"
+                                                          if stats.get("skipped") else ""))
     write_jsonl(args.out, records)
     print(f"data convert: {stats['rows']} rows -> {stats['records']} records in {args.out}")
     print(f"  hard (kit verifiers / rule checks): {sum(stats['mapped'].values())}  {dict(stats['mapped'].most_common(8))}")
