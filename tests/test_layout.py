@@ -209,3 +209,22 @@ def test_public_paths_the_readme_documents_keep_working():
     for module in ("minirlvr.bench", "minirlvr.kernels.compile_check"):
         out = subprocess.run([sys.executable, "-m", module, "--help"], cwd="/", capture_output=True, text=True)
         assert out.returncode == 0 and f"python -m {module}" in out.stdout, (module, out.stderr[-2000:])
+
+
+def test_the_readme_file_map_lists_every_file_of_the_tree():
+    readme = (ROOT / "README.md").read_text()
+    files = readme[readme.index("## Files"):readme.index("### bitsandbytes")]
+    commands = files[files.index("`commands/{") + len("`commands/{"):]
+    commands = set(commands[:commands.index("}")].split(","))
+    missing = []
+    for base, shown in ((PACKAGE, ""), (KERNELS, "kernels/")):
+        for path in base.rglob("*.py"):
+            rel = path.relative_to(base).as_posix()
+            if path.name == "__init__.py":
+                continue
+            if rel.startswith("commands/"):
+                if path.stem not in commands:
+                    missing.append(rel)
+            elif f"`{shown}{rel}`" not in files and f"`minirlvr/{rel}`" not in files and f", `{path.name}`" not in files:
+                missing.append(shown + rel)
+    assert not missing, f"README's file map does not list {missing}"
