@@ -268,3 +268,13 @@ def test_cpu_mmap_threshold_is_pinned_as_configured(tmp_path, monkeypatch, kb):
     assert calls[0] == (("pin", kb * 1024) if kb else ("generate",))
     with pytest.raises(ConfigError, match="cpu_mmap_threshold_kb"):
         make_config(cpu_mmap_threshold_kb=-1)
+
+
+def test_train_takes_key_value_and_dashes_and_names_the_closest_key():
+    a = parse_args(["--preset", "tiny", "--steps", "3", "--max-new-tokens=12", "--lr", "0.5"])
+    b = parse_args(["--preset=tiny", "--steps=3", "--max_new_tokens=12", "--lr=0.5"])
+    assert a == b and (a.steps, a.max_new_tokens, a.lr) == (3, 12, 0.5)
+    with pytest.raises(ConfigError, match=r"unknown config key --max_new_token \(did you mean --max_new_tokens\?\)"):
+        parse_args(["--max-new-token=8"])
+    with pytest.raises(ConfigError, match="--steps needs a value"):
+        parse_args(["--steps", "--lr=1"])

@@ -8,6 +8,7 @@ line and the presets are the only sources, and the resolved config is saved as J
 """
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, fields
 
@@ -198,18 +199,28 @@ def make_config(preset=None, **overrides):
 
 
 def parse_args(argv):
-    """`--preset=name` (optional, applied first) then `--key=value` overrides."""
+    """`--preset=name` (optional, applied first) then overrides, each `--key=value` or `--key value`; a key may be
+    spelled with dashes (`--max-new-tokens`) as other commands spell options. An unknown key names the closest."""
     types = _types()
     preset, overrides = None, {}
-    for arg in argv:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ConfigError(f"bad argument {arg!r}: expected --key=value")
-        key, text = arg[2:].split("=", 1)
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"bad argument {arg!r}: expected --key=value or --key value")
+        key, eq, text = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            if not args or args[0].startswith("--"):
+                raise ConfigError(f"--{key} needs a value (--{key}=VALUE or --{key} VALUE)")
+            text = args.pop(0)
         if key == "preset":
             preset = text
             continue
         if key not in types:
-            raise ConfigError(f"unknown config key --{key}; known keys: {', '.join(types)}")
+            close = difflib.get_close_matches(key, list(types) + ["preset"], n=1)
+            raise ConfigError(f"unknown config key --{key}" + (f" (did you mean --{close[0]}?)" if close else "")
+                              + f"; known keys: {', '.join(types)}")
         overrides[key] = _convert(key, types[key], text)
     return make_config(preset, **overrides)
 
