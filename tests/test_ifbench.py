@@ -4,6 +4,7 @@ named by id and field, the text tools on small cases, and hostile input. Agreeme
 on real responses is in test_ifbench_agreement.py; the contract tests every id shares (describe,
 sample_kwargs, conflicts, empty text) are in test_verifiers.py."""
 
+import json
 import random
 import time
 
@@ -12,6 +13,7 @@ from test_verifiers import HOSTILE
 
 from minirlvr import verifiers as V
 from minirlvr.verifiers import ifbench_text as T
+from minirlvr.verifiers import pos_tagger
 from minirlvr.verifiers.ifbench_format import NORTHERN_CAPITALS
 
 IFBENCH_IDS = V.ids("ifbench")
@@ -170,8 +172,45 @@ def test_score_ifbench_record():
     assert out["strict"] == [False, True] and out["loose"] == [True, True]
 
 
-# --- words:start_verb: no offline reference, so cases from IFBench's text "The response must start with
-# a verb", including ones where the first word could be a noun --------------------------------------------
+# --- words:start_verb: NLTK's perceptron model (the reference's tagger) when its files are found, TextBlob's
+# tagger otherwise. Cases for the NLTK path are NLTK's own verdicts, quirks included ("Run fast." is a proper
+# noun there); test_ifbench_agreement.py compares the model's first tags with nltk.pos_tag on real responses.
+
+NLTK_VERB = ["Build a plan first.", "Is it true?", "Let me explain.", "Imagine a world without tea.",
+             "Has it rained?", "Running late.", "Think about it.", "Whirring and pulsing, the city wakes.", "Build"]
+NLTK_NOT_VERB = ["Conceive an empire where souls burn.", "Understand Galois theory first.", "Build.", "Run fast.",
+                 "Answer the question.", "Water the plants daily.", "Did you go?", "The plan comes first.",
+                 "**Build** a plan.", "1. Build a plan.", "Walking is fun.", "Self-made people build.", ""]
+
+
+@pytest.fixture
+def nltk_tagger():
+    from shared_data import NLTK_DATA, TAGGER
+
+    if not TAGGER.is_dir():
+        pytest.skip(f"NLTK's tagger model not found in {TAGGER} (the shared data folder beside the repository)")
+    pos_tagger.select("nltk", nltk_data=NLTK_DATA)
+    yield
+    pos_tagger.select()
+
+
+@pytest.fixture
+def textblob_tagger():
+    pos_tagger.select("textblob")
+    yield
+    pos_tagger.select()
+
+
+def test_start_verb_nltk_model(nltk_tagger):
+    assert pos_tagger.describe().startswith("nltk:")
+    assert [V.check("words:start_verb", t, {}) for t in NLTK_VERB + NLTK_NOT_VERB] == \
+        [True] * len(NLTK_VERB) + [False] * len(NLTK_NOT_VERB)
+    tagger = pos_tagger._tagger()
+    # the features: the first word as written (tag dictionary), then normalized word, suffix, next two words
+    assert tagger.first_tag(["Build", "a", "plan"]) == "VB" and tagger.first_tag(["Build", "."]) == "NNP"
+    assert tagger.first_tag(["Build"]) == "VB"  # the end-of-sequence markers are features too
+    assert tagger.first_tag(["1999", "was", "good"]) == "CD" and tagger.first_tag([]) is None
+
 
 STARTS_WITH_VERB = ["Conceive an empire where souls burn.", "Understand Galois theory first.", "Run fast.",
                     "Is it true?", "Let me explain.", "Whirring and pulsing, the city wakes.", "Answer the question.",
@@ -180,14 +219,45 @@ NOT_A_VERB = ["The plan comes first.", "Here is the answer.", "Sure, here it is.
               "**Build** a plan.", "1. Build a plan.", "Certainly! Build it.", "Water is wet.", "My answer is yes."]
 
 
-@pytest.mark.parametrize("text", STARTS_WITH_VERB)
-def test_start_verb_true(text):
-    assert V.check("words:start_verb", text, {}) is True
+def test_start_verb_textblob_fallback(textblob_tagger):
+    """The offline approximation without NLTK's model: cases from IFBench's text "The response must start with
+    a verb", including first words that could be nouns (it reads imperatives as verbs, unlike NLTK's model)."""
+    assert pos_tagger.describe().startswith("textblob:")
+    assert [V.check("words:start_verb", t, {}) for t in STARTS_WITH_VERB + NOT_A_VERB] == \
+        [True] * len(STARTS_WITH_VERB) + [False] * len(NOT_A_VERB)
 
 
-@pytest.mark.parametrize("text", NOT_A_VERB)
-def test_start_verb_false(text):
-    assert V.check("words:start_verb", text, {}) is False
+def test_start_verb_tagger_choice(tmp_path, monkeypatch):
+    """"auto" falls back to TextBlob with a warning naming the folders searched; "nltk" without the model is an
+    error; the model is found under an nltk_data folder or given as its own folder; a bad model file is named."""
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path))
+    nltk_data = pytest.importorskip("nltk.data", reason="nltk's search path would include the user's folders")
+    monkeypatch.setattr(nltk_data, "path", [])  # only tmp_path is searched (others may hold the real model)
+    pos_tagger.select("auto", nltk_data=tmp_path)
+    try:
+        with pytest.warns(UserWarning, match=str(tmp_path)):
+            assert pos_tagger.describe().startswith("textblob:")
+        pos_tagger.select("nltk", nltk_data=tmp_path)
+        with pytest.raises(FileNotFoundError, match="averaged_perceptron_tagger_eng"):
+            pos_tagger.describe()
+        model = tmp_path / pos_tagger.MODEL
+        model.mkdir(parents=True)
+        files = {"weights": {"bias": {"VB": 1.0, "NN": 0.5}}, "tagdict": {"The": "DT"}, "classes": ["NN", "VB"]}
+        for part, obj in files.items():
+            (model / f"averaged_perceptron_tagger_eng.{part}.json").write_text(json.dumps(obj))
+        for where in (tmp_path, model):
+            pos_tagger.select("nltk", nltk_data=where)
+            assert str(model) in pos_tagger.describe()
+            assert V.check("words:start_verb", "Tea time", {}) is True  # the toy model's bias says VB
+            assert V.check("words:start_verb", "The tea", {}) is False  # the tag dictionary says DT
+        (model / "averaged_perceptron_tagger_eng.classes.json").write_text("{not json")
+        pos_tagger.select("nltk", nltk_data=tmp_path)
+        with pytest.raises(ValueError, match="classes.json"):
+            pos_tagger.describe()
+        with pytest.raises(ValueError, match="'auto', 'nltk' or 'textblob'"):
+            pos_tagger.select("spacy")
+    finally:
+        pos_tagger.select()
 
 
 # --- ratio:stop_words: the reference's list is a download; cases from its text "Ensure that stop words

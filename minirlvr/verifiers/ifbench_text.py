@@ -5,7 +5,7 @@ punctuation-stripping that IFBench's checks repeat.
 
 IFBench's reference (Pyatkin et al. 2025) splits sentences with a short rule list of its own (titles,
 initials, acronyms, decimals, ellipses, websites) and tokenizes words with NLTK, whose sentence model and
-stop-word list are downloads, and tags parts of speech with NLTK's perceptron tagger, also a download.
+stop-word list are downloads, and tags parts of speech with NLTK's perceptron tagger, whose model is also a download.
 Here:
 - `ifbench_sentences` applies the same rules in the same order (the reference rewrites the text with
   "<prd>"/"<stop>" markers; we use private-use characters, so a text that itself contains U+E000, U+E001 or
@@ -15,10 +15,8 @@ Here:
   token for token against NLTK on IFBench's released responses;
 - `STOP_WORDS` is NLTK's English list without the entries that contain an apostrophe (the reference
   counts r"\\w+" tokens, which never contain one, so those entries can never match);
-- `starts_with_verb` is an approximation: TextBlob's bundled Brill-style tagger (Pattern's lexicon and
-  contextual rules, shipped in the wheel) on the first few tokens, with the first word lower-cased and one
-  rule of ours for sentence-initial imperatives ("Answer the question"). NLTK's perceptron tagger is not
-  available offline, so this id is tested on hand-written cases (tests/test_ifbench.py).
+- `starts_with_verb` tags the first word tokens with NLTK's perceptron model when its data files are found,
+  else with TextBlob's bundled tagger, an approximation (pos_tagger.py).
 Every function is linear in the input; none downloads anything.
 """
 
@@ -27,6 +25,7 @@ import itertools
 import re
 import string
 
+from .pos_tagger import first_is_verb
 from .text import iter_sentences, split_sentences
 
 PUNCT = string.punctuation
@@ -339,28 +338,9 @@ def clear_caches():
 
 
 # --- does the text start with a verb? --------------------------------------------------------------
-# Tokens after which a sentence-initial noun/verb homograph is read as an imperative: "Answer the
-# question", "Water your plants". The tagger alone reads them as nouns.
-_IMPERATIVE_OBJECTS = frozenset("the a an this that these those my your our their his her its me us them him "
-                                "it every each all some".split())
 
 
-@functools.lru_cache(maxsize=1)
-def _tagger():
-    from textblob.en import tag  # Pattern's lexicon and rules, in the wheel; loaded on first use
-
-    return tag
-
-
-def starts_with_verb(text, context_tokens=8):
-    """Is the first word of `text` a verb (any Penn tag VB*)? See the module doc: an approximation."""
-    tokens = head_tokens(text, context_tokens)
-    if not tokens or not tokens[0][:1].isalpha():
-        return False
-    words = [tokens[0].lower()] + tokens[1:]  # the lexicon knows sentence-initial "Run" as a name
-    tags = [t for _, t in _tagger()(" ".join(w.replace(" ", "") for w in words), tokenize=False)]
-    if not tags:
-        return False
-    if tags[0] == "NN" and len(tokens) > 1 and tokens[1].lower() in _IMPERATIVE_OBJECTS:
-        return True
-    return tags[0].startswith("VB")
+def starts_with_verb(text):
+    """Is the first word token of `text` tagged as a verb (Penn tag VB*)? pos_tagger.py decides which tagger:
+    NLTK's perceptron model when its files are found (the reference's verdicts), else TextBlob's."""
+    return first_is_verb(head_tokens(text, 8))  # NLTK's first tag needs 3 tokens; TextBlob's reads a few more
