@@ -6,10 +6,9 @@ sample_kwargs, conflicts, empty text) are in test_verifiers.py."""
 
 import json
 import random
-import time
 
 import pytest
-from test_verifiers import HOSTILE
+from test_verifiers import HOSTILE, assert_linear
 
 from minirlvr import verifiers as V
 from minirlvr.verifiers import ifbench_text as T
@@ -370,13 +369,11 @@ def test_sampled_kwargs_are_satisfiable():
 
 @pytest.mark.parametrize("iid", IFBENCH_IDS)
 def test_hostile_inputs_linear_time(iid):
-    """Each check of a 1 MB response or a regex-hostile 100k-character input (test_verifiers.HOSTILE) takes
-    under 1 s of this process's CPU time, loose mode (up to 8 variants) included, and returns a bool."""
+    """Each check's cost, strict and every loose variant, grows linearly over the hostile families
+    (test_verifiers.assert_linear: a ratio of costs at two sizes, no clock limit), and every verdict is a bool."""
+    assert_linear(iid)
     kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
-    for name, text in HOSTILE.items():
-        t = time.process_time()
-        assert V.check(iid, text, kw, loose=True) in (True, False)
-        assert time.process_time() - t < 1.0, (iid, name)
+    assert all(V.check(iid, HOSTILE[name], kw, loose=True) in (True, False) for name in ("1MB", "P.S.", "?!"))
 
 
 def test_hostile_csv_and_quotes_do_not_raise():
