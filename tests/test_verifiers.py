@@ -205,6 +205,19 @@ def test_sentence_counts(text, n):
     assert T.count_sentences(text) == n
 
 
+def test_last_mark_per_chunk_equals_its_definition():
+    """The splitter visits, by one linear regex, the last possible end of each whitespace-free chunk: the same
+    positions as filtering every possible end (an end mark before non-word punctuation, or before whitespace
+    and a token) to those with whitespace before the next one."""
+    rng = random.Random(0)
+    pieces = list("a .!?\n\"')") + ["Mr.", "...", "?!", ".\"", " A", "e.g."]
+    for _ in range(5000):
+        t = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        marks = [m.start() for m in re.finditer(T._END_MARK, t)]
+        want = [c for c, d in zip(marks, marks[1:] + [None]) if d is None or re.search(r"\s", t[c + 1:d])]
+        assert [m.start() for m in T._LAST_MARK.finditer(t)] == want, repr(t)
+
+
 @pytest.mark.parametrize("text,n", [
     ("I DON'T KNOW", 4), ("NASA's rocket", 1), ("NASA'S ROCKET", 3), ("CANNOT stop", 2), ("U.S.-BASED, OK?", 2),
     ("HELLO,WORLD", 2), ("(ÉTÉ) été", 1), ("123 ... !!", 0),
