@@ -420,3 +420,15 @@ def test_bench_smoke(tmp_path):
         assert out[suite]["minirlvr_checks_per_s"] > 0
         if "ratio" in out[suite]:  # the reference scorer is installed
             assert out[suite]["ratio"] > 0
+
+
+def test_bench_hostile_smoke():
+    """The hostile benchmark reports, for each family asked for, a registered id as the slowest check and its
+    ratios (it measures; this only checks that it reports)."""
+    from minirlvr.verifiers import bench
+
+    out = bench.main(["--suite", "hostile", "--size", "4000", "--repeat", "1", "--families", "P.S.", "nested"])
+    assert set(out["hostile"]) == {"P.S.", "nested"}
+    for row in out["hostile"].values():
+        assert row["slowest"] in V.ids() and row["seconds"] > 0
+        assert row["ratio_to_scan"] > 0 and row["growth_from_quarter"] > 0

@@ -238,8 +238,8 @@ def _common_start(a, b):
 def _sentence_head(sentence, n, size=256):
     while 2 * size < len(sentence):
         short, long = (_PREFIX_END.search(sentence, k) for k in (size, 2 * size))
-        if short is None or long is None:
-            break
+        if short is None or long is None or long.end() > 4 * size:
+            break  # no safe end near the planned one (a run of spaces, brackets...): tokenize the sentence once
         tokens = _common_start(treebank_tokens([sentence[:short.end()]]), treebank_tokens([sentence[:long.end()]]))
         if len(tokens) >= n:
             return tokens
