@@ -40,24 +40,32 @@ def select(source="auto", nltk_data=None):
     _tagger.cache_clear()
 
 
+def _given_folders():
+    folders = [_choice["nltk_data"]] if _choice["nltk_data"] else []
+    return folders + [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+
+
+def _default_folders():
+    try:
+        import nltk.data  # its default folders, and any the caller added to nltk.data.path (imports all of nltk)
+        return [p for p in nltk.data.path if isinstance(p, str)]
+    except ImportError:
+        return [os.path.expanduser("~/nltk_data")]
+
+
 def search_path():
     """The folders searched for NLTK's model, in order."""
-    folders = [_choice["nltk_data"]] if _choice["nltk_data"] else []
-    folders += [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-    try:
-        import nltk.data  # its default folders, and any the caller added to nltk.data.path
-        folders += [p for p in nltk.data.path if isinstance(p, str)]
-    except ImportError:
-        folders.append(os.path.expanduser("~/nltk_data"))
-    return list(dict.fromkeys(folders))
+    return list(dict.fromkeys(_given_folders() + _default_folders()))
 
 
 def find_model():
-    """The folder holding NLTK's English perceptron model, or None."""
-    for folder in search_path():
-        for cand in (os.path.join(folder, MODEL), folder):
-            if all(os.path.isfile(_model_file(cand, f)) for f in _FILES):
-                return cand
+    """The folder holding NLTK's English perceptron model, or None. nltk's own folders are only asked for
+    (importing nltk, about a second) when the given ones do not hold it."""
+    for folders in (_given_folders, _default_folders):
+        for folder in folders():
+            for cand in (os.path.join(folder, MODEL), folder):
+                if all(os.path.isfile(_model_file(cand, f)) for f in _FILES):
+                    return cand
     return None
 
 
