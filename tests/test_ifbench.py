@@ -384,3 +384,40 @@ def test_hostile_csv_and_quotes_do_not_raise():
     assert V.check("custom:csv_quotes", '"StudentID"\t"Subject"\t"Grade"\t"Semester"\t"Score"\n\t\t\t\t', {}) is False
     assert V.check("format:quote_unquote", "123 ...", {}) is True
     assert V.check("sentence:increment", "?", {"small_n": 1}) is True
+
+
+def test_title_case_filter_equals_its_definition():
+    """format:title_case looks only at tokens that start with an ASCII letter or a non-ASCII character: the same
+    verdict as IFBench's loop over every word token, on random texts of cased, uncased and non-ASCII pieces."""
+    from minirlvr.verifiers.ifbench_format import _title_case
+
+    def reference(text):
+        for word in T.word_tokens(text):
+            if word[0].isupper() and word[1:].islower():
+                continue
+            if word[0].islower() and (word[1:].isupper() or word[1:].islower()):
+                return False
+        return True
+
+    rng = random.Random(0)
+    pieces = [" ", "\n", ".", "!", "[", "'", '"', "1", "_", "Tea", "tea", "TEA", "iPhone", "n't", "É", "été", "Été",
+              "ª", "\u0345", "ǅ", "ß", "Σ", "-", "``"]
+    verdicts = set()
+    for _ in range(4000):
+        t = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        assert _title_case(t) == reference(t), repr(t)
+        verdicts.add(reference(t))
+    assert verdicts == {True, False}
+
+
+def test_treebank_rules_match_nltk_on_random_strings():
+    """The Treebank rewrite (some rules as str.translate) gives NLTKWordTokenizer's tokens on random sentences
+    dense in the characters those rules pad: brackets, marks, closing quotes, dashes."""
+    nltk_tokenize = pytest.importorskip("nltk.tokenize", reason="the oracle is nltk (pip install .[test])")
+    tb = nltk_tokenize.NLTKWordTokenizer()
+    rng = random.Random(0)
+    pieces = list(";@#$%&?!*[](){}<>\u2012\u2013\u2014\u2015\u00bb\u201d\u2019\u00ab\u201c\"'.,:-`") + [
+        " ", "a", "Tea", "can't", "1,2", "--", "...", " ''"]
+    for _ in range(3000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 20))).strip() or "a"
+        assert T.treebank_tokens([s]) == tb.tokenize(s), repr(s)
