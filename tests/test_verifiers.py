@@ -337,7 +337,10 @@ def assert_linear(iid, families=FAMILIES):
 
 @pytest.mark.parametrize("iid", NOT_IFBENCH)
 def test_hostile_inputs_linear_time(iid):
+    """Linear over every hostile family (assert_linear), and a bool verdict on the full 1 MB inputs."""
     assert_linear(iid)
+    kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
+    assert all(V.check(iid, HOSTILE[name], kw, loose=True) in (True, False) for name in ("1MB", "P.S.", "?!"))
 
 
 def test_linear_check_catches_quadratic(monkeypatch):
