@@ -4,14 +4,15 @@ named by id and field, the text tools on small cases, and hostile input. Agreeme
 on real responses is in test_ifbench_agreement.py; the contract tests every id shares (describe,
 sample_kwargs, conflicts, empty text) are in test_verifiers.py."""
 
+import json
 import random
-import time
 
 import pytest
-from test_verifiers import HOSTILE
+from test_verifiers import HOSTILE, assert_linear
 
 from minirlvr import verifiers as V
 from minirlvr.verifiers import ifbench_text as T
+from minirlvr.verifiers import pos_tagger
 from minirlvr.verifiers.ifbench_format import NORTHERN_CAPITALS
 
 IFBENCH_IDS = V.ids("ifbench")
@@ -170,8 +171,45 @@ def test_score_ifbench_record():
     assert out["strict"] == [False, True] and out["loose"] == [True, True]
 
 
-# --- words:start_verb: no offline reference, so cases from IFBench's text "The response must start with
-# a verb", including ones where the first word could be a noun --------------------------------------------
+# --- words:start_verb: NLTK's perceptron model (the reference's tagger) when its files are found, TextBlob's
+# tagger otherwise. Cases for the NLTK path are NLTK's own verdicts, quirks included ("Run fast." is a proper
+# noun there); test_ifbench_agreement.py compares the model's first tags with nltk.pos_tag on real responses.
+
+NLTK_VERB = ["Build a plan first.", "Is it true?", "Let me explain.", "Imagine a world without tea.",
+             "Has it rained?", "Running late.", "Think about it.", "Whirring and pulsing, the city wakes.", "Build"]
+NLTK_NOT_VERB = ["Conceive an empire where souls burn.", "Understand Galois theory first.", "Build.", "Run fast.",
+                 "Answer the question.", "Water the plants daily.", "Did you go?", "The plan comes first.",
+                 "**Build** a plan.", "1. Build a plan.", "Walking is fun.", "Self-made people build.", ""]
+
+
+@pytest.fixture
+def nltk_tagger():
+    from shared_data import NLTK_DATA, TAGGER
+
+    if not TAGGER.is_dir():
+        pytest.skip(f"NLTK's tagger model not found in {TAGGER} (the shared data folder beside the repository)")
+    pos_tagger.select("nltk", nltk_data=NLTK_DATA)
+    yield
+    pos_tagger.select()
+
+
+@pytest.fixture
+def textblob_tagger():
+    pos_tagger.select("textblob")
+    yield
+    pos_tagger.select()
+
+
+def test_start_verb_nltk_model(nltk_tagger):
+    assert pos_tagger.describe().startswith("nltk:")
+    assert [V.check("words:start_verb", t, {}) for t in NLTK_VERB + NLTK_NOT_VERB] == \
+        [True] * len(NLTK_VERB) + [False] * len(NLTK_NOT_VERB)
+    tagger = pos_tagger._tagger()
+    # the features: the first word as written (tag dictionary), then normalized word, suffix, next two words
+    assert tagger.first_tag(["Build", "a", "plan"]) == "VB" and tagger.first_tag(["Build", "."]) == "NNP"
+    assert tagger.first_tag(["Build"]) == "VB"  # the end-of-sequence markers are features too
+    assert tagger.first_tag(["1999", "was", "good"]) == "CD" and tagger.first_tag([]) is None
+
 
 STARTS_WITH_VERB = ["Conceive an empire where souls burn.", "Understand Galois theory first.", "Run fast.",
                     "Is it true?", "Let me explain.", "Whirring and pulsing, the city wakes.", "Answer the question.",
@@ -180,14 +218,45 @@ NOT_A_VERB = ["The plan comes first.", "Here is the answer.", "Sure, here it is.
               "**Build** a plan.", "1. Build a plan.", "Certainly! Build it.", "Water is wet.", "My answer is yes."]
 
 
-@pytest.mark.parametrize("text", STARTS_WITH_VERB)
-def test_start_verb_true(text):
-    assert V.check("words:start_verb", text, {}) is True
+def test_start_verb_textblob_fallback(textblob_tagger):
+    """The offline approximation without NLTK's model: cases from IFBench's text "The response must start with
+    a verb", including first words that could be nouns (it reads imperatives as verbs, unlike NLTK's model)."""
+    assert pos_tagger.describe().startswith("textblob:")
+    assert [V.check("words:start_verb", t, {}) for t in STARTS_WITH_VERB + NOT_A_VERB] == \
+        [True] * len(STARTS_WITH_VERB) + [False] * len(NOT_A_VERB)
 
 
-@pytest.mark.parametrize("text", NOT_A_VERB)
-def test_start_verb_false(text):
-    assert V.check("words:start_verb", text, {}) is False
+def test_start_verb_tagger_choice(tmp_path, monkeypatch):
+    """"auto" falls back to TextBlob with a warning naming the folders searched; "nltk" without the model is an
+    error; the model is found under an nltk_data folder or given as its own folder; a bad model file is named."""
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path))
+    nltk_data = pytest.importorskip("nltk.data", reason="nltk's search path would include the user's folders")
+    monkeypatch.setattr(nltk_data, "path", [])  # only tmp_path is searched (others may hold the real model)
+    pos_tagger.select("auto", nltk_data=tmp_path)
+    try:
+        with pytest.warns(UserWarning, match=str(tmp_path)):
+            assert pos_tagger.describe().startswith("textblob:")
+        pos_tagger.select("nltk", nltk_data=tmp_path)
+        with pytest.raises(FileNotFoundError, match="averaged_perceptron_tagger_eng"):
+            pos_tagger.describe()
+        model = tmp_path / pos_tagger.MODEL
+        model.mkdir(parents=True)
+        files = {"weights": {"bias": {"VB": 1.0, "NN": 0.5}}, "tagdict": {"The": "DT"}, "classes": ["NN", "VB"]}
+        for part, obj in files.items():
+            (model / f"averaged_perceptron_tagger_eng.{part}.json").write_text(json.dumps(obj))
+        for where in (tmp_path, model):
+            pos_tagger.select("nltk", nltk_data=where)
+            assert str(model) in pos_tagger.describe()
+            assert V.check("words:start_verb", "Tea time", {}) is True  # the toy model's bias says VB
+            assert V.check("words:start_verb", "The tea", {}) is False  # the tag dictionary says DT
+        (model / "averaged_perceptron_tagger_eng.classes.json").write_text("{not json")
+        pos_tagger.select("nltk", nltk_data=tmp_path)
+        with pytest.raises(ValueError, match="classes.json"):
+            pos_tagger.describe()
+        with pytest.raises(ValueError, match="'auto', 'nltk' or 'textblob'"):
+            pos_tagger.select("spacy")
+    finally:
+        pos_tagger.select()
 
 
 # --- ratio:stop_words: the reference's list is a download; cases from its text "Ensure that stop words
@@ -300,13 +369,11 @@ def test_sampled_kwargs_are_satisfiable():
 
 @pytest.mark.parametrize("iid", IFBENCH_IDS)
 def test_hostile_inputs_linear_time(iid):
-    """Each check of a 1 MB response or a regex-hostile 100k-character input (test_verifiers.HOSTILE) takes
-    under 1 s of this process's CPU time, loose mode (up to 8 variants) included, and returns a bool."""
+    """Each check's cost, strict and every loose variant, grows linearly over the hostile families
+    (test_verifiers.assert_linear: a ratio of costs at two sizes, no clock limit), and every verdict is a bool."""
+    assert_linear(iid)
     kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
-    for name, text in HOSTILE.items():
-        t = time.process_time()
-        assert V.check(iid, text, kw, loose=True) in (True, False)
-        assert time.process_time() - t < 1.0, (iid, name)
+    assert all(V.check(iid, HOSTILE[name], kw, loose=True) in (True, False) for name in ("1MB", "P.S.", "?!"))
 
 
 def test_hostile_csv_and_quotes_do_not_raise():
@@ -317,3 +384,40 @@ def test_hostile_csv_and_quotes_do_not_raise():
     assert V.check("custom:csv_quotes", '"StudentID"\t"Subject"\t"Grade"\t"Semester"\t"Score"\n\t\t\t\t', {}) is False
     assert V.check("format:quote_unquote", "123 ...", {}) is True
     assert V.check("sentence:increment", "?", {"small_n": 1}) is True
+
+
+def test_title_case_filter_equals_its_definition():
+    """format:title_case looks only at tokens that start with an ASCII letter or a non-ASCII character: the same
+    verdict as IFBench's loop over every word token, on random texts of cased, uncased and non-ASCII pieces."""
+    from minirlvr.verifiers.ifbench_format import _title_case
+
+    def reference(text):
+        for word in T.word_tokens(text):
+            if word[0].isupper() and word[1:].islower():
+                continue
+            if word[0].islower() and (word[1:].isupper() or word[1:].islower()):
+                return False
+        return True
+
+    rng = random.Random(0)
+    pieces = [" ", "\n", ".", "!", "[", "'", '"', "1", "_", "Tea", "tea", "TEA", "iPhone", "n't", "É", "été", "Été",
+              "ª", "\u0345", "ǅ", "ß", "Σ", "-", "``"]
+    verdicts = set()
+    for _ in range(4000):
+        t = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        assert _title_case(t) == reference(t), repr(t)
+        verdicts.add(reference(t))
+    assert verdicts == {True, False}
+
+
+def test_treebank_rules_match_nltk_on_random_strings():
+    """The Treebank rewrite (some rules as str.translate) gives NLTKWordTokenizer's tokens on random sentences
+    dense in the characters those rules pad: brackets, marks, closing quotes, dashes."""
+    nltk_tokenize = pytest.importorskip("nltk.tokenize", reason="the oracle is nltk (pip install .[test])")
+    tb = nltk_tokenize.NLTKWordTokenizer()
+    rng = random.Random(0)
+    pieces = list(";@#$%&?!*[](){}<>\u2012\u2013\u2014\u2015\u00bb\u201d\u2019\u00ab\u201c\"'.,:-`") + [
+        " ", "a", "Tea", "can't", "1,2", "--", "...", " ''"]
+    for _ in range(3000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 20))).strip() or "a"
+        assert T.treebank_tokens([s]) == tb.tokenize(s), repr(s)

@@ -1,9 +1,11 @@
 """Unit tests for minirlvr.verifiers: every verifier passes and fails where it should, edge cases,
 loose mode, the API contract (describe / sample_kwargs / conflicts), bad input, and linear-time checks
-on hostile input. Agreement with the reference scorer on real data is in test_ifeval_agreement.py.
+on hostile input (by the ratio of costs at two sizes, never a clock limit). Agreement with the reference scorer on real data is in test_ifeval_agreement.py.
 The contract tests run on every registered id; IFBench's own cases and hostile inputs are in
 test_ifbench.py, which reuses HOSTILE from here."""
 
+import dataclasses
+import gc
 import json
 import random
 import re
@@ -12,7 +14,9 @@ import time
 import pytest
 
 from minirlvr import verifiers as V
+from minirlvr.verifiers import ifbench_text, registry
 from minirlvr.verifiers import text as T
+from minirlvr.verifiers.hostile import ABBREVIATIONS, FAMILIES, hostile_text
 
 IFEVAL_IDS = [
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
@@ -201,6 +205,19 @@ def test_sentence_counts(text, n):
     assert T.count_sentences(text) == n
 
 
+def test_last_mark_per_chunk_equals_its_definition():
+    """The splitter visits, by one linear regex, the last possible end of each whitespace-free chunk: the same
+    positions as filtering every possible end (an end mark before non-word punctuation, or before whitespace
+    and a token) to those with whitespace before the next one."""
+    rng = random.Random(0)
+    pieces = list("a .!?\n\"')") + ["Mr.", "...", "?!", ".\"", " A", "e.g."]
+    for _ in range(5000):
+        t = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        marks = [m.start() for m in re.finditer(T._END_MARK, t)]
+        want = [c for c, d in zip(marks, marks[1:] + [None]) if d is None or re.search(r"\s", t[c + 1:d])]
+        assert [m.start() for m in T._LAST_MARK.finditer(t)] == want, repr(t)
+
+
 @pytest.mark.parametrize("text,n", [
     ("I DON'T KNOW", 4), ("NASA's rocket", 1), ("NASA'S ROCKET", 3), ("CANNOT stop", 2), ("U.S.-BASED, OK?", 2),
     ("HELLO,WORLD", 2), ("(ÉTÉ) été", 1), ("123 ... !!", 0),
@@ -264,28 +281,85 @@ def test_none_valued_kwargs_are_ignored():
 
 
 # --- hostile input: linear time, no crash, no truncation -------------------------------------------
+# Every family of minirlvr.verifiers.hostile: the realistic paragraph, the repeated abbreviations and end-mark
+# runs at 1 MB, the regex-hostile runs at 100k characters.
 
-_PARA = ("Dr. Smith wrote 3.5 pages, e.g. on *tea* [name] <<T>>.\n* item one\n- item two\n"
-         "Section 1 P.S. WHAT? \"Yes!\" she said... THE END\n\n")
-HOSTILE = {
-    "1MB": (_PARA * (1_000_000 // len(_PARA) + 1))[:1_000_000],
-    "brackets": "[" * 100_000, "newlines": "\n" * 100_000 + "x", "space-newlines": " \n" * 50_000 + "* a",
-    "angles": "<<" * 50_000, "stars": "*" * 100_000, "letters": "a" * 100_000, "bangs": "!" * 100_000,
-    "nested": "[" * 50_000 + "]" * 50_000, "nested-json": '{"a":' * 20_000 + "1" + "}" * 20_000,
-    "dot-caps": ". A" * 33_000, "initials": "a. B\n" * 25_000, "bracket-lines": "[\n" * 50_000,
-}
+HOSTILE = {name: hostile_text(name, 1_000_000 if name == "1MB" or name in ABBREVIATIONS else 100_000)
+           for name in FAMILIES}
+
+# Linear time is checked without a clock limit: each check's cost on a family at 1/16 and at 1/4 of its HOSTILE
+# size (62.5k and 250k characters for the 1 MB ones: sizes where a quadratic path, even one whose inner loop
+# is a C scan, already outweighs the linear work, and the suite stays short), in CPU seconds of this process
+# (other processes' time does not count; the garbage collector is paused), each padded with the cost of
+# `len(text.split())` on the same text (a linear baseline measured in the same test: it keeps the ratio of a
+# check that reads only a prefix near 4 instead of a ratio of two noise-sized numbers). A linear
+# check's ratio is about 4; a quadratic one's is 16 when its quadratic part dominates, and over 10 once that
+# part is as large as its linear part at the smaller size. LINEAR_FACTOR = 8 leaves a factor of 2 either way:
+# a busy machine slows a measurement (shared caches, frequency) but not by 2x on every one of the tries, each
+# size keeping its best; a quadratic path stays over 8 on every try.
+LINEAR_FACTOR = 8
+TRIES = 3
+
+
+def _cost(iid, texts, kw):
+    """CPU seconds to check each of `texts` strictly, plus the baseline of the first: the variants are
+    loose mode's (every distinct one, so the work does not depend on which variant passes)."""
+    T.clear_caches()
+    ifbench_text.clear_caches()
+    gc.disable()  # a collection of the whole test process's heap is not the check's cost
+    try:
+        t = time.process_time()
+        for text in texts:
+            V.check(iid, text, kw)
+        len(texts[0].split())
+        return time.process_time() - t
+    finally:
+        gc.enable()
+
+
+def assert_linear(iid, families=FAMILIES):
+    """The cost of `iid` (strict and every loose variant) grows about linearly from 1/16 to 1/4 of each hostile
+    family's size: the ratio stays under LINEAR_FACTOR on at least one of TRIES tries."""
+    kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
+    for name in families:
+        n = len(HOSTILE[name]) // 16
+        sizes = [[v for v in dict.fromkeys(V.loose_variants(text)) if v.strip()]
+                 for text in (hostile_text(name, n), hostile_text(name, 4 * n))]
+        best = [float("inf"), float("inf")]
+        for _ in range(TRIES):
+            best = [min(b, _cost(iid, texts, kw)) for b, texts in zip(best, sizes)]
+            if best[1] <= LINEAR_FACTOR * best[0]:
+                break
+        else:
+            pytest.fail(f"{iid} on {name!r}: {best[1]:.4f} s at {4 * n} characters vs {best[0]:.4f} s at {n} "
+                        f"({best[1] / best[0]:.1f}x; linear is about 4x, the bound {LINEAR_FACTOR}x)")
 
 
 @pytest.mark.parametrize("iid", NOT_IFBENCH)
 def test_hostile_inputs_linear_time(iid):
-    """Each check of a 1 MB response or a regex-hostile 100k-character input takes under 1 s of this
-    process's CPU time (process_time, so other jobs on the machine do not count). Loose mode is timed:
-    it checks the response itself first, so it bounds strict mode too."""
+    """Linear over every hostile family (assert_linear), and a bool verdict on the full 1 MB inputs."""
+    assert_linear(iid)
     kw = V.sample_kwargs(iid, random.Random(0), prompt="Write about tea.")
-    for name, text in HOSTILE.items():
-        t = time.process_time()
-        V.check(iid, text, kw, loose=True)
-        assert time.process_time() - t < 1.0, (iid, name)
+    assert all(V.check(iid, HOSTILE[name], kw, loose=True) in (True, False) for name in ("1MB", "P.S.", "?!"))
+
+
+def test_linear_check_catches_quadratic(monkeypatch):
+    """The ratio check fails a quadratic verifier on a hostile family and passes a linear one, even when the
+    quadratic one's inner loop is a fast C scan (str.count) and the linear one does several passes."""
+    def quadratic(r, kw, p):  # a count from every 64th character on: (n / 64) scans of up to n characters
+        return sum(r.count(r[k], k) for k in range(0, len(r), 64)) >= 0 and bool(r)
+
+    def linear(r, kw, p):
+        return sum(r.count(c) for c in "abcdefgh") >= 0 and bool(r)
+
+    verifier = registry._get("punctuation:no_comma")
+    for check, fails in ((quadratic, True), (linear, False)):
+        monkeypatch.setitem(registry._REGISTRY, verifier.id, dataclasses.replace(verifier, check=check))
+        if fails:
+            with pytest.raises(pytest.fail.Exception, match="the bound 8x"):
+                assert_linear(verifier.id, families=["letters", "P.S."])
+        else:
+            assert_linear(verifier.id, families=["letters", "P.S."])
 
 
 def test_hostile_inputs_are_not_truncated():
@@ -349,3 +423,15 @@ def test_bench_smoke(tmp_path):
         assert out[suite]["minirlvr_checks_per_s"] > 0
         if "ratio" in out[suite]:  # the reference scorer is installed
             assert out[suite]["ratio"] > 0
+
+
+def test_bench_hostile_smoke():
+    """The hostile benchmark reports, for each family asked for, a registered id as the slowest check and its
+    ratios (it measures; this only checks that it reports)."""
+    from minirlvr.bench import verifiers as bench
+
+    out = bench.main(["--suite", "hostile", "--size", "4000", "--repeat", "1", "--families", "P.S.", "nested"])
+    assert set(out["hostile"]) == {"P.S.", "nested"}
+    for row in out["hostile"].values():
+        assert row["slowest"] in V.ids() and row["seconds"] > 0
+        assert row["ratio_to_scan"] > 0 and row["growth_from_quarter"] > 0

@@ -1,6 +1,7 @@
-"""`python -m minirlvr.bench verifiers [--suite ifeval|ifbench|both] [--repeat 3] [data options]`: instruction
+"""`python -m minirlvr.bench verifiers [--suite ifeval|ifbench|both|hostile] [--repeat 3] [options]`: instruction
 checks per second on one core, minirlvr against the reference scorers, IFEval's and IFBench's, each on the
-same instances in the same run.
+same instances in the same run; or (--suite hostile) the slowest check on each hostile input family at 1 MB,
+against a linear scan of the same text.
 
 One "check" = one instruction instance scored strict and loose, as the benchmarks' evaluation_lib does it
 (the reference: build the instruction from its kwargs, check the response, then the 8 loose variants until
@@ -12,6 +13,13 @@ every pass so no pass reuses an earlier one's work. The references are the unmod
 package if-verifiable (a test dependency); without it only minirlvr is timed. IFBench's reference cannot
 run words:start_verb or ratio:stop_words offline (NLTK's tagger and stop-word list are downloads), so
 those two ids are left out of the IFBench timing on both sides.
+
+Hostile suite: for every family of minirlvr.verifiers.hostile at --size characters, one loose check of every
+instruction id (kwargs from sample_kwargs with seed 0, as the tests draw them) finds the slowest id; that id is
+then timed again, best of --repeat, interleaved with the baseline `len(text.split())` on the same text and with
+the same id on a quarter of the size. Reported: the slowest id's seconds, its ratio to the baseline (how many
+linear scans one check costs) and its growth from a quarter of the size (about 4 for a linear check, 16 for a
+quadratic one). Same CPU-time rules as above.
 """
 
 import argparse
@@ -22,6 +30,7 @@ import time
 
 from minirlvr.bench.measure import SHARED_DATA
 from minirlvr.data import prompt_text, read_jsonl, read_records
+from minirlvr.verifiers.hostile import FAMILIES as HOSTILE_FAMILIES
 
 SHARED = SHARED_DATA
 DATA = os.path.join(SHARED, "ifeval", "input_data.jsonl")
@@ -136,7 +145,44 @@ def measure(name, pairs, registry, repeat):
     return {"minirlvr_checks_per_s": n / mine, "reference_checks_per_s": n / ref, "ratio": ref / mine}
 
 
+def hostile(families, size, repeat):
+    """family -> {"slowest", "seconds", "scan_seconds", "ratio_to_scan", "growth_from_quarter"}."""
+    from minirlvr import verifiers
+    from minirlvr.verifiers import hostile as H
+    from minirlvr.verifiers import ifbench_text, text
+
+    def check(iid, t, kw):
+        text.clear_caches()
+        ifbench_text.clear_caches()
+        return cpu_time(lambda: verifiers.check(iid, t, kw, loose=True))
+
+    kwargs = {iid: verifiers.sample_kwargs(iid, random.Random(0), prompt="Write about tea.") for iid in verifiers.ids()}
+    for iid, kw in kwargs.items():  # warm-up: tagger, language profiles, emoji and syllable tables
+        verifiers.check(iid, "Warm up, e.g. here. P.S. Done!", kw, loose=True)
+    print(f"hostile inputs: the slowest of {len(kwargs)} checks (loose) per family at {size:,} characters, one core, "
+          f"CPU time, best of {repeat}; baseline: len(text.split()) of the same text")
+    print(f"  {'family':<15} {'slowest check':<44} {'seconds':>8} {'scan s':>9} {'x scan':>8} {'growth 1/4->1':>13}")
+    out = {}
+    for family in families:
+        big, quarter = H.hostile_text(family, size), H.hostile_text(family, size // 4)
+        slowest = max(kwargs, key=lambda iid: check(iid, big, kwargs[iid]))
+        kw, mine, scan, small = kwargs[slowest], [], [], []
+        for _ in range(repeat):
+            mine.append(check(slowest, big, kw))
+            scan.append(cpu_time(lambda: len(big.split())))
+            small.append(check(slowest, quarter, kw))
+        mine, scan, small = min(mine), min(scan), min(small)
+        row = {"slowest": slowest, "seconds": mine, "scan_seconds": scan, "ratio_to_scan": mine / max(scan, 1e-9),
+               "growth_from_quarter": mine / max(small, 1e-9)}
+        print(f"  {family:<15} {slowest:<44} {mine:8.3f} {scan:9.5f} {row['ratio_to_scan']:8.0f} "
+              f"{row['growth_from_quarter']:13.1f}")
+        out[family] = row
+    return out
+
+
 def run(args):
+    if args.suite == "hostile":
+        return {"hostile": hostile(args.families or HOSTILE_FAMILIES, args.size, args.repeat)}
     out = {}
     if args.suite in ("ifeval", "both"):
         out["ifeval"] = measure("IFEval", ifeval_pairs(args.data, args.responses), load_reference("ifeval"),
@@ -150,12 +196,15 @@ def run(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minirlvr.bench verifiers", description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", choices=("ifeval", "ifbench", "both"), default="both")
+    p.add_argument("--suite", choices=("ifeval", "ifbench", "both", "hostile"), default="both")
     p.add_argument("--data", default=DATA, help="IFEval records")
     p.add_argument("--responses", default=RESPONSES, help="IFEval responses, one per record, in order")
     p.add_argument("--ifbench-data", default=IFBENCH_DATA, help="IFBench records")
     p.add_argument("--ifbench-responses", default=IFBENCH_RESPONSES, help="IFBench responses, matched by prompt")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--size", type=int, default=1_000_000, help="hostile suite: characters per input")
+    p.add_argument("--families", nargs="+", choices=HOSTILE_FAMILIES, help="hostile suite: these families only "
+                   "(default: all)")
     args = p.parse_args(argv)
     pinned = hasattr(os, "sched_setaffinity")
     if pinned:

@@ -39,6 +39,10 @@ def main(argv=None):
     except (DataError, OSError) as e:
         sys.exit(f"verify: error: {e}")
     print(format_report(report))
+    if "words:start_verb" in report["per_instruction"]:
+        from minirlvr.verifiers import pos_tagger
+
+        print(f"\nwords:start_verb tagged with {pos_tagger.describe()}")
     if args.out:
         print(f"\nreport written to {args.out}")
     return report

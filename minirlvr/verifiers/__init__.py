@@ -12,8 +12,10 @@ out-of-domain constraints.
 
 Files: registry.py (the API, kwargs validation, strict/loose), text.py (sentences, words, language),
 ifeval.py (IFEval's 25), extra.py (the extras), ifbench.py and ifbench_format.py (IFBench's 58),
-ifbench_text.py (IFBench's sentence splitter, NLTK-style word tokens, stop words, verbs), bench.py (speed
-against the reference scorers).
+ifbench_text.py (IFBench's sentence splitter, NLTK-style word tokens, stop words, verbs), pos_tagger.py
+(words:start_verb's tagger: NLTK's perceptron model when found, else TextBlob's), hostile.py (hostile response
+families for the linear-time tests and benchmark), bench.py (speed against the reference scorers, and on
+hostile input).
 """
 
 from . import extra, ifbench, ifbench_format, ifeval  # noqa: F401  (registration)

@@ -10,7 +10,8 @@ ending in "." or "?". Deliberate differences:
   with n_start=0, which IFBench's test set has, is scored against a random span there);
 - where the reference raises (an empty sentence, an empty CSV field, a CSV field over the csv module's
   size limit), the verdict is False (True for format:quote_unquote, whose rule is vacuous there);
-- words:start_verb tags with TextBlob's bundled tagger instead of NLTK's downloaded one (ifbench_text.py);
+- words:start_verb tags with NLTK's perceptron model when its files are found (the reference's verdicts), and
+  falls back to TextBlob's bundled tagger when they are not (pos_tagger.py);
 - every check is linear in the response and stops as soon as its verdict is known.
 """
 

@@ -14,7 +14,7 @@ from collections import deque
 from . import registry
 from .ifbench import plain
 from .ifbench_text import (PUNCT, PUNCT_SPACE, first_ifbench_sentences, ifbench_sentences, iter_ifbench_sentences,
-                           iter_word_tokens, strip_punct)
+                           iter_word_token_batches, strip_punct)
 from .registry import ALL
 
 reg = functools.partial(registry.reg, source="ifbench")
@@ -260,13 +260,19 @@ reg("format:sub-bullets", {},
     conflicts=("detectable_format:number_bullet_lists", "detectable_format:number_highlighted_sections"))
 
 
+# Tokens whose first character can be cased: an ASCII letter or any non-ASCII character (an ASCII digit or
+# mark is neither upper- nor lower-case, so such a token can never fail the check).
+_CASED_START = re.compile(r"(?<!\S)[^\s\x00-\x40\x5b-\x60\x7b-\x7f]\S*")
+
+
 def _title_case(text):
     """No Treebank token is lower-case throughout ("the", "n't") or lower-case then upper-case ("iPHONE")."""
-    for word in iter_word_tokens(text):
-        if word[0].isupper() and word[1:].islower():
-            continue
-        if word[0].islower() and (word[1:].isupper() or word[1:].islower()):
-            return False
+    for tokens in iter_word_token_batches(text):
+        for word in _CASED_START.findall(" ".join(tokens)):  # a text of punctuation costs no Python loop
+            if word[0].isupper() and word[1:].islower():
+                continue
+            if word[0].islower() and (word[1:].isupper() or word[1:].islower()):
+                return False
     return True
 
 

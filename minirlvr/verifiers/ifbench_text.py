@@ -5,7 +5,7 @@ punctuation-stripping that IFBench's checks repeat.
 
 IFBench's reference (Pyatkin et al. 2025) splits sentences with a short rule list of its own (titles,
 initials, acronyms, decimals, ellipses, websites) and tokenizes words with NLTK, whose sentence model and
-stop-word list are downloads, and tags parts of speech with NLTK's perceptron tagger, also a download.
+stop-word list are downloads, and tags parts of speech with NLTK's perceptron tagger, whose model is also a download.
 Here:
 - `ifbench_sentences` applies the same rules in the same order (the reference rewrites the text with
   "<prd>"/"<stop>" markers; we use private-use characters, so a text that itself contains U+E000, U+E001 or
@@ -15,10 +15,8 @@ Here:
   token for token against NLTK on IFBench's released responses;
 - `STOP_WORDS` is NLTK's English list without the entries that contain an apostrophe (the reference
   counts r"\\w+" tokens, which never contain one, so those entries can never match);
-- `starts_with_verb` is an approximation: TextBlob's bundled Brill-style tagger (Pattern's lexicon and
-  contextual rules, shipped in the wheel) on the first few tokens, with the first word lower-cased and one
-  rule of ours for sentence-initial imperatives ("Answer the question"). NLTK's perceptron tagger is not
-  available offline, so this id is tested on hand-written cases (tests/test_ifbench.py).
+- `starts_with_verb` tags the first word tokens with NLTK's perceptron model when its data files are found,
+  else with TextBlob's bundled tagger, an approximation (pos_tagger.py).
 Every function is linear in the input; none downloads anything.
 """
 
@@ -27,6 +25,7 @@ import itertools
 import re
 import string
 
+from .pos_tagger import first_is_verb
 from .text import iter_sentences, split_sentences
 
 PUNCT = string.punctuation
@@ -155,6 +154,20 @@ def first_ifbench_sentences(text, n):
 # U+FE0F) and whose \s leaves out U+001C-U+001F, so a text with those can tokenize differently there.
 
 _SEP = "\ue002"
+
+
+class _Pad:
+    """A rule that puts a space on each side of every one of `chars`: str.translate, the same result as
+    re.sub("[chars]", r" \g<0> ") (on Python 3.11 a template with a group costs a Python call per match,
+    which made a text of a million brackets slow)."""
+
+    def __init__(self, chars):
+        self.table = str.maketrans({c: f" {c} " for c in chars})
+
+    def sub(self, repl, text):
+        return text.translate(self.table)
+
+
 _END = r"(?=\n?(?:\ue002|\Z))"  # a sentence's `$`: its end, or before a newline that ends it
 _TB_START = [  # starting quotes (the leading '"' -> "``" rule runs per sentence, before these)
     (re.compile("([\u00ab\u201c\u2018\u201e]|[`]+)"), r" \1 "),
@@ -168,13 +181,13 @@ _TB_MIDDLE = [  # the final period (and closing brackets, quotes, spaces after i
     (re.compile(r"([:,])" + _END), r" \1 "),
     (re.compile(r"([:,])([^\d])"), r" \1 \2"),
     (re.compile(r"\.{2,}"), r" \g<0> "),
-    (re.compile("[;@#$%&\u2012-\u2015?!]"), r" \g<0> "),
+    (_Pad(";@#$%&\u2012\u2013\u2014\u2015?!"), None),
     (re.compile(r"([^'])' "), r"\1 ' "),
-    (re.compile(r"[*\]\[\(\)\{\}\<\>]"), r" \g<0> "),
+    (_Pad("*][(){}<>"), None),
     (re.compile(r"--"), r" -- "),
 ]
 _TB_END = [  # ending quotes, clitics and split contractions ("cannot" -> "can not")
-    (re.compile("([\u00bb\u201d\u2019])"), r" \1 "),
+    (_Pad("\u00bb\u201d\u2019"), None),
     (re.compile(r"''"), " '' "),
     (re.compile(r'"'), " '' "),
     (re.compile(r"\s+"), " "),
@@ -208,17 +221,23 @@ def word_tokens(text):
     return treebank_tokens(split_sentences(text))
 
 
-def iter_word_tokens(text, chunk_chars=256):
-    """word_tokens(text), produced a few sentences at a time (chunks of growing size), so a caller can stop
+def iter_word_token_batches(text, chunk_chars=256):
+    """word_tokens(text) in lists, a few sentences at a time (chunks of growing size), so a caller can stop
     early."""
     batch, size = [], 0
     for s in iter_sentences(text):
         batch.append(s)
         size += len(s)
         if size >= chunk_chars:
-            yield from treebank_tokens(batch)
+            yield treebank_tokens(batch)
             batch, size, chunk_chars = [], 0, min(4 * chunk_chars, 1 << 16)
-    yield from treebank_tokens(batch)
+    yield treebank_tokens(batch)
+
+
+def iter_word_tokens(text, chunk_chars=256):
+    """word_tokens(text), one at a time (see iter_word_token_batches)."""
+    for tokens in iter_word_token_batches(text, chunk_chars):
+        yield from tokens
 
 
 # A long sentence's first tokens come from two prefixes of it, the second twice as long: both tokenize as
@@ -239,8 +258,8 @@ def _common_start(a, b):
 def _sentence_head(sentence, n, size=256):
     while 2 * size < len(sentence):
         short, long = (_PREFIX_END.search(sentence, k) for k in (size, 2 * size))
-        if short is None or long is None:
-            break
+        if short is None or long is None or long.end() > 4 * size:
+            break  # no safe end near the planned one (a run of spaces, brackets...): tokenize the sentence once
         tokens = _common_start(treebank_tokens([sentence[:short.end()]]), treebank_tokens([sentence[:long.end()]]))
         if len(tokens) >= n:
             return tokens
@@ -339,28 +358,9 @@ def clear_caches():
 
 
 # --- does the text start with a verb? --------------------------------------------------------------
-# Tokens after which a sentence-initial noun/verb homograph is read as an imperative: "Answer the
-# question", "Water your plants". The tagger alone reads them as nouns.
-_IMPERATIVE_OBJECTS = frozenset("the a an this that these those my your our their his her its me us them him "
-                                "it every each all some".split())
 
 
-@functools.lru_cache(maxsize=1)
-def _tagger():
-    from textblob.en import tag  # Pattern's lexicon and rules, in the wheel; loaded on first use
-
-    return tag
-
-
-def starts_with_verb(text, context_tokens=8):
-    """Is the first word of `text` a verb (any Penn tag VB*)? See the module doc: an approximation."""
-    tokens = head_tokens(text, context_tokens)
-    if not tokens or not tokens[0][:1].isalpha():
-        return False
-    words = [tokens[0].lower()] + tokens[1:]  # the lexicon knows sentence-initial "Run" as a name
-    tags = [t for _, t in _tagger()(" ".join(w.replace(" ", "") for w in words), tokenize=False)]
-    if not tags:
-        return False
-    if tags[0] == "NN" and len(tokens) > 1 and tokens[1].lower() in _IMPERATIVE_OBJECTS:
-        return True
-    return tags[0].startswith("VB")
+def starts_with_verb(text):
+    """Is the first word token of `text` tagged as a verb (Penn tag VB*)? pos_tagger.py decides which tagger:
+    NLTK's perceptron model when its files are found (the reference's verdicts), else TextBlob's."""
+    return first_is_verb(head_tokens(text, 8))  # NLTK's first tag needs 3 tokens; TextBlob's reads a few more

@@ -69,13 +69,29 @@ _TOKEN = re.compile(
     rf"|[^\s{re.escape(_NOT_WORD_START)}](?:(?!\.\.|--|,(?:\s|$|[{_NW}]|\.\.|--))[^\s{_NW}])*"
     rf"|\S")
 # A possible sentence end: an end mark followed by non-word punctuation or by whitespace and a token.
-_END_MARK = re.compile(rf"[.?!](?=[{_NW}]|\s+\S)")
-_SPACE = re.compile(r"\s")
+_END_MARK = rf"[.?!](?=[{_NW}]|\s+\S)"
+# The last possible end of a whitespace-free chunk: no other one before the next whitespace. The lookahead
+# stops at the next possible end or whitespace, so the scans of consecutive marks do not overlap: linear.
+_LAST_MARK = re.compile(rf"{_END_MARK}(?=(?:[^\s.?!]|[.?!](?![{_NW}]|\s+\S))*(?:\s|\Z))")
 _UP_TO_LAST_SPACE = re.compile(r"(?s).*\s")
 _NEXT_TOKEN = re.compile(r"\s+(\S+)")
 
 
+_KINDS = {}  # short token -> its kind: a text repeats its abbreviations, numbers and marks
+
+
 def _kind(tok):
+    """_classify(tok), remembered for short tokens (the per-mark work is the splitter's whole cost on texts
+    dense in end marks, such as a run of "P.S. ")."""
+    kind = _KINDS.get(tok)
+    if kind is None:
+        kind = _classify(tok)
+        if len(tok) <= 24 and len(_KINDS) < 65536:
+            _KINDS[tok] = kind
+    return kind
+
+
+def _classify(tok):
     """'break' (a bare end mark), 'ellipsis', 'number', 'initial', 'never' (an initial that is also an
     abbreviation), 'abbrev', 'period' (any other word ending in '.') or 'other'."""
     if tok[-1] not in _ENDERS:
@@ -97,8 +113,8 @@ def _kind(tok):
 
 
 def _is_break(tok, nxt, begins_line):
-    """Does the token `tok` end a sentence, given the token `nxt` after it? `begins_line()`: does `tok`
-    begin a line (an initial there is an outline marker, "A. Brief history", not part of a name)?"""
+    """Does the token `tok` end a sentence, given the token `nxt` after it? `begins_line`: does `tok` begin a
+    line (an initial there is an outline marker, "A. Brief history", not part of a name)?"""
     kind = _kind(tok)
     if kind in ("other", "never"):
         return False
@@ -111,7 +127,7 @@ def _is_break(tok, nxt, begins_line):
     # a number or an initial
     if nxt in ";:,.!?" or nxt[:1].islower():
         return False
-    if kind == "initial" and tok[0].isupper() and nxt[:1].isupper() and not starter and not begins_line():
+    if kind == "initial" and tok[0].isupper() and nxt[:1].isupper() and not starter and not begins_line:
         return False  # "J. Smith": a capitalised name after a capital initial
     return True
 
@@ -130,23 +146,33 @@ def _breaks(text):
     of a whitespace-free chunk that is followed by non-word punctuation or by another chunk, if a token
     of the context (the chunk up to the mark, plus that punctuation or the next chunk) but the last ends
     a sentence (Punkt's text_contains_sentbreak)."""
-    marks = [m.start() for m in _END_MARK.finditer(text)]
-    chunk_start, prev = 0, 0
-    for k, c in enumerate(marks):
-        m = _UP_TO_LAST_SPACE.match(text, prev, c)  # a space since the previous mark: a new chunk
-        if m:
-            chunk_start = m.end()
+    prev = chunk_start = 0
+    for m in _LAST_MARK.finditer(text):
+        c = m.start()
+        space = _UP_TO_LAST_SPACE.match(text, prev, c)  # the chunk starts after the last space before c
+        if space:
+            chunk_start = space.end()
         prev = c
-        if k + 1 < len(marks) and not _SPACE.search(text, c + 1, marks[k + 1]):
-            continue  # a later mark in the same chunk supersedes this one
         nxt = _NEXT_TOKEN.match(text, c + 1)
         context = text[chunk_start:c + 1] + " " + nxt.group(1) if nxt else text[chunk_start:c + 2]
+        if _context_breaks(context, _begins_line(text, chunk_start)):
+            yield c + 1, (nxt.start(1) if nxt else c + 1)
+
+
+_DECISIONS = {}  # (short context, begins a line) -> break? Texts repeat their contexts ("e.g. the", "P.S. I")
+
+
+def _context_breaks(context, begins_line):
+    """Does a token of `context` but the last end a sentence? `begins_line`: whether its first token begins a
+    line. Remembered for short contexts: on texts dense in end marks this decision is the splitter's cost."""
+    key = (context, begins_line)
+    out = _DECISIONS.get(key)
+    if out is None:
         tokens = _TOKEN.findall(context)
-        first_begins_line = lambda: _begins_line(text, chunk_start)  # noqa: E731  (rarely needed)
-        for j in range(len(tokens) - 1):
-            if _is_break(tokens[j], tokens[j + 1], first_begins_line if j == 0 else lambda: False):
-                yield c + 1, (nxt.start(1) if nxt else c + 1)
-                break
+        out = any(_is_break(tokens[j], tokens[j + 1], begins_line and j == 0) for j in range(len(tokens) - 1))
+        if len(context) <= 48 and len(_DECISIONS) < 65536:
+            _DECISIONS[key] = out
+    return out
 
 
 def _spans(text):
@@ -344,3 +370,5 @@ def clear_caches():
     """Forget every memoised result (benchmarks call this so that no pass reuses an earlier one's work)."""
     detect_language.cache_clear()
     _langdetect().word_grams.cache_clear()
+    _KINDS.clear()
+    _DECISIONS.clear()
