@@ -45,3 +45,20 @@ def test_the_five_benchmark_mean_needs_all_five():
            "cfbench/headline": 1.0}
     assert "five/average" not in with_five_average(row)
     assert with_five_average({**row, "followbench/headline": 0.0})["five/average"] == 0.45
+
+
+def test_judge_recall_is_shown_over_readable_answers_beside_the_unreadable_count(tmp_path):
+    """An unreadable answer scores 'not satisfied', so it counts as a caught violation in the all-answers recall:
+    the table shows recall over readable answers first, and how many answers were unreadable out of how many."""
+    from minirlvr.pipeline.hf_parts import HFParts
+    from minirlvr.pipeline.presets import get
+
+    parts = HFParts(get("tiny"), str(tmp_path))
+    base = {"heldout/prompt_level_strict": 0.0, "judge/recall_violated": 1.0, "judge/recall_violated_readable": float("nan"),
+            "judge/unparseable": 15, "judge/questions": 15, "judge/gap": 0.0}
+    table = parts.table(base, [], {})
+    head, start = [line for line in table.splitlines() if line.startswith("| arm") or line.startswith("| start")]
+    cells = dict(zip(head.split(" | "), start.split(" | ")))
+    assert cells["judge recall (violated), readable answers"] == "n/a"
+    assert cells["judge unreadable answers"] == "15" and cells["judge questions"] == "15"
+    assert head.index("readable answers") < head.index("all answers")

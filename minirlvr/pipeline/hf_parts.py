@@ -213,7 +213,9 @@ class HFParts:
             out["judge/judged_pass"] = 1 - audit["judged_violated"] / n
             out["judge/gap"] = out["judge/judged_pass"] - out["judge/verified_pass"]
             out["judge/recall_violated"] = audit["recall_violated"]
+            out["judge/recall_violated_readable"] = audit["recall_violated_readable"]
             out["judge/unparseable"] = audit["unparseable"]
+            out["judge/questions"] = audit["n"]
         out.update(self.evaluate_conversations(model, tokenizer))
         return out
 
@@ -324,12 +326,18 @@ class HFParts:
         base, rows = with_five_average(base), [with_five_average(r) for r in rows]
         if any("five/average" in r for r in [base] + rows):
             cols.append(("5-benchmark mean", "five/average"))
-        cols += [("judged−verified", "judge/gap"), ("judge recall (violated)", "judge/recall_violated"),
+        # recall over readable answers first: an unreadable answer scores "not satisfied", so it counts as a caught
+        # violation in the all-answers recall (a judge that never answers readably gets recall 1.0 there)
+        cols += [("judged−verified", "judge/gap"), ("judge recall (violated), readable answers",
+                                                    "judge/recall_violated_readable"),
+                 ("judge unreadable answers", "judge/unparseable"), ("judge questions", "judge/questions"),
+                 ("judge recall (violated), all answers", "judge/recall_violated"),
                  ("canary recall, end", "end/recall_violated"), ("tokens trained", "tokens_trained"),
                  ("wall s", "wall_s")]
 
         def cell(values, key):
-            return mean_sd(values, 0 if key in ("tokens_trained", "wall_s") else 3)
+            return mean_sd(values, 0 if key in ("tokens_trained", "wall_s", "judge/unparseable", "judge/questions")
+                           else 3)
 
         p = self.p
         lines = [f"### minirlvr pipeline, preset {p.name}: {self.model_name}, GRPO {p.steps} steps x "
