@@ -84,6 +84,10 @@ def load_records(cfg, records, check_constraints):
                     verifiers.validate_kwargs(iid, kw)
                 except verifiers.VerifierError as e:
                     raise DataError(f"{where}: field 'instruction_id_list[{j}]' / 'kwargs[{j}]': {e}") from None
+    if check_constraints and cfg.reward == "hard" and not any(row.get("instruction_id_list") for _, row in rows):
+        source = f"--data={cfg.data}" if records is None else "records="
+        raise DataError(f"--reward=hard: no record in {source} has hard constraints (instruction_id_list), so every "
+                        f"reward would be 0 and nothing would be learned; use --reward=soft or mixed with a judge")
     if check_constraints and cfg.reward != "hard" and not any(row.get("soft_constraints") for _, row in rows):
         source = f"--data={cfg.data}" if records is None else "records="
         if cfg.reward == "soft":
@@ -214,15 +218,18 @@ def console_line(m):
 
 
 def prepare_run_dir(cfg):
-    """A new run needs an empty (or missing) folder, so a new run never overwrites an old one's files."""
+    """A new run needs an empty (or missing) folder, so a new run never overwrites an old one's files; a resumed
+    one needs a checkpoint. Creates nothing: the folder is made once the model has loaded (start_run), so a run
+    that fails at start leaves no empty folder behind."""
     run_dir = cfg.out_dir
     if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg.resume:
         raise TrainError(f"run folder {run_dir!r} is not empty: pass --resume=true to continue it, or choose "
                          f"another --out_dir")
-    os.makedirs(run_dir, exist_ok=True)
     ckpts = sorted(glob.glob(os.path.join(run_dir, "checkpoints", "step-*")))
-    if cfg.resume and not ckpts and os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-        raise TrainError(f"--resume=true but {run_dir!r} has metrics and no checkpoint to resume from")
+    if cfg.resume and not ckpts:
+        what = "has metrics and no checkpoint" if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else \
+            "holds no checkpoint"
+        raise TrainError(f"--resume=true but {run_dir!r} {what} to resume from: drop --resume to start a new run")
     return run_dir, (ckpts[-1] if cfg.resume and ckpts else None)
 
 
@@ -258,8 +265,8 @@ class Run:
 
 def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
     """Folder, records, seeds, model (+ LoRA), reward, optimizer; a checkpoint's state when resuming."""
-    run_dir, resume_from = prepare_run_dir(cfg)
     records = load_records(cfg, records, check_constraints=reward_fn is None)
+    run_dir, resume_from = prepare_run_dir(cfg)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -269,6 +276,7 @@ def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
         if tokenizer is None or cfg.load_in_4bit:
             raise ConfigError("train(model=...) needs tokenizer=... and load_in_4bit=false")
         model = prepare(model.to(pick_device(cfg.device)), cfg)
+    os.makedirs(run_dir, exist_ok=True)
     device = next(model.parameters()).device
     if device.type == "cpu" and cfg.cpu_mmap_threshold_kb:
         # a step frees hundreds of MB of activations; glibc's heap would keep them resident (engine/malloc.py)

@@ -190,7 +190,7 @@ def test_main_reports_errors_cleanly(tmp_path):
     data.write_text('{"prompt": "w1 w2"}\n{"prompt": 3}\n')
     with pytest.raises(SystemExit, match="train.jsonl:2: field 'prompt' must be a string"):
         train_cmd.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
-    data.write_text('{"prompt": "w1 w2"}\n')
+    data.write_text('{"prompt": "w1 w2", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}\n')
     with pytest.raises(SystemExit, match="has no weights"):
         train_cmd.main([f"--model={tmp_path}", f"--out_dir={tmp_path / 'run'}", f"--data={data}"])
 
@@ -278,3 +278,45 @@ def test_train_takes_key_value_and_dashes_and_names_the_closest_key():
         parse_args(["--max-new-token=8"])
     with pytest.raises(ConfigError, match="--steps needs a value"):
         parse_args(["--steps", "--lr=1"])
+
+
+def test_values_that_cannot_train_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="group_size' must be >= 2"):
+        parse_args(["--group_size=1"])
+    with pytest.raises(ConfigError, match="'lr' must be > 0"):
+        parse_args(["--lr=-1"])
+    soft_only = tmp_path / "soft.jsonl"
+    soft_only.write_text(json.dumps({"prompt": "Write.", "soft_constraints": ["Be warm."]}) + "\n")
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="--reward=hard: no record .* has hard constraints"):
+        train_cmd.main([f"--data={soft_only}", f"--out_dir={out}", "--model=nowhere"])
+    with pytest.raises(SystemExit, match="holds no checkpoint to resume from"):
+        train_cmd.main([f"--data={soft_only}", f"--out_dir={out}", "--reward=soft", "--resume=true"])
+    with pytest.raises(SystemExit):
+        train_cmd.main([f"--data={soft_only}", f"--out_dir={out}", "--reward=soft", f"--model={tmp_path / 'none'}"])
+    assert not out.exists()  # no empty run folder left behind by a run that failed at start
+
+
+def test_ctrl_c_in_train_names_the_command_that_resumes(tmp_path, monkeypatch):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps(RECORDS[0]) + "\n")
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_cmd, "train", interrupted)
+    with pytest.raises(SystemExit) as e:
+        train_cmd.main([f"--data={data}", f"--out_dir={tmp_path / 'run'}", "--steps", "3"])
+    assert "interrupted" in str(e.value) and "--resume=true" in str(e.value) and "--steps 3" in str(e.value)
+
+
+def test_a_cuda_device_without_cuda_is_a_clear_error():
+    import torch
+
+    from minirlvr.engine.model import ModelError, pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    with pytest.raises(ModelError, match="use --device cpu"):
+        pick_device("cuda")
+    with pytest.raises(ModelError, match="is not a device"):
+        pick_device("gpu0")

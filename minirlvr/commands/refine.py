@@ -115,6 +115,8 @@ def main(argv=None):
                               args.chunk, args.critic_unparsed)
     except (DataError, RefineError, SandboxError) as e:
         sys.exit(f"refine: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"\ninterrupted: finished stages are in {work}; the same command resumes from there")
     report = {"data": args.data, "out": args.out, "work": work, "settings": dict(settings, keep=args.keep), **report}
     write_jsonl(args.out, kept)
     write_atomic(report_path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")

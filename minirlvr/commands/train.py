@@ -55,6 +55,10 @@ def main(argv=None):
         train(cfg)
     except (ConfigError, DataError, ModelError, TrainError) as e:
         sys.exit(f"error: {e}\n(python run.py train --help lists the presets and keys)")
+    except KeyboardInterrupt:
+        again = [a for a in argv if not a.startswith("--resume")] + ["--resume=true"]
+        sys.exit(f"\ninterrupted: checkpoints written so far are in {cfg.out_dir}; continue from the last one with\n"
+                 f"  python run.py train {' '.join(again)}")
 
 
 if __name__ == "__main__":

@@ -236,6 +236,11 @@ def check(cfg):
                          ("judge_mode", ("pointwise", "batched"))):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if cfg.group_size < 2:
+        raise ConfigError(f"config key 'group_size' must be >= 2, got {cfg.group_size}: GRPO's advantage is a reward "
+                          f"minus its group's mean, so a group of one is always 0 and nothing is learned")
+    if not cfg.lr > 0:
+        raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
     if cfg.cpu_mmap_threshold_kb < 0:
         raise ConfigError(f"config key 'cpu_mmap_threshold_kb' must be >= 0, got {cfg.cpu_mmap_threshold_kb}")
     if cfg.canaries < 0:

@@ -35,7 +35,14 @@ class ModelError(ValueError):
 def pick_device(device="auto"):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ModelError(f"device {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise ModelError(f"device {device!r}: {why}; use --device cpu (or auto)")
+    return chosen
 
 
 def _check_weights(path):
