@@ -1,4 +1,4 @@
-"""`python -m minirlvr.bench.measure judged` runs its data parts end to end (no timing is asserted): the CFBench part
+"""`python -m minirlvr.bench judged` runs its data parts end to end (no timing is asserted): the CFBench part
 reproduces every released judge_metric, the FollowBench part times the kit alone without --official, and the
 hostile texts are 1 MB each."""
 

@@ -1,4 +1,4 @@
-"""`python -m minirlvr.bench.measure judged [--official DIR] [--repeat 3] [data options]`: scoring speed of the judged
+"""`python -m minirlvr.bench judged [--official DIR] [--repeat 3] [data options]`: scoring speed of the judged
 benchmarks' model-free parts, FollowBench's rule checks against the official ones in the same run, and the
 slowest check of each kind on hostile 1 MB responses.
 
@@ -235,7 +235,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         return child(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench.measure judged", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench judged", description=__doc__.split("\n\n")[0])
     p.add_argument("--official", help="folder with FollowBench's official rule_based_evaluation.py and utils.py "
                                       "(its code/ folder); without it the official checks are not timed")
     p.add_argument("--followbench", default=FOLLOWBENCH, help="FollowBench's English data folder")

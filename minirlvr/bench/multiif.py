@@ -1,4 +1,4 @@
-"""`python -m minirlvr.bench.measure multiif [--official PATH] [--repeat 3] [--size 1000000]`: Multi-IF instruction checks per
+"""`python -m minirlvr.bench multiif [--official PATH] [--repeat 3] [--size 1000000]`: Multi-IF instruction checks per
 second on one core, minirlvr against the official scorer on the same instances in the same run, and the slowest
 check of each instruction on hostile responses of about a megabyte.
 
@@ -197,7 +197,7 @@ def hostile_checks(size):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench.measure multiif", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench multiif", description=__doc__.split("\n\n")[0])
     p.add_argument("--shared", default=SHARED, help="the reference data folder (default: ../shared/data)")
     p.add_argument("--data", default=None, help=f"Multi-IF CSV (default: SHARED/{DATA})")
     p.add_argument("--responses", default=None, help=f"IFEval's GPT-4 responses, matched by prompt (default: "

@@ -1,4 +1,4 @@
-"""`python -m minirlvr.bench.measure sandbox`: checks/s of the kernel-confined sandbox against the design it replaced, same run.
+"""`python -m minirlvr.bench sandbox`: checks/s of the kernel-confined sandbox against the design it replaced, same run.
 
 Three ways to run the same N benign checks in batches of --batch, measured alternately, best of --repeats:
 - "before": the design before issue #22, one `python -I` process per batch running its checks one after another
@@ -52,7 +52,7 @@ def before(checks, batch):
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m minirlvr.bench.measure sandbox", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m minirlvr.bench sandbox", description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000, help="benign checks")
     p.add_argument("--batch", type=int, default=64, help="checks per worker process")
     p.add_argument("--workers", type=int, default=0, help="workers at once for 'confined' (0: run_checks' default)")
