@@ -5,10 +5,22 @@ help text is made from too. Without a command (`minirlvr`, `minirlvr --quick`, `
 arguments go to `reproduce`. It imports a command's module only when that command runs: `--help` here is instant.
 """
 
+import argparse
 import difflib
 import importlib
 import os
 import sys
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every command's help: descriptions as written (line breaks kept), and each option's default where it has one
+    (not None, not a switch's False) and its help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return text
+        return f"{text} (default: {action.default})"
+
 
 # name: (module with main(argv), one-line description)
 COMMANDS = {

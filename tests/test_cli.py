@@ -10,6 +10,8 @@ import subprocess
 import sys
 from dataclasses import fields
 
+import pytest
+
 from minirlvr.cli import COMMANDS
 from minirlvr.engine.config import HELP, TrainConfig
 
@@ -118,3 +120,16 @@ def test_help_into_a_closed_pipe_ends_quietly():
         err = proc.stderr.read().decode()
         proc.wait(timeout=60)
         assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_help_pages_show_defaults_and_whole_descriptions(capsys):
+    from minirlvr.commands import eval as eval_cmd
+    from minirlvr.commands import refine as refine_cmd
+
+    with pytest.raises(SystemExit):
+        refine_cmd.main(["--help"])
+    text = capsys.readouterr().out
+    assert "3. learnability pilot" in text and "(default: 8)" in text and "(default: None)" not in text
+    with pytest.raises(SystemExit):
+        eval_cmd.main(["--help"])
+    assert "--batch-rows BATCH_ROWS" in (out := capsys.readouterr().out) and "(default: 64)" in out

@@ -12,6 +12,7 @@ soft ones; VerInstruct's rule checks are kept as code and never run here. Both p
 import argparse
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.datasets import build as build_data
 
 from minirlvr.datasets import convert as datasets
@@ -23,7 +24,7 @@ def _ids(text):
 
 
 def build_main(argv):
-    p = argparse.ArgumentParser(prog="python run.py data build", description=build_data.__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python run.py data build", description=build_data.__doc__.split("\n\n")[0])
     p.add_argument("--seeds", help="seed tasks, JSONL with 'prompt' or 'messages' per line "
                                    "(default: the kit's minirlvr/assets/seed_tasks.jsonl)")
     p.add_argument("--out", required=True, help="folder for hard_only/soft_only/mixed/heldout.jsonl and manifest.json")
@@ -57,7 +58,7 @@ def build_main(argv):
 
 
 def convert_main(argv):
-    p = argparse.ArgumentParser(prog="python run.py data convert",
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python run.py data convert",
                                 description="Read a downloaded dataset file and write records in the kit's format.")
     p.add_argument("--format", required=True, choices=list(datasets.READERS), help="the file's format (datasets.py)")
     p.add_argument("--input", required=True, help="the dataset file (JSONL)")

@@ -25,6 +25,7 @@ This file does not train, judge soft constraints or compute metrics itself (eval
 import argparse
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
 from minirlvr.engine.model import ModelError
 from minirlvr.evaluation.benchmarks import BENCHMARKS
@@ -41,7 +42,7 @@ def positive(v):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python run.py eval", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="Files in --out:\n" + __doc__.split("Files in --out:\n")[1].split("\n\n")[0] + "\n")
     p.add_argument("--model", required=True, help="base model: a local Hugging Face folder or a hub id")
     p.add_argument("--adapter", help="a peft LoRA adapter folder (what `python run.py train` writes)")

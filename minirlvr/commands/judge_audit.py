@@ -9,6 +9,7 @@ What is measured and how: minirlvr/evaluation/judge_audit.py.
 import argparse
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
 from minirlvr.engine.model import ModelError
@@ -17,7 +18,7 @@ from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL, pct, run
 
 def parser():
     p = argparse.ArgumentParser(prog="python run.py judge-audit", description="\n\n".join(__doc__.split("\n\n")[:2]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="the judge: a model folder or hub id (and the policy for generate)")
     p.add_argument("--data", required=True, help="records with hard constraints (JSONL, the kit's record format)")
     p.add_argument("--responses", required=True,

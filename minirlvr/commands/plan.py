@@ -15,13 +15,13 @@ What is measured and how: minirlvr/pipeline/plan.py.
 import argparse
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.pipeline import presets
 from minirlvr.pipeline.plan import PlanError, check_settings, read_config, report, settings_from_preset, shape_config_path
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python run.py plan",
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python run.py plan",
         description="Estimate a preset's GPU memory from its model's config.json (no download): a table of components, "
                     "the peak, whether it fits --gpu-gb, the largest G x completion length that fits, and what to "
                     "lower if it does not. Estimates until a GPU run measures them.")

@@ -1,8 +1,8 @@
 """`python run.py refine --data FILE --model M --out FILE`: the paper's data refinement for real models, in order:
 
-1. critic: the verifiers' conflict table, then an LLM critic (critic.py) on every prompt: the policy's own base
+1. critic: the verifiers' conflict table, then an LLM critic (refine/critic.py) on every prompt: the policy's own base
    with its adapter off, or --critic-model;
-2. at most one soft constraint per prompt (refine.one_soft, the others cut from the prompt text);
+2. at most one soft constraint per prompt (refine/filters.one_soft, the others cut from the prompt text);
 3. learnability pilot: --pilot-samples samples per prompt from the starting policy (the kit's sampler, the
    training temperature), scored with the training reward; --keep says which pass rates stay (see --help).
 
@@ -12,8 +12,8 @@ Resumable: each model stage appends its finished prompts, a chunk at a time, to 
 (--work, default OUT.work/); a rerun with the same inputs and settings skips them. The work folder records a
 hash of the data and the settings, and refuses to resume a different job.
 
-The Python API is `refine(records, critic_ask, sample, reward_fn, work)`; models and the reward are built only
-in main(). This file does not train.
+The Python API is `refine(records, critic_ask, sample, reward_fn, work)` (refine/stages.py); models and the reward
+are built only in main(). This file does not train.
 """
 
 import argparse
@@ -22,6 +22,7 @@ import json
 import os
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError, write_atomic, write_jsonl
 from minirlvr.engine.model import ModelError, load_for_inference
 from minirlvr.refine.critic import model_ask
@@ -37,8 +38,8 @@ def _load(path, what, **kwargs):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python run.py refine", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python run.py refine", description="\n\n".join(__doc__.split("\n\n")[:3]).split(": ", 1)[1],
+                                formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="records (JSONL, the kit's format; convert raw datasets first)")
     p.add_argument("--model", required=True, help="the starting policy: a model folder or hub id")
     p.add_argument("--adapter", help="a peft LoRA adapter folder on --model (the policy to start from)")

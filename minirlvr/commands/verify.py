@@ -8,6 +8,7 @@ verifiers and prints IFEval's four metrics and a per-instruction-id table (evalu
 import argparse
 import sys
 
+from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
 from minirlvr.evaluation.verify import format_report, format_rule_report, is_rule_data, run, run_rules
 from minirlvr.reward.sandbox import SandboxError
@@ -25,7 +26,7 @@ def verify_rules_main(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python run.py verify", description=__doc__.split("\n\n")[1].split("(evaluation")[0].strip())
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python run.py verify", description=__doc__.split("\n\n")[1].split("(evaluation")[0].strip())
     p.add_argument("--data", required=True, help="IFEval-format records (JSONL): IFEval, IFBench or any record file")
     p.add_argument("--responses", required=True, help="JSONL with 'prompt' and 'response' per line")
     p.add_argument("--out", help="write the full report (metrics, table, per-prompt verdicts) as JSON")
