@@ -302,3 +302,12 @@ def test_refuses_a_folder_it_did_not_write(base, data, tmp_path):
     with pytest.raises(SystemExit, match=r"holds metrics.json but no generations.partial.jsonl"):
         evaluate(base, data, out)
     assert os.listdir(out) == ["metrics.json"]
+
+
+def test_without_a_terminal_eval_prints_progress_lines(base, data, tmp_path, monkeypatch, capsys):
+    # under pytest stdout is not a terminal: the bar is off, and plain lines report progress instead
+    monkeypatch.setattr(eval_cli, "PROGRESS_EVERY_S", 0.0)
+    evaluate(base, data, tmp_path / "out", "--batch-rows", "2")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ifeval: ")
+             and "tokens/s" in line]
+    assert [line.split()[2] for line in lines] == ["2/6", "4/6", "6/6"]

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, write_atomic, write_jsonl
 from minirlvr.engine import chat
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
-from minirlvr.evaluation.generate import FINAL, PARTIAL, digest, drop_cut_line, warn_other_base
+from minirlvr.evaluation.generate import FINAL, PARTIAL, PROGRESS_EVERY_S, digest, drop_cut_line, warn_other_base
 
 
 def settings_of(args, bench, max_new_tokens):
@@ -84,10 +84,11 @@ def chat_of(conv, t, done, i):
 
 
 def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_rows, temperature=0.0, seed=0,
-                   desc="eval", log_every_s=30.0):
+                   desc="eval", log_every_s=None):
     """Generate every (conversation, turn) missing from `done`, one turn at a time across all conversations,
     appending each finished chunk to `path` (None: kept in `done` only). Progress per conversation turn, as a bar
     on a terminal and as a line every `log_every_s` seconds otherwise (under nohup or a job scheduler)."""
+    log_every_s = PROGRESS_EVERY_S if log_every_s is None else log_every_s
     total = sum(len(c.turns) for c in chats)
     bar = tqdm(total=total, initial=len(done), desc=desc, unit="turn", disable=None)
     n_tok, t0, last = 0, time.perf_counter(), time.perf_counter()

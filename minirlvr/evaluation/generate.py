@@ -31,6 +31,8 @@ BENCHES = {
     "ifbench": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
 }
 PARTIAL, FINAL = "generations.partial.jsonl", "generations.jsonl"
+# Without a terminal (nohup, a job scheduler) the bar is off: a plain progress line at most this often instead
+PROGRESS_EVERY_S = 30.0
 
 
 def read_benchmark(path):
@@ -150,6 +152,7 @@ def generate_missing(model, tokenizer, records, done, path, args, max_new_tokens
     what = "greedy" if args.temperature == 0 else f"{k} samples, T={args.temperature}"
     bar = tqdm(total=n, initial=len(done), desc=f"eval {args.bench} ({what})", unit="prompt", disable=None)
     n_tok, t0 = 0, time.perf_counter()
+    last = t0
     for c, chunk in enumerate(chunks):
         todo = [i for i in chunk if i not in done]
         if not todo:
@@ -164,7 +167,11 @@ def generate_missing(model, tokenizer, records, done, path, args, max_new_tokens
             done[i] = row
         n_tok += sum(out.lengths)
         bar.update(len(todo))
-        bar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+        rate = n_tok / (time.perf_counter() - t0)
+        bar.set_postfix(tok_s=f"{rate:.0f}")
+        if bar.disable and time.perf_counter() - last >= PROGRESS_EVERY_S:
+            print(f"eval {args.bench}: {len(done)}/{n} prompts, {rate:.0f} tokens/s", flush=True)
+            last = time.perf_counter()
     bar.close()
 
 
