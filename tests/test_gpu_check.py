@@ -67,3 +67,20 @@ def test_dry_run_with_out_unset_then_a_rerun_that_starts_afresh_within_its_budge
     report = (out / "report.md").read_text()
     assert report.count("# gpu_check report") == 1
     assert report_rows(report)["setup"] == "skipped: time budget spent"
+
+
+def test_every_module_the_script_runs_exists():
+    """The script cannot run on this machine; at least every `python -m MODULE` it names must exist, so a file that
+    moves cannot leave it pointing nowhere (the layout change once did)."""
+    import importlib.util
+    import re
+
+    script = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".ci", "gpu_check")).read()
+    modules = set(re.findall(r'-m (minirlvr[\w.]*)', script))
+    assert len(modules) >= 2
+    missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
+    assert not missing, missing
+    from minirlvr.bench.__main__ import TARGETS
+
+    for target in re.findall(r'-m minirlvr\.bench (\w+)', script):
+        assert target in TARGETS, target
