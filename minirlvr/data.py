@@ -7,6 +7,7 @@ Every error names the file, the line and the field, and nothing is ever silently
 """
 
 import json
+import math
 import os
 import tempfile
 
@@ -40,14 +41,31 @@ def read_jsonl(path):
     return [row for _, row in iter_jsonl(path)]
 
 
+def strict_json(value):
+    """`value` with NaN and infinities as None (null) and dict keys as strings: what strict JSON readers (jq,
+    JavaScript, most JSON libraries) accept. Python's json writes bare NaN, which is not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def to_json(value, **kwargs):
+    """json.dumps of strict_json(value): never NaN, never a non-string key."""
+    return json.dumps(strict_json(value), allow_nan=False, **kwargs)
+
+
 def write_jsonl(path, rows):
     """Write rows atomically: a reader never sees half a file, and a crash never truncates an old one."""
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(path, "".join(to_json(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def append_jsonl(path, row):
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.write(to_json(row, ensure_ascii=False) + "\n")
 
 
 def write_atomic(path, text):

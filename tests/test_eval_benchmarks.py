@@ -121,7 +121,10 @@ def test_turn_t_is_asked_with_the_models_own_earlier_responses():
 
 
 def test_strict_json_has_no_nan():
-    assert conversations.strict({"a": float("nan"), 1: [float("inf"), 0.5]}) == {"a": None, "1": [None, 0.5]}
+    from minirlvr.data import strict_json, to_json
+
+    assert strict_json({"a": float("nan"), 1: [float("inf"), 0.5]}) == {"a": None, "1": [None, 0.5]}
+    assert to_json([float("nan")]) == "[null]"
 
 
 def test_multiif_three_turns_each_asked_with_the_models_own_responses(base, tmp_path, monkeypatch):

@@ -1,12 +1,14 @@
 """The training loop on tiny models: it learns (fp32 LoRA and 4-bit + LoRA), resumes exactly, and refuses bad input."""
 
 import json
+import math
 import os
 
 import pytest
 import torch
 
 from minirlvr.commands import train as train_cmd
+from minirlvr.data import to_json
 import minirlvr.train as train_mod
 from minirlvr.engine.config import ConfigError, make_config, parse_args
 from minirlvr.engine.model import ModelError, tiny_model, trainable_state, word_tokenizer
@@ -320,3 +322,28 @@ def test_a_cuda_device_without_cuda_is_a_clear_error():
         pick_device("cuda")
     with pytest.raises(ModelError, match="is not a device"):
         pick_device("gpu0")
+
+
+def test_no_nan_in_a_written_json_file_and_resume_sees_nan_again(tmp_path):
+    """A part that is NaN where it does not apply (here on every other row) is written as null in metrics.jsonl
+    (strict JSON), and a resumed run's history holds NaN again, as the straight run's does."""
+    def half_nan(records, completions):
+        r, parts = x_fraction(records, completions)
+        return r, {**parts, "sometimes": [math.nan if k % 2 else 1.0 for k in range(len(r))],
+                   "never": [math.nan] * len(r)}  # its step mean is NaN
+
+    model, tok = tiny()
+    res = train(cfg(tmp_path, steps=2, ckpt_every=1), half_nan, records=RECORDS, model=model, tokenizer=tok)
+    text = open(os.path.join(res.run_dir, "metrics.jsonl")).read()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    rows = [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all("reward/sometimes" in r for r in rows)
+    from minirlvr.engine.checkpoint import truncate_log
+
+    back = truncate_log(os.path.join(res.run_dir, "metrics.jsonl"), 2)
+    assert back[0]["reward/sometimes"] == 1.0  # nanmean over rows: the NaN rows are left out
+    assert rows[0]["reward/never"] is None and math.isnan(back[0]["reward/never"])
+    assert json.loads(to_json({"x": math.nan})) == {"x": None}

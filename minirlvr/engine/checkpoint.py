@@ -13,6 +13,7 @@ This file does not decide when to save; train.py does.
 
 import contextlib
 import glob
+import math
 import os
 import random
 import shutil
@@ -134,4 +135,5 @@ def truncate_log(path, last_step):
         return []
     rows = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
     write_jsonl(path, rows)
-    return rows
+    # the log holds null where a metric was NaN (strict JSON): the history in memory has NaN, as a straight run's
+    return [{k: math.nan if v is None else v for k, v in r.items()} for r in rows]

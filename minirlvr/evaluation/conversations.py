@@ -14,14 +14,12 @@ This file does not know any benchmark's rules.
 """
 
 import hashlib
-import json
-import math
 import os
 import time
 
 from tqdm import tqdm
 
-from minirlvr.data import DataError, append_jsonl, iter_jsonl, write_atomic, write_jsonl
+from minirlvr.data import DataError, append_jsonl, iter_jsonl, to_json, write_atomic, write_jsonl
 from minirlvr.engine import chat
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
 from minirlvr.evaluation.generate import FINAL, PARTIAL, PROGRESS_EVERY_S, digest, drop_cut_line, warn_other_base
@@ -214,19 +212,8 @@ def run_conversations(args):
               "headline": scored["headline"], "table": scored["table"],
               "generation": {"mean_tokens": sum(r["length"] for r in done.values()) / max(len(done), 1),
                              "cut_at_max_new_tokens": sum(cut) / max(len(cut), 1)}}
-    write_atomic(os.path.join(out, "metrics.json"), json.dumps(strict(report), indent=1, ensure_ascii=False) + "\n")
+    write_atomic(os.path.join(out, "metrics.json"), to_json(report, indent=1, ensure_ascii=False) + "\n")
     return report
-
-
-def strict(value):
-    """`value` with NaN and infinities as null and keys as strings: strict JSON, which every reader parses."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(v) for v in value]
-    return value
 
 
 def format_conversations(report):

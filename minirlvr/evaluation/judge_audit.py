@@ -23,13 +23,12 @@ training. Writes DIR/audit.md, DIR/audit.json (every question, verdict and raw a
 This file does not train or change the judge; its templates are llm_judge.py's unless --template-* replace them.
 """
 
-import json
 import os
 from collections import defaultdict
 
 from minirlvr import verifiers
 from minirlvr.engine.config import ConfigError
-from minirlvr.data import DataError, prompt_text, read_records, write_atomic, write_jsonl
+from minirlvr.data import DataError, prompt_text, read_records, to_json, write_atomic, write_jsonl
 from minirlvr.reward.judge import precision_recall
 from minirlvr.reward.constraint import hard_checks
 
@@ -201,6 +200,6 @@ def run(args):
     text = format_table(result)
     write_atomic(os.path.join(args.out, "audit.md"), text + "\n")
     write_atomic(os.path.join(args.out, "audit.json"),
-                 json.dumps({**result, "verdicts": verdicts}, indent=1, ensure_ascii=False) + "\n")
+                 to_json({**result, "verdicts": verdicts}, indent=1, ensure_ascii=False) + "\n")
     plot(result, os.path.join(args.out, "recall.png"))
     return result, text

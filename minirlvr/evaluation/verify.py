@@ -13,14 +13,13 @@ verifiers, rule checks in the sandbox (reward/rule_checks.py). This file does no
 the judge's job).
 """
 
-import json
 import os
 from collections import defaultdict
 
 from tqdm import tqdm
 
 from minirlvr import verifiers
-from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
+from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, to_json, write_atomic
 from minirlvr.datasets.convert import read_verinstruct
 from minirlvr.reward import rule_checks
 
@@ -115,7 +114,7 @@ def run(data, responses, out=None):
               "per_instruction": table, "unmatched_responses": unmatched, "missing_responses": missing,
               "results": results}
     if out:
-        write_atomic(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        write_atomic(out, to_json(report, indent=1, ensure_ascii=False) + "\n")
     return report
 
 
@@ -170,7 +169,7 @@ def run_rules(data, responses, out=None, allow=False, log=None):
               "check_failures": failures, "unmatched_responses": unmatched, "missing_responses": missing,
               "results": results}
     if out:
-        write_atomic(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        write_atomic(out, to_json(report, indent=1, ensure_ascii=False) + "\n")
         try:
             os.remove(journal)
         except OSError:
