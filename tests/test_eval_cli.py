@@ -311,3 +311,12 @@ def test_without_a_terminal_eval_prints_progress_lines(base, data, tmp_path, mon
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ifeval: ")
              and "tokens/s" in line]
     assert [line.split()[2] for line in lines] == ["2/6", "4/6", "6/6"]
+
+
+def test_threads_option_sets_torchs_threads(base, data, tmp_path, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    evaluate(base, data, tmp_path / "out", "--threads", "1", "--limit", "1")
+    assert seen == [1]

@@ -73,6 +73,8 @@ def build_parser():
     p.add_argument("--device", default="auto")
     p.add_argument(RUN_FLAG, dest="run_dataset_code", action="store_true",
                    help="run the records' dataset rule checks (VerInstruct) in the sandbox during the pilot")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a busy machine "
+                                               "1 can be much faster")
     return p
 
 
@@ -89,6 +91,10 @@ def format_report(report):
 
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     report_path = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "refine_report.json")
     work = args.work or args.out + ".work"
     try:
