@@ -22,7 +22,8 @@ from tqdm import tqdm
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, to_json, write_atomic, write_jsonl
 from minirlvr.engine import chat
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
-from minirlvr.evaluation.generate import FINAL, PARTIAL, PROGRESS_EVERY_S, digest, drop_cut_line, warn_other_base
+from minirlvr.evaluation.generate import (FINAL, PARTIAL, PROGRESS_EVERY_S, digest, drop_cut_line, generation_rows,
+                                          warn_other_base)
 
 
 def settings_of(args, bench, max_new_tokens):
@@ -44,18 +45,7 @@ def _data_digest(path):
 
 def read_turns(path, chats, settings):
     """{(index, turn): row} of a generations file written with exactly these settings."""
-    if drop_cut_line(path):
-        print(f"eval: {path}: dropped a cut last line (the run was killed while writing it)")
-    rows = iter_jsonl(path)
-    lineno, head = next(rows, (1, {}))
-    old = head.get("settings")
-    if not isinstance(old, dict):
-        raise DataError(f"{path}:{lineno}: field 'settings' missing: not a generations file written by eval")
-    differ = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-    if differ:
-        what = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in differ)
-        raise DataError(f"{path} was written with other settings ({what}). Use another --out, or delete "
-                        f"{os.path.dirname(path) or '.'} to start over")
+    rows = generation_rows(path, settings)
     done = {}
     for lineno, row in rows:
         i, t = row.get("index"), row.get("turn")

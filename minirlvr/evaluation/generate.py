@@ -110,8 +110,9 @@ def drop_cut_line(path):
     return True
 
 
-def read_generations(path, records, settings):
-    """{index: row} of a generations file written by an earlier run with exactly these settings."""
+def generation_rows(path, settings):
+    """The (line number, row) pairs after line 1 of a generations file, once line 1 shows it was written with
+    exactly these settings (a cut last line, from a kill mid-write, is dropped first)."""
     if drop_cut_line(path):
         print(f"eval: {path}: dropped a cut last line (the run was killed while writing it)")
     rows = iter_jsonl(path)
@@ -124,6 +125,12 @@ def read_generations(path, records, settings):
         what = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in differ)
         raise DataError(f"{path} was written with other settings ({what}). Use another --out, or delete "
                         f"{os.path.dirname(path) or '.'} to start over")
+    return rows
+
+
+def read_generations(path, records, settings):
+    """{index: row} of a generations file written by an earlier run with exactly these settings."""
+    rows = generation_rows(path, settings)
     done, k = {}, settings["samples"]
     for lineno, row in rows:
         i = row.get("index")
