@@ -66,6 +66,9 @@ class MiniatureConfig:
     eval_soft: int = 100
     eval_unseen: int = 100
     eval_samples: int = 4
+    # the attention stage: this many held-out prompts of each kind (seen hard, soft, unseen hard type), one greedy
+    # response each, per policy
+    attention_prompts: int = 8
 
 
 # What only the miniature has, per preset; everything else comes from the preset row in presets.py.
@@ -174,6 +177,20 @@ class MiniatureParts:
                      "soft": world.sample_records("eval_soft", cfg.eval_soft, seed=1002),
                      "unseen": world.sample_records("eval_unseen", cfg.eval_unseen, seed=1003)}
         return self.model, self.tokenizer
+
+    headline = ("unseen", "held-out unseen constraints' pass rate")
+
+    def attention_items(self, model, tokenizer):
+        """The first few held-out prompts of each kind, with the policy's greedy responses (one each)."""
+        from minirlvr.evaluation.attention import stage_record
+
+        cfg, n = self.cfg, self.cfg.attention_prompts
+        unseen_types = [r for r in self.sets["unseen"] if r["instruction_id_list"][0] in world.UNSEEN_HARD]
+        recs = self.sets["hard"][:n] + self.sets["soft"][:n] + unseen_types[:n]
+        recs = [dict(r, key=f"{r['source'].split(':')[-1]}-{r['key']}") for r in recs]
+        texts, _, _ = sample_texts(model, tokenizer, recs, 1, cfg.max_new_tokens, 0.0, seed=0)
+        return [stage_record(r, t, ["type" if i in world.UNSEEN_HARD else None for i in r["instruction_id_list"]])
+                for r, t in zip(recs, texts)]
 
     def summary(self, m):
         return (f"hard {m['hard_prompt']:.3f} (prompt) {m['hard_instr']:.3f} (instr), soft true {m['soft_true']:.3f} "

@@ -1,13 +1,16 @@
-"""What every pipeline report shares: means, "mean ± sd over seeds" cells, markdown table rows, and the PNG of two
-series of the engine's metrics.jsonl over GRPO steps, one panel per arm.
+"""What every pipeline report shares: means, "mean ± sd over seeds" cells, markdown table rows, the PNG of two
+series of the engine's metrics.jsonl over GRPO steps, one panel per arm, and the attention stage's section (its
+table, its figure of layers x arms, the paper's claim beside ours, the noise and the correlation with held-out gains).
 
 The miniature plots `reward` (the training reward, judged where a judge is in the loop) against `reward/true` (the
 same formula with the world's truth in place of the judge); a real model plots the reward against the judge's
-agreement with the verifiers on canaries. Matplotlib's Agg backend, so no display is needed. This file computes
-nothing.
+agreement with the verifiers on canaries. Matplotlib's Agg backend, so no display is needed. This file measures
+nothing: the attention scores come from evaluation/attention.py; here they are only differenced, averaged and
+correlated.
 """
 
 import math
+import os
 from collections import defaultdict
 
 import matplotlib
@@ -86,3 +89,159 @@ def reward_curves(histories, path, title="", series=(("reward", "judged reward (
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --- the attention stage's section (pipeline/reproduce.py's attention_stage; numbers: evaluation/attention.py)
+
+PAPER_ATTENTION = ("the paper (arXiv 2601.04954, abstract): \"analysis of the attention mechanism reveals that "
+                   "high-precision rewards develop a transferable meta-skill for IF\" (Qwen2.5-7B-Instruct on "
+                   "VerInstruct; its own attention measure, not this one)")
+OUR_READING = ("our reading as a test: hard-only GRPO (the high-precision reward) raises response tokens' attention "
+               "to the constraint text, on constraint types training never saw too (transfer), and more than the "
+               "lower-precision arms (soft-only, mixed)")
+ATT_ROWS = [("score, all constraints", "all", False), ("change, all constraints", "all", True),
+            ("change, seen types", "seen", True), ("change, unseen types", "unseen", True),
+            ("change, hard", "hard", True), ("change, soft", "soft", True)]
+
+
+def att_score(att, group):
+    """A policy's score on one group, NaN where the group had no record (or the run has no attention.json)."""
+    g = (att or {}).get("groups", {}).get(group)
+    return g["score"] if g else float("nan")
+
+
+def pearson(xs, ys):
+    """(r, n) over the pairs where both are numbers; r is NaN for n < 3 or a constant series."""
+    pairs = [(x, y) for x, y in zip(xs, ys) if x == x and y == y]
+    n = len(pairs)
+    if n < 3:
+        return float("nan"), n
+    mx, my = mean(p[0] for p in pairs), mean(p[1] for p in pairs)
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sx = math.sqrt(sum((x - mx) ** 2 for x, _ in pairs))
+    sy = math.sqrt(sum((y - my) ** 2 for _, y in pairs))
+    return (sxy / (sx * sy) if sx > 0 and sy > 0 else float("nan")), n
+
+
+def paired_se(start, att):
+    """Standard error over prompts of the mean per-record change of the "all" score (same prompts, matched by
+    key): the prompt sampling noise of one run's change. NaN with fewer than 2 shared prompts."""
+    before = {r["key"]: r["all"] for r in start.get("per_record", []) if "all" in r}
+    d = [r["all"] - before[r["key"]] for r in (att or {}).get("per_record", []) if r.get("key") in before and "all" in r]
+    if len(d) < 2:
+        return float("nan")
+    m = mean(d)
+    return math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
+
+
+def layer_changes(start, runs):
+    """{variant: (per-layer change of the "all" score, mean over seeds; (layer, head, change) of the head with the
+    largest |change| in each layer)} for the runs that have an attention.json."""
+    import torch
+
+    s = torch.tensor(start["heads"])  # (n_layers, H)
+    out = {}
+    for name, rs in by_variant(runs).items():
+        ds = [torch.tensor(r["att"]["heads"]) - s for r in rs if r["att"] and "heads" in r["att"]]
+        if not ds:
+            continue
+        d = torch.stack(ds).mean(0)  # (n_layers, H)
+        top = [(layer, int(d[layer].abs().argmax()), float(d[layer, d[layer].abs().argmax()]))
+               for layer in range(d.shape[0])]
+        out[name] = (d.mean(-1).tolist(), top)
+    return out
+
+
+def attention_figure(changes, path):
+    """One PNG: layers (down) x arms (across), the change of the layer's mean score from the start; each cell
+    names its largest-change head, and the largest of each arm is boxed."""
+    import torch
+
+    names = list(changes)
+    m = torch.tensor([changes[n][0] for n in names]).T  # (n_layers, arms)
+    lim = float(m.abs().max()) or 1.0
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 1.2 + 0.45 * m.shape[0]))
+    im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for a, n in enumerate(names):
+        top = changes[n][1]
+        best = max(range(len(top)), key=lambda i: abs(top[i][2]))
+        for layer, head, d in top:
+            ax.text(a, layer, f"{m[layer, a]:+.2f}\nh{head} {d:+.2f}", ha="center", va="center", fontsize=6,
+                    fontweight="bold" if layer == best else "normal")
+        ax.add_patch(plt.Rectangle((a - 0.5, best - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=20)
+    ax.set_yticks(range(m.shape[0]))
+    ax.set(ylabel="layer", title="attention to constraints: change from the start\n(layer mean; per cell the "
+                                 "largest-change head; boxed: the arm's largest)")
+    ax.title.set_fontsize(8)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def attention_section(start, base, runs, headline, png):
+    """The report's attention section, markdown lines. start: the start's attention.json; base: its metrics;
+    runs: [{"variant", "seed", "att" (attention.json or None), "row" (result row)}]; headline: (metric key,
+    words) the correlation uses (held-out gain = run - start); png: where the figure goes."""
+    if not start or "all" not in start.get("groups", {}):
+        return ["", "Attention stage: no score for the start policy (no record with locatable constraint text)."]
+    by = by_variant(runs)
+    names = list(by)
+    lines = ["", "#### Attention to the constraint text (the paper's attention analysis)", "",
+             f"Per policy: {start['records']} held-out prompts with its own greedy response; score = the response "
+             "tokens' attention mass on the constraint text / that text's share of the keys they see (1 = its "
+             "share), mean over tokens, layers, heads, prompts; split by the constraint's type (seen / unseen in "
+             "training) and kind (hard / soft). Change = run - start on the same prompts. Mean ± sd over seeds.",
+             "", *table_head(["start", *names], first="")]
+    for label, g, change in ATT_ROWS:
+        cells = ["" if change else f"{att_score(start, g):.3f}"]
+        for n in names:
+            vals = [att_score(r["att"], g) - (att_score(start, g) if change else 0) for r in by[n]]
+            cells.append(mean_sd(vals))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{g} {v['n']}" for g, v in start["groups"].items())
+    lines.append(f"| prompts per group (start) | {counts} |" + " |" * len(names))
+    changes = layer_changes(start, runs)
+    top = []
+    for n, (_, heads) in changes.items():
+        best = sorted(heads, key=lambda t: -abs(t[2]))[:3]
+        top.append(f"{n}: " + ", ".join(f"L{layer}.h{h} {d:+.3f}" for layer, h, d in best))
+    if changes:
+        attention_figure(changes, png)
+        lines += ["", f"Largest head changes (mean over seeds): {'; '.join(top)}. Figure: {os.path.basename(png)}."]
+
+    # noise: seeds (sd of the change) and prompts (paired SE of one run's change)
+    hard = by.get("hard-only", [])
+    d_all = [att_score(r["att"], "all") - att_score(start, "all") for r in hard]
+    d_uns = [att_score(r["att"], "unseen") - att_score(start, "unseen") for r in hard]
+    se = nanmean(paired_se(start, r["att"]) for r in runs)
+    seed_sd = (math.sqrt(mean((v - mean(d_all)) ** 2 for v in d_all)) if len([v for v in d_all if v == v]) > 1
+               else float("nan"))
+    noise = max(x for x in (2 * se, seed_sd, 0.0) if x == x)
+    lines += ["", f"**The paper's claim**, labelled as the paper's: {PAPER_ATTENTION}; {OUR_READING}."]
+    if hard and nanmean(d_all) == nanmean(d_all):
+        others = {n: nanmean(att_score(r["att"], "all") - att_score(start, "all") for r in by[n])
+                  for n in ("soft-only", "mixed") if n in by}
+        up, transfer = nanmean(d_all) > noise, nanmean(d_uns) > noise
+        beats = bool(others) and all(nanmean(d_all) - v > noise for v in others.values())
+        verdict = ("agrees" if up and transfer and beats else
+                   "disagrees" if nanmean(d_all) < -noise or nanmean(d_uns) < -noise else "is inconclusive")
+        lines.append(
+            f"Ours ({len(hard)} seed{'s' if len(hard) > 1 else ''}, {start['records']} prompts): hard-only changes the "
+            f"score by {nanmean(d_all):+.3f} (all), {nanmean(d_uns):+.3f} (unseen types)"
+            + ("".join(f", {n} {v:+.3f}" for n, v in others.items()) + " (all)" if others else "")
+            + f"; noise: seed sd {seed_sd:.3f}" + (" (one seed: not measured)" if seed_sd != seed_sd else "")
+            + f", prompts ±{se:.3f} (SE of one run's change over its prompts). Against a noise of {noise:.3f}: "
+            f"raised {'yes' if up else 'no'}, on unseen types {'yes' if transfer else 'no'}, more than the "
+            f"lower-precision arms {'yes' if beats else 'no'}: this run {verdict} with the paper's claim"
+            + (" (at this size and this few prompts the noise decides)." if verdict == "is inconclusive" else "."))
+    key, words = headline
+    xs = [att_score(r["att"], "all") - att_score(start, "all") for r in runs]
+    ys = [(r["row"].get(key, float("nan")) - base.get(key, float("nan"))) for r in runs]
+    r, n = pearson(xs, ys)
+    lines.append(f"Across arms and seeds, attention change vs held-out gain ({words}, run - start): Pearson r = "
+                 + (f"{r:+.2f}" if r == r else "n/a") + f", n = {n} runs"
+                 + (" (too few runs for a correlation)." if n < 3 else
+                    " (small n: read it as a direction, not a finding)." if n < 10 else "."))
+    return lines
