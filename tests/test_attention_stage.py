@@ -191,3 +191,23 @@ def test_empty_responses_and_unlocatable_constraints_are_skipped(tok):
     out = R.stage_scores(forced_model(tok, LOGITS), tok, recs)
     assert out["records"] == 1 and [k for k, _ in out["skipped"]] == ["one", "none"]
     assert "empty response" in out["skipped"][0][1] and "cover no token" in out["skipped"][1][1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the stage on a GPU (the compiled Triton kernel) needs CUDA")
+def test_stage_on_a_gpu_uses_the_triton_kernel_and_reports_the_same(tok, monkeypatch):
+    from minirlvr.kernels import attention as kernel
+
+    used, real = [], kernel.attention_mass
+
+    def spy(*args, backend=None, **kw):
+        used.append(kernel.resolve_backend(backend, args[0].device))
+        return real(*args, backend=backend, **kw)
+
+    monkeypatch.setattr("minirlvr.evaluation.attention_hook.attention_mass", spy)
+    cpu = R.stage_scores(forced_model(tok, LOGITS), tok, RECORDS)
+    used.clear()
+    gpu = R.stage_scores(forced_model(tok, LOGITS).cuda(), tok, RECORDS)
+    assert used and set(used) == {"triton"}  # the real presets' path: the stage's default backend on a GPU
+    torch.testing.assert_close(torch.tensor(gpu["heads"]), torch.tensor(cpu["heads"]), rtol=1e-4, atol=1e-4)
+    for g, v in cpu["groups"].items():
+        assert gpu["groups"][g]["score"] == pytest.approx(v["score"], rel=1e-4), g

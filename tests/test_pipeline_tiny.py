@@ -18,7 +18,7 @@ IFEVAL = [
     {"key": 3, "prompt": "Tell me about bread. Include the keywords bread and oven in the response.",
      "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["bread", "oven"]}]},
 ]
-TIMING = {"wall_s", "train_s", "cpu_s", "policy"}
+TIMING = {"wall_s", "train_s", "cpu_s", "policy", "responses_s"}
 
 
 def without_timing(obj):

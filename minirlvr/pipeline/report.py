@@ -110,6 +110,14 @@ def att_score(att, group):
     return g["score"] if g else float("nan")
 
 
+def att_change(start, att, group):
+    """A policy's change of the score on one group from the start's, over the prompts both could score (matched
+    by key: a policy that answers a prompt with nothing has no score there); NaN where none is shared."""
+    before = {r["key"]: r[group] for r in start.get("per_record", []) if group in r}
+    d = [r[group] - before[r["key"]] for r in (att or {}).get("per_record", []) if group in r and r["key"] in before]
+    return mean(d) if d else float("nan")
+
+
 def pearson(xs, ys):
     """(r, n) over the pairs where both are numbers; r is NaN for n < 3 or a constant series."""
     pairs = [(x, y) for x, y in zip(xs, ys) if x == x and y == y]
@@ -192,16 +200,18 @@ def attention_section(start, base, runs, headline, png):
              f"Per policy: {start['records']} held-out prompts with its own greedy response; score = the response "
              "tokens' attention mass on the constraint text / that text's share of the keys they see (1 = its "
              "share), mean over tokens, layers, heads, prompts; split by the constraint's type (seen / unseen in "
-             "training) and kind (hard / soft). Change = run - start on the same prompts. Mean ± sd over seeds.",
+             "training) and kind (hard / soft). Change = run - start over the prompts both scored (an empty "
+             "response has no score). Mean ± sd over seeds.",
              "", *table_head(["start", *names], first="")]
     for label, g, change in ATT_ROWS:
         cells = ["" if change else f"{att_score(start, g):.3f}"]
         for n in names:
-            vals = [att_score(r["att"], g) - (att_score(start, g) if change else 0) for r in by[n]]
+            vals = [att_change(start, r["att"], g) if change else att_score(r["att"], g) for r in by[n]]
             cells.append(mean_sd(vals))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append(f"| prompts scored (empty responses skipped) | {start['records']} | "
+                 + " | ".join(mean_sd([(r["att"] or {}).get("records") for r in by[n]], 0) for n in names) + " |")
     counts = ", ".join(f"{g} {v['n']}" for g, v in start["groups"].items())
-    lines.append(f"| prompts per group (start) | {counts} |" + " |" * len(names))
     changes = layer_changes(start, runs)
     top = []
     for n, (_, heads) in changes.items():
@@ -209,39 +219,41 @@ def attention_section(start, base, runs, headline, png):
         top.append(f"{n}: " + ", ".join(f"L{layer}.h{h} {d:+.3f}" for layer, h, d in best))
     if changes:
         attention_figure(changes, png)
-        lines += ["", f"Largest head changes (mean over seeds): {'; '.join(top)}. Figure: {os.path.basename(png)}."]
+        lines += ["", f"Prompts per group at the start: {counts}. Largest head changes (mean over seeds, over the "
+                      f"prompts each policy scored): {'; '.join(top)}. Figure: {os.path.basename(png)}."]
 
     # noise: seeds (sd of the change) and prompts (paired SE of one run's change)
     hard = by.get("hard-only", [])
-    d_all = [att_score(r["att"], "all") - att_score(start, "all") for r in hard]
-    d_uns = [att_score(r["att"], "unseen") - att_score(start, "unseen") for r in hard]
+    d_all = [att_change(start, r["att"], "all") for r in hard]
+    d_uns = [att_change(start, r["att"], "unseen") for r in hard]
     se = nanmean(paired_se(start, r["att"]) for r in runs)
     seed_sd = (math.sqrt(mean((v - mean(d_all)) ** 2 for v in d_all)) if len([v for v in d_all if v == v]) > 1
                else float("nan"))
     noise = max(x for x in (2 * se, seed_sd, 0.0) if x == x)
     lines += ["", f"**The paper's claim**, labelled as the paper's: {PAPER_ATTENTION}; {OUR_READING}."]
     if hard and nanmean(d_all) == nanmean(d_all):
-        others = {n: nanmean(att_score(r["att"], "all") - att_score(start, "all") for r in by[n])
+        others = {n: nanmean(att_change(start, r["att"], "all") for r in by[n])
                   for n in ("soft-only", "mixed") if n in by}
         up, transfer = nanmean(d_all) > noise, nanmean(d_uns) > noise
         beats = bool(others) and all(nanmean(d_all) - v > noise for v in others.values())
-        verdict = ("agrees" if up and transfer and beats else
-                   "disagrees" if nanmean(d_all) < -noise or nanmean(d_uns) < -noise else "is inconclusive")
+        verdict = ("agrees with" if up and transfer and beats else
+                   "disagrees with" if nanmean(d_all) < -noise or nanmean(d_uns) < -noise else "is inconclusive about")
         lines.append(
             f"Ours ({len(hard)} seed{'s' if len(hard) > 1 else ''}, {start['records']} prompts): hard-only changes the "
             f"score by {nanmean(d_all):+.3f} (all), {nanmean(d_uns):+.3f} (unseen types)"
             + ("".join(f", {n} {v:+.3f}" for n, v in others.items()) + " (all)" if others else "")
-            + f"; noise: seed sd {seed_sd:.3f}" + (" (one seed: not measured)" if seed_sd != seed_sd else "")
+            + "; noise: seed sd " + (f"{seed_sd:.3f}" if seed_sd == seed_sd else "n/a (one seed: not measured)")
             + f", prompts ±{se:.3f} (SE of one run's change over its prompts). Against a noise of {noise:.3f}: "
             f"raised {'yes' if up else 'no'}, on unseen types {'yes' if transfer else 'no'}, more than the "
             f"lower-precision arms {'yes' if beats else 'no'}: this run {verdict} with the paper's claim"
-            + (" (at this size and this few prompts the noise decides)." if verdict == "is inconclusive" else "."))
+            + (" (at this size and with this few prompts the noise decides)." if verdict.startswith("is") else "."))
     key, words = headline
-    xs = [att_score(r["att"], "all") - att_score(start, "all") for r in runs]
+    xs = [att_change(start, r["att"], "all") for r in runs]
     ys = [(r["row"].get(key, float("nan")) - base.get(key, float("nan"))) for r in runs]
     r, n = pearson(xs, ys)
     lines.append(f"Across arms and seeds, attention change vs held-out gain ({words}, run - start): Pearson r = "
                  + (f"{r:+.2f}" if r == r else "n/a") + f", n = {n} runs"
                  + (" (too few runs for a correlation)." if n < 3 else
+                    " (one of the two does not vary across runs)." if r != r else
                     " (small n: read it as a direction, not a finding)." if n < 10 else "."))
     return lines

@@ -80,8 +80,9 @@ def attention_stage(parts, model, tokenizer, path, resume, log, label):
     t0 = time.time()
     with isolated_rng():
         records = parts.attention_items(model, tokenizer)
+        t1 = time.time()
         att = stage_scores(model, tokenizer, records)
-    att["wall_s"] = round(time.time() - t0, 1)
+    att["wall_s"], att["responses_s"] = round(time.time() - t0, 1), round(t1 - t0, 1)
     skipped = {k for k, _ in att["skipped"]}
     write_jsonl(path[:-len(".json")] + "_records.jsonl",
                 [r for i, r in enumerate(records) if r.get("key", i) not in skipped])
@@ -90,7 +91,8 @@ def attention_stage(parts, model, tokenizer, path, resume, log, label):
     log(f"{label}: attention to constraints {groups['all']['score'] if 'all' in groups else float('nan'):.3f} "
         f"(1 = their share of the keys; " + ", ".join(f"{g} {v['score']:.3f} n={v['n']}" for g, v in groups.items()
                                                    if g != "all")
-        + f"), {att['records']} records, {len(att['skipped'])} skipped, {att['wall_s']:.0f}s")
+        + f"), {att['records']} records, {len(att['skipped'])} skipped, {att['wall_s']:.1f}s "
+          f"({att['responses_s']:.1f}s of it generating the responses)")
     return att
 
 
