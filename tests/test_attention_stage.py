@@ -166,6 +166,9 @@ def test_stage_equals_the_command_on_the_same_policy_records_and_responses(tok, 
     # union as one segment (another summation order); a different policy, record or response moves them by >1e-2
     torch.testing.assert_close(torch.tensor(stage["heads"]), torch.tensor(cmd["score"]), rtol=1e-5, atol=1e-6)
     assert stage["groups"]["all"]["score"] == pytest.approx(float(torch.tensor(cmd["score"]).mean()), rel=1e-6)
+    # the stage's records carry their labels: the command splits by group with the stage's own function
+    assert cmd["groups"] == stage["groups"]
+    assert "### By group of constraints" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_stage_record_labels_and_spans():
@@ -211,3 +214,14 @@ def test_stage_on_a_gpu_uses_the_triton_kernel_and_reports_the_same(tok, monkeyp
     torch.testing.assert_close(torch.tensor(gpu["heads"]), torch.tensor(cpu["heads"]), rtol=1e-4, atol=1e-4)
     for g, v in cpu["groups"].items():
         assert gpu["groups"][g]["score"] == pytest.approx(v["score"], rel=1e-4), g
+
+
+def test_changes_are_matched_by_prompt():
+    """A policy that answers a prompt with nothing has no score there: its change is taken over the prompts both
+    policies scored, not against the start's mean over all of them."""
+    start = {"per_record": [{"key": "a", "all": 1.0, "soft": 2.0}, {"key": "b", "all": 3.0}]}
+    run = {"per_record": [{"key": "b", "all": 3.5}]}  # "a" was skipped (empty response)
+    assert report.att_change(start, run, "all") == pytest.approx(0.5)
+    assert math.isnan(report.att_change(start, run, "soft")) and math.isnan(report.att_change(start, None, "all"))
+    assert report.paired_se(start, {"per_record": [{"key": "a", "all": 2.0}, {"key": "b", "all": 3.0}]}) == \
+        pytest.approx(0.5)  # changes 1 and 0: sd 0.707 over sqrt(2)
