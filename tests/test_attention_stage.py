@@ -225,3 +225,23 @@ def test_changes_are_matched_by_prompt():
     assert math.isnan(report.att_change(start, run, "soft")) and math.isnan(report.att_change(start, None, "all"))
     assert report.paired_se(start, {"per_record": [{"key": "a", "all": 2.0}, {"key": "b", "all": 3.0}]}) == \
         pytest.approx(0.5)  # changes 1 and 0: sd 0.707 over sqrt(2)
+
+
+def _att(all_, unseen, n=6, spread=0.01):
+    """A synthetic attention.json: n prompts, per-prompt scores around `all_` / `unseen` (alternating +-spread)."""
+    rows = [{"key": f"k{i}", "all": all_ + spread * (-1) ** i, "unseen": unseen + spread * (-1) ** i}
+            for i in range(n)]
+    return {"records": n, "per_record": rows, "heads": [[all_, all_]],
+            "groups": {"all": {"n": n, "score": all_}, "unseen": {"n": n, "score": unseen}}}
+
+
+@pytest.mark.parametrize("hard, verdict", [((1.5, 1.4), "agrees with"), ((0.6, 0.7), "disagrees with"),
+                                           ((1.005, 1.0), "is inconclusive about")])
+def test_the_verdict_beside_the_papers_claim(hard, verdict, tmp_path):
+    start = _att(1.0, 1.0)
+    runs = [{"variant": "hard-only", "seed": s, "att": _att(hard[0] + 0.01 * s, hard[1]), "row": {"m": 0.1}}
+            for s in (0, 1)]
+    runs += [{"variant": v, "seed": 0, "att": _att(1.02, 1.0), "row": {"m": 0.0}} for v in ("soft-only", "mixed")]
+    text = "\n".join(report.attention_section(start, {"m": 0.0}, runs, ("m", "gain"), str(tmp_path / "a.png")))
+    assert f"this run {verdict} the paper's claim" in text
+    assert "Ours (2 seeds, 6 prompts)" in text and "seed sd 0.005" in text

@@ -245,7 +245,7 @@ def attention_section(start, base, runs, headline, png):
             + "; noise: seed sd " + (f"{seed_sd:.3f}" if seed_sd == seed_sd else "n/a (one seed: not measured)")
             + f", prompts ±{se:.3f} (SE of one run's change over its prompts). Against a noise of {noise:.3f}: "
             f"raised {'yes' if up else 'no'}, on unseen types {'yes' if transfer else 'no'}, more than the "
-            f"lower-precision arms {'yes' if beats else 'no'}: this run {verdict} with the paper's claim"
+            f"lower-precision arms {'yes' if beats else 'no'}: this run {verdict} the paper's claim"
             + (" (at this size and with this few prompts the noise decides)." if verdict.startswith("is") else "."))
     key, words = headline
     xs = [att_change(start, r["att"], "all") for r in runs]
