@@ -103,7 +103,11 @@ def expected(tok, rec, members, logit):
 
 
 def test_stage_reports_the_constructed_attention(tok):
-    out = R.stage_scores(forced_model(tok, LOGITS), tok, RECORDS)
+    model = forced_model(tok, LOGITS).train()  # as a policy comes out of training: the stage measures in eval mode
+    modes = []
+    model.model.layers[0].register_forward_pre_hook(lambda m, args: modes.append(m.training))
+    out = R.stage_scores(model, tok, RECORDS)
+    assert modes == [False, False] and model.training  # eval mode inside, the caller's mode restored after
     assert out["records"] == 2 and not out["skipped"]
     heads = torch.tensor(out["heads"])  # (2 layers, 4 heads), "all" group, mean over the two records
     want = torch.tensor([[sum(expected(tok, r, range(len(r["constraint_spans"])), a) for r in RECORDS) / 2

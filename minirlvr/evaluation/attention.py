@@ -245,26 +245,36 @@ def group_scores(model, input_ids, seg, n_resp, owner, groups, backend=None):
     return out
 
 
+def _score_record(model, tok, rec, i, where, backend, per_group, rows, skipped):
+    """stage_scores for one record: its group scores appended to per_group and rows, or a reason to skipped."""
+    key, here = rec.get("key", i), f"{where}:record {i + 1}"
+    if not rec.get("response"):
+        skipped.append((key, f"{here}: empty response"))
+        return
+    try:
+        ids, seg, n, owner = segment_spans(tok, rec, [tuple(s) for s in rec["constraint_spans"]], rec["response"],
+                                           here)
+    except SpanNotFound as e:
+        skipped.append((key, str(e)))
+        return
+    scores = group_scores(model, ids, seg, n, owner, group_members(rec["constraint_labels"]), backend)
+    for g, m in scores.items():
+        per_group[g].append(m)
+    rows.append({"key": key, "response_tokens": n, **{g: round(float(m.mean()), 5) for g, m in scores.items()}})
+
+
 def stage_scores(model, tok, records, backend=None, where="attention stage"):
     """The attention stage's numbers for one policy on stage_record()s: per group (GROUPS) the number of records
     and the score (mean over records of the mean over layers and heads), per layer; the (layers x heads) matrix of
     "all"; one row per record; the records skipped, with why (no response, constraint text on no token)."""
     per_group, rows, skipped = {g: [] for g in GROUPS}, [], []
-    for i, rec in enumerate(records):
-        key, here = rec.get("key", i), f"{where}:record {i + 1}"
-        if not rec.get("response"):
-            skipped.append((key, f"{here}: empty response"))
-            continue
-        try:
-            ids, seg, n, owner = segment_spans(tok, rec, [tuple(s) for s in rec["constraint_spans"]],
-                                               rec["response"], here)
-        except SpanNotFound as e:
-            skipped.append((key, str(e)))
-            continue
-        scores = group_scores(model, ids, seg, n, owner, group_members(rec["constraint_labels"]), backend)
-        for g, m in scores.items():
-            per_group[g].append(m)
-        rows.append({"key": key, "response_tokens": n, **{g: round(float(m.mean()), 5) for g, m in scores.items()}})
+    was_training = model.training
+    model.eval()  # a policy straight out of training may be in train mode: no dropout in a measurement
+    try:
+        for i, rec in enumerate(records):
+            _score_record(model, tok, rec, i, where, backend, per_group, rows, skipped)
+    finally:
+        model.train(was_training)
     out = {"records": len(rows), "skipped": skipped, "groups": {}, "per_record": rows}
     for g, ms in per_group.items():
         if ms:
