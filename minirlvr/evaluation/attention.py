@@ -31,6 +31,13 @@ The response is the record's `response` field, or the line of --responses with t
 which does not spell out a filter: a (prompt, response) pair whose response barely attends to the constraints
 teaches little about following them. The threshold is the caller's choice.
 
+The pipeline's attention stage (pipeline/reproduce.py) calls `stage_scores` on `stage_record`s: held-out records
+with a policy's own response and each constraint's span and labels (hard / soft, type seen in training or not).
+Every constraint is then its own segment of one forward pass, and a group of constraints (all, seen, unseen, hard,
+soft) is scored as above with only its own text as "constraint" (the other constraints count as task text). Group
+"all" is the number this command gives on the same records (up to float summation order), and `run.py attention`
+on the stage's records file reports the groups too, with this same function.
+
 Not here: generation (responses are given), sliding-window models, any training.
 """
 
