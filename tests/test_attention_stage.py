@@ -25,7 +25,7 @@ C1, C2 = "XQZ VVK JJW", "KKPW QQXV"
 PROMPT = f"{TASK} {C1} {C2}"
 RECORDS = [
     {"key": "two", "prompt": PROMPT, "response": "green tea is calm and warm and it smells of grass",
-     "constraint_spans": [[PROMPT.index(C1), PROMPT.index(C1) + len(C1)], [PROMPT.index(C2), PROMPT.index(C2) + len(C2)]],
+     "constraint_spans": [[PROMPT.index(c), PROMPT.index(c) + len(c)] for c in (C1, C2)],
      "constraint_labels": [{"kind": "hard", "id": "x", "seen": True}, {"kind": "soft", "id": "y", "seen": False}]},
     {"key": "one", "prompt": f"{C1} tell me about bread.", "response": "bread is warm and good",
      "constraint_spans": [[0, len(C1)]], "constraint_labels": [{"kind": "hard", "id": "x", "seen": True}]},

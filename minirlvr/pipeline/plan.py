@@ -1,13 +1,14 @@
 """`python run.py plan --preset NAME [--gpu-gb 12|16|24]`: the GPU memory a preset's run needs, by arithmetic.
 
 From the model's config.json alone (no download, no weights, no GPU) it estimates the bytes of each thing one GRPO
-step holds (`estimate`), the step's peak, the evaluation stage's and the attention stage's, whether they fit a
-card, and the largest group size G and completion length L that fit (`largest_fit`). The formulas follow what this kit's code allocates:
-train.py's step (sampler.py's prefill + decode with a KV cache, a no-grad reference pass with the adapter off,
-policy passes per micro-batch with activation checkpointing, kernels/logprobs.py on the trained positions only,
-AdamW on the LoRA parameters) and model.py's loading (NF4 + double quantization via bitsandbytes, embeddings and
-LM head unquantized, bf16 compute on a GPU, fp32 on a CPU, fp32 LoRA adapters via peft on every linear layer but
-the head). They take the worst case: every row runs to L, prompts are padded (so attention has a mask).
+step holds (`estimate`), the step's peak, the evaluation stage's and the attention stage's, whether they fit a card,
+and the largest group size G and completion length L that fit (`largest_fit`). The formulas follow what this kit's
+code allocates: train.py's step (sampler.py's prefill + decode with a KV cache, a no-grad reference pass with the
+adapter off, policy passes per micro-batch with activation checkpointing, kernels/logprobs.py on the trained
+positions only, AdamW on the LoRA parameters) and model.py's loading (NF4 + double quantization via bitsandbytes,
+embeddings and LM head unquantized, bf16 compute on a GPU, fp32 on a CPU, fp32 LoRA adapters via peft on every
+linear layer but the head). They take the worst case: every row runs to L, prompts are padded (so attention has a
+mask).
 
 Every GPU number is an ESTIMATE until a GPU run measures it (train logs `peak_mem_gb` each step). The CPU mode
 (fp32, no CUDA allowance) is checked against measured training steps in tests/test_plan.py. Card sizes are GiB

@@ -135,7 +135,8 @@ def paired_se(start, att):
     """Standard error over prompts of the mean per-record change of the "all" score (same prompts, matched by
     key): the prompt sampling noise of one run's change. NaN with fewer than 2 shared prompts."""
     before = {r["key"]: r["all"] for r in start.get("per_record", []) if "all" in r}
-    d = [r["all"] - before[r["key"]] for r in (att or {}).get("per_record", []) if r.get("key") in before and "all" in r]
+    d = [r["all"] - before[r["key"]] for r in (att or {}).get("per_record", [])
+         if r.get("key") in before and "all" in r]
     if len(d) < 2:
         return float("nan")
     m = mean(d)
