@@ -10,10 +10,9 @@ Every run trains through the engine (`train.train`) from the same start with the
 scores the start and each run's final policy right after its evaluation, while the policy is in memory: the parts
 give held-out records with the policy's greedy responses (`attention_items`), evaluation/attention.stage_scores
 measures them, report.attention_section writes the section; its random draws are isolated, so no other number
-changes with it. Resume works at every
-level: `--resume` reads back what finished (start_eval.json, start_attention.json, data/, runs/*/result.json with
-runs/*/attention.json beside it), continues an interrupted
-run from its last checkpoint, and refuses when the settings differ from the first invocation's (naming the keys).
+changes with it. Resume works at every level: `--resume` reads back what finished (start_eval.json,
+start_attention.json, data/, runs/*/result.json with runs/*/attention.json beside it), continues an interrupted run
+from its last checkpoint, and refuses when the settings differ from the first invocation's (naming the keys).
 Outputs in --out: results.md (the table), results.json, metrics.jsonl (every step of every run), curves.png,
 attention.png, config.json, log.txt, data/*.jsonl, start_attention.json (+ _records.jsonl: the scored records, for
 `run.py attention --data`), runs/<run>/ (the engine's folder, with the trained adapter, attention.json and
