@@ -293,20 +293,12 @@ def stage_scores(model, tok, records, backend=None, where="attention stage"):
 
 
 def load(model_path, adapter, load_4bit, device):
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    """The model (+ a LoRA adapter) loaded as the kit's engine loads a policy (engine/model.load_for_inference:
+    NF4 with double quantization, bf16 on a GPU, the CPU's 4-bit training path), so that the scores equal the
+    pipeline's attention stage on the policy it trained."""
+    from minirlvr.engine.model import load_for_inference
 
-    kwargs = {"attn_implementation": "sdpa", "dtype": torch.bfloat16 if device.type == "cuda" else torch.float32}
-    if load_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=kwargs["dtype"])
-        kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if not load_4bit:
-        model.to(device)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
+    model, _ = load_for_inference(model_path, adapter, load_in_4bit=load_4bit, device=device)
     return model.eval()
 
 
