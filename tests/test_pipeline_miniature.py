@@ -148,3 +148,24 @@ def test_unknown_preset_and_changed_settings_on_resume_are_refused(smoke, tmp_pa
     with pytest.raises(SystemExit, match=r"--resume: .*config.json was written with other settings; differing keys: .*"
                                          r"parts.eval_hard \(6 then, 80 now\)"):
         reproduce_cmd.main(["--quick", "--resume", "--out", out, "--cache", cache])
+
+
+def test_the_attention_command_on_a_runs_adapter_gives_the_stages_numbers(smoke, tmp_path):
+    """A reader reruns the analysis alone: `run.py attention` on the run's adapter and the records the stage wrote
+    gives the numbers of the stage's attention.json (the same 4-bit load as the engine's, the same function)."""
+    from minirlvr.commands import attention as attention_cmd
+
+    out, _ = smoke
+    run = os.path.join(out, "runs", "hard-only-s0")
+    with open(os.path.join(run, "config.json")) as f:
+        model = json.load(f)["model"]
+    attention_cmd.main(["--model", model, "--adapter", os.path.join(run, "adapter"), "--data",
+                        os.path.join(run, "attention_records.jsonl"), "--load-4bit", "--device", "cpu",
+                        "--out", str(tmp_path)])
+    with open(os.path.join(run, "attention.json")) as f:
+        stage = json.load(f)
+    with open(tmp_path / "scores.json") as f:
+        cmd = json.load(f)["checkpoints"][0]
+    assert cmd["groups"] == stage["groups"]
+    flat = [x for row in cmd["score"] for x in row]
+    assert sum(flat) / len(flat) == pytest.approx(stage["groups"]["all"]["score"], rel=1e-6)
