@@ -248,4 +248,4 @@ def test_the_verdict_beside_the_papers_claim(hard, verdict, tmp_path):
     runs += [{"variant": v, "seed": 0, "att": _att(1.02, 1.0), "row": {"m": 0.0}} for v in ("soft-only", "mixed")]
     text = "\n".join(report.attention_section(start, {"m": 0.0}, runs, ("m", "gain"), str(tmp_path / "a.png")))
     assert f"this run {verdict} the paper's claim" in text
-    assert "Ours (2 seeds, 6 prompts)" in text and "seed sd 0.005" in text
+    assert "Ours (2 seeds, 6 prompts, 6 with an unseen type)" in text and "all ±0.005 (seed sd 0.005, prompt SE 0.000)" in text

@@ -131,16 +131,25 @@ def pearson(xs, ys):
     return (sxy / (sx * sy) if sx > 0 and sy > 0 else float("nan")), n
 
 
-def paired_se(start, att):
-    """Standard error over prompts of the mean per-record change of the "all" score (same prompts, matched by
-    key): the prompt sampling noise of one run's change. NaN with fewer than 2 shared prompts."""
-    before = {r["key"]: r["all"] for r in start.get("per_record", []) if "all" in r}
-    d = [r["all"] - before[r["key"]] for r in (att or {}).get("per_record", [])
-         if r.get("key") in before and "all" in r]
+def paired_se(start, att, group="all"):
+    """Standard error over prompts of the mean per-record change of a group's score (same prompts, matched by key):
+    the prompt sampling noise of one run's change. NaN with fewer than 2 shared prompts."""
+    before = {r["key"]: r[group] for r in start.get("per_record", []) if group in r}
+    d = [r[group] - before[r["key"]] for r in (att or {}).get("per_record", [])
+         if r.get("key") in before and group in r]
     if len(d) < 2:
         return float("nan")
     m = mean(d)
     return math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
+
+
+def noise_of(changes, ses):
+    """(noise, seed sd, prompt SE) of one quantity: noise is the larger of the seed sd of its change and twice the
+    mean prompt SE of one run's change (0 where neither is measured)."""
+    vals = [v for v in changes if v == v]
+    sd = math.sqrt(mean((v - mean(vals)) ** 2 for v in vals)) if len(vals) > 1 else float("nan")
+    se = nanmean(ses)
+    return max(x for x in (2 * se, sd, 0.0) if x == x), sd, se
 
 
 def layer_changes(start, runs):
@@ -223,29 +232,34 @@ def attention_section(start, base, runs, headline, png):
         lines += ["", f"Prompts per group at the start: {counts}. Largest head changes (mean over seeds, over the "
                       f"prompts each policy scored): {'; '.join(top)}. Figure: {os.path.basename(png)}."]
 
-    # noise: seeds (sd of the change) and prompts (paired SE of one run's change)
+    # noise: seeds (sd of the change) and prompts (paired SE of one run's change), for each quantity the verdict reads
     hard = by.get("hard-only", [])
     d_all = [att_change(start, r["att"], "all") for r in hard]
     d_uns = [att_change(start, r["att"], "unseen") for r in hard]
-    se = nanmean(paired_se(start, r["att"]) for r in runs)
-    seed_sd = (math.sqrt(mean((v - mean(d_all)) ** 2 for v in d_all)) if len([v for v in d_all if v == v]) > 1
-               else float("nan"))
-    noise = max(x for x in (2 * se, seed_sd, 0.0) if x == x)
+    n_all, sd_all, se_all = noise_of(d_all, [paired_se(start, r["att"]) for r in runs])
+    n_uns, sd_uns, se_uns = noise_of(d_uns, [paired_se(start, r["att"], "unseen") for r in hard])
     lines += ["", f"**The paper's claim**, labelled as the paper's: {PAPER_ATTENTION}; {OUR_READING}."]
     if hard and nanmean(d_all) == nanmean(d_all):
         others = {n: nanmean(att_change(start, r["att"], "all") for r in by[n])
                   for n in ("soft-only", "mixed") if n in by}
-        up, transfer = nanmean(d_all) > noise, nanmean(d_uns) > noise
-        beats = bool(others) and all(nanmean(d_all) - v > noise for v in others.values())
+        m_all, m_uns = nanmean(d_all), nanmean(d_uns)
+        up, transfer = m_all > n_all, m_uns > n_uns
+        beats = bool(others) and all(m_all - v > n_all for v in others.values())
         verdict = ("agrees with" if up and transfer and beats else
-                   "disagrees with" if nanmean(d_all) < -noise or nanmean(d_uns) < -noise else "is inconclusive about")
+                   "disagrees with" if m_all < -n_all or m_uns < -n_uns else "is inconclusive about")
+
+        def noise_words(noise, sd, se):
+            return (f"±{noise:.3f} (seed sd " + (f"{sd:.3f}" if sd == sd else "n/a: one seed")
+                    + ", prompt SE " + (f"{se:.3f}" if se == se else "n/a") + ")")
+
         lines.append(
-            f"Ours ({len(hard)} seed{'s' if len(hard) > 1 else ''}, {start['records']} prompts): hard-only changes the "
-            f"score by {nanmean(d_all):+.3f} (all), {nanmean(d_uns):+.3f} (unseen types)"
+            f"Ours ({len(hard)} seed{'s' if len(hard) > 1 else ''}, {start['records']} prompts, "
+            f"{start['groups'].get('unseen', {}).get('n', 0)} with an unseen type): hard-only changes the score by "
+            f"{m_all:+.3f} (all), {m_uns:+.3f} (unseen types)"
             + ("".join(f", {n} {v:+.3f}" for n, v in others.items()) + " (all)" if others else "")
-            + "; noise: seed sd " + (f"{seed_sd:.3f}" if seed_sd == seed_sd else "n/a (one seed: not measured)")
-            + f", prompts ±{se:.3f} (SE of one run's change over its prompts). Against a noise of {noise:.3f}: "
-            f"raised {'yes' if up else 'no'}, on unseen types {'yes' if transfer else 'no'}, more than the "
+            + f". Noise (the larger of the seed sd and twice the prompts' SE of one run's change): all "
+            f"{noise_words(n_all, sd_all, se_all)}, unseen types {noise_words(n_uns, sd_uns, se_uns)}. Beyond the "
+            f"noise: raised {'yes' if up else 'no'}, on unseen types {'yes' if transfer else 'no'}, more than the "
             f"lower-precision arms {'yes' if beats else 'no'}: this run {verdict} the paper's claim"
             + (" (at this size and with this few prompts the noise decides)." if verdict.startswith("is") else "."))
     key, words = headline
