@@ -119,10 +119,10 @@ def test_stage_reports_the_constructed_attention(tok):
     assert {k: v["n"] for k, v in g.items()} == {"all": 2, "seen": 2, "hard": 2, "unseen": 1, "soft": 1}
     for group, members in (("seen", [0]), ("unseen", [1])):
         recs = RECORDS if group == "seen" else RECORDS[:1]
-        want_layer0 = mean4 = sum(sum(expected(tok, r, members, a) for r in recs) / len(recs) for a in LOGITS) / 4
-        assert g[group]["layers"][0] == pytest.approx(want_layer0, rel=1e-4)
+        layer0 = sum(sum(expected(tok, r, members, a) for r in recs) / len(recs) for a in LOGITS) / 4
+        assert g[group]["layers"][0] == pytest.approx(layer0, rel=1e-4)
         assert g[group]["layers"][1] == pytest.approx(1.0, rel=1e-4)
-        assert g[group]["score"] == pytest.approx((mean4 + 1) / 2, rel=1e-4)
+        assert g[group]["score"] == pytest.approx((layer0 + 1) / 2, rel=1e-4)
     assert g["hard"] == g["seen"] and g["soft"] == g["unseen"]
     assert [r["key"] for r in out["per_record"]] == ["two", "one"]
 
