@@ -39,6 +39,18 @@ def test_smoke_run_writes_every_output(smoke):
     assert {r["variant"] for r in rows} == set(variants)
     assert all("reward/true" in r for r in rows if r["step"] > 0)
     # the main variants really ran on the quantized base with an adapter, the extra row with full fine-tuning
+    # the attention stage: the start and every run, each constraint kind scored, the section and its figure
+    for path in ["start_attention.json"] + [f"runs/{t}/attention.json" for t in res["attention"]["runs"]]:
+        with open(os.path.join(out, path)) as f:
+            att = json.load(f)
+        assert set(att["groups"]) <= {"all", "seen", "unseen", "hard", "soft"} and "all" in att["groups"], path
+        assert len(att["heads"]) == 4 and att["records"] + len(att["skipped"]) == 4 + 4 + 2, path
+    assert len(res["attention"]["runs"]) == len(variants)
+    start = res["attention"]["start"]["groups"]
+    assert {"seen", "unseen", "hard", "soft"} <= set(start)  # the smoke's prompts have every kind
+    assert "#### Attention to the constraint text" in table and "labelled as the paper's" in table
+    assert "| change, unseen types |" in table and "Pearson r = " in table
+    assert open(os.path.join(out, "attention.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     for tag, four_bit in (("hard-only_full-FT-s0", False), ("hard-only-s0", True), ("refined-s0", True)):
         with open(os.path.join(out, "runs", tag, "config.json")) as f:
             cfg = json.load(f)
@@ -58,6 +70,9 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
     assert "SFT model: cached" in log and "judge: cached" in log
     assert os.path.exists(os.path.join(run, "result.json"))
     assert "mixed-s0: cannot resume" not in log
+    # the attention stage: the start's and finished runs' read back, the re-evaluated run's scored again
+    assert log.count("start: attention to constraints") == 1  # the log holds both invocations
+    assert log.count("mixed-s0: attention to constraints") == 2 and log.count("hard-only-s0: attention") == 1
     assert f"resumed from {run}" in capsys.readouterr().out
 
 
@@ -104,12 +119,13 @@ BEFORE = {
     "miniature": parts.MiniatureConfig(),
     "miniature-quick": parts.MiniatureConfig(sft=sft.SFTConfig(steps=150), seeds=(0,), steps=15, pool_size=200,
                                              refine_candidates=200, eval_hard=80, eval_soft=60, eval_unseen=60,
-                                             eval_samples=2),
+                                             eval_samples=2, attention_prompts=8),
     "miniature-smoke": parts.MiniatureConfig(sft=sft.SFTConfig(steps=8, batch_size=16),
                                              judge=parts.JudgeConfig(n_records=200, epochs=1), seeds=(0,), steps=2,
                                              prompts_per_step=2, group_size=4, max_new_tokens=24, micro_batch_size=8,
                                              ckpt_every=1, pool_size=16, refine_candidates=16, pilot_samples=2,
-                                             eval_hard=6, eval_soft=6, eval_unseen=6, eval_samples=2),
+                                             eval_hard=6, eval_soft=6, eval_unseen=6, eval_samples=2,
+                                             attention_prompts=4),
 }
 
 
@@ -132,3 +148,24 @@ def test_unknown_preset_and_changed_settings_on_resume_are_refused(smoke, tmp_pa
     with pytest.raises(SystemExit, match=r"--resume: .*config.json was written with other settings; differing keys: .*"
                                          r"parts.eval_hard \(6 then, 80 now\)"):
         reproduce_cmd.main(["--quick", "--resume", "--out", out, "--cache", cache])
+
+
+def test_the_attention_command_on_a_runs_adapter_gives_the_stages_numbers(smoke, tmp_path):
+    """A reader reruns the analysis alone: `run.py attention` on the run's adapter and the records the stage wrote
+    gives the numbers of the stage's attention.json (the same 4-bit load as the engine's, the same function)."""
+    from minirlvr.commands import attention as attention_cmd
+
+    out, _ = smoke
+    run = os.path.join(out, "runs", "hard-only-s0")
+    with open(os.path.join(run, "config.json")) as f:
+        model = json.load(f)["model"]
+    attention_cmd.main(["--model", model, "--adapter", os.path.join(run, "adapter"), "--data",
+                        os.path.join(run, "attention_records.jsonl"), "--load-4bit", "--device", "cpu",
+                        "--out", str(tmp_path)])
+    with open(os.path.join(run, "attention.json")) as f:
+        stage = json.load(f)
+    with open(tmp_path / "scores.json") as f:
+        cmd = json.load(f)["checkpoints"][0]
+    assert cmd["groups"] == stage["groups"]
+    flat = [x for row in cmd["score"] for x in row]
+    assert sum(flat) / len(flat) == pytest.approx(stage["groups"]["all"]["score"], rel=1e-6)

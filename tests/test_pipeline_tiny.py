@@ -18,7 +18,7 @@ IFEVAL = [
     {"key": 3, "prompt": "Tell me about bread. Include the keywords bread and oven in the response.",
      "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["bread", "oven"]}]},
 ]
-TIMING = {"wall_s", "train_s", "cpu_s", "policy"}
+TIMING = {"wall_s", "train_s", "cpu_s", "policy", "responses_s"}
 
 
 def without_timing(obj):
@@ -64,6 +64,16 @@ def test_tiny_pipeline_writes_every_output(straight):
     assert any(k.startswith("reward/hard:") for k in parts["mixed"]) and "canary/n" in parts["mixed"]
     table = open(os.path.join(straight, "results.md")).read()
     assert "| refined |" in table and "The paper's findings" in table and "ifeval P-loose" in table
+    # the attention stage on the held-out split: the start and every arm, hard constraints only (no soft ones)
+    att = res["attention"]
+    assert set(att["runs"]) == {f"{a}-s0" for a in ("hard-only", "soft-only", "mixed", "refined")}
+    for a in [att["start"], *att["runs"].values()]:
+        assert a["records"] > 0 and "all" in a["groups"] and "soft" not in a["groups"]
+    records = [json.loads(line) for line in open(os.path.join(straight, "runs", "mixed-s0",
+                                                                  "attention_records.jsonl"))]
+    assert len(records) == att["runs"]["mixed-s0"]["records"]
+    assert all(r["response"] and r["constraint_spans"] for r in records)
+    assert "#### Attention to the constraint text" in table and "held-out prompt-level strict" in table
 
 
 def test_killed_after_the_first_arm_and_resumed_gives_the_same_results(fixture, straight, monkeypatch):

@@ -346,6 +346,28 @@ def test_presets_gpu_gb_fit_by_the_estimate(configs):
         assert e["total"] <= plan.usable_bytes(p.gpu_gb) and e["eval_total"] <= plan.usable_bytes(p.gpu_gb), name
 
 
+def test_attention_stage_estimate(configs, capsys):
+    """The attention stage: one prompt + response through the model with the hook, by the same per-layer formula
+    as the rest; it grows with the response length, is absent without an evaluation, fits each preset's card, and
+    the report shows it."""
+    m = read_config(configs["qwen2.5-7b"])
+    s = gpu_settings("qwen2.5-7b")
+    e = estimate(m, s)
+    T, a, V = s.prompt_len + s.eval_new_tokens, 2, m.vocab
+    logits_and_mask = a * T * V + T * T
+    assert e["attention"] > logits_and_mask + e["dequant"]
+    assert e["attention_total"] == e["persistent"] + e["attention"] + e["allowance"]
+    assert estimate(m, replace(s, eval_new_tokens=2 * s.eval_new_tokens))["attention"] > e["attention"]
+    assert estimate(m, replace(s, eval_new_tokens=0))["attention"] == 0
+    for name in CONFIGS:
+        p = presets.get(name)
+        assert estimate(read_config(configs[name]), settings_from_preset(p))["attention_total"] <= \
+            plan.usable_bytes(p.gpu_gb), name
+    out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", configs["qwen2.5-7b"], "--gpu-gb", "24")
+    assert f"attention stage: one prompt + response of P + {s.eval_new_tokens} tokens" in out
+    assert f"| {plan.gib(e['attention_total'])} |" in out
+
+
 def test_cli_bad_input(configs, capsys, tmp_path, monkeypatch):
     def error(*argv):
         with pytest.raises(SystemExit) as exc:

@@ -4,7 +4,9 @@
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
                             [--load-4bit]
 
-What is measured and how: minirlvr/evaluation/attention.py.
+What is measured and how: minirlvr/evaluation/attention.py. Records written by `reproduce`'s attention stage
+(runs/<run>/attention_records.jsonl: responses, spans and "constraint_labels") also get the stage's split by group
+(seen / unseen types, hard / soft), with the stage's own function: the same numbers as its attention.json.
 """
 
 import argparse
@@ -15,7 +17,7 @@ import os
 import torch
 
 from minirlvr.data import DataError, read_jsonl, read_records, write_atomic, write_jsonl
-from minirlvr.evaluation.attention import analyze, heatmap, load, markdown_table, prepare
+from minirlvr.evaluation.attention import analyze, heatmap, load, markdown_table, prepare, stage_scores
 from minirlvr.kernels.attention import resolve_backend
 
 
@@ -52,11 +54,14 @@ def main(argv=None):
                         f"first: {skipped[0][1] if skipped else 'none'})")
     print(f"{len(items)} records, {len(skipped)} skipped (constraint text not found)")
 
+    labelled = [r for r in records if "constraint_labels" in r and "response" in r]  # the stage's records
     checkpoints = [("first", args.adapter)] + ([("second", args.compare_adapter)] if args.compare_adapter else [])
-    results, rows = [], []
+    results, rows, groups = [], [], {}
     for label, adapter in checkpoints:
         model = load(args.model, adapter, args.load_4bit, device)
         score, mass, r = analyze(model, items, backend, label)
+        if labelled:
+            groups[label] = stage_scores(model, tok, labelled, backend, where=args.data)["groups"]
         results.append((label, adapter, score, mass))
         rows += r
         del model
@@ -74,12 +79,18 @@ def main(argv=None):
         md.append(markdown_table(mass, f"{name}, raw mass on constraint text", "{:.4f}"))
         panels.append((f"{label}: {os.path.basename(adapter.rstrip('/')) if adapter else 'no adapter'}", score, False))
         out["checkpoints"].append({"label": label, "adapter": adapter, "score": score.tolist(),
-                                   "mass": mass.tolist()})
+                                   "mass": mass.tolist(), **({"groups": groups[label]} if label in groups else {})})
     if len(results) == 2:
         diff = results[1][2] - results[0][2]  # (n_layers, H)
         md.append(markdown_table(diff, "difference, second - first (normalized score)", "{:+.3f}"))
         panels.append(("second - first", diff, True))
         out["diff"] = diff.tolist()
+    if groups:
+        names = list(next(iter(groups.values())))
+        md.append("### By group of constraints (the pipeline's attention stage)\n\n| checkpoint | "
+                  + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|\n"
+                  + "".join(f"| {label} | " + " | ".join(f"{g[n]['score']:.3f} (n={g[n]['n']})" if n in g else "n/a"
+                                                         for n in names) + " |\n" for label, g in groups.items()))
     if skipped:
         md.append("### Skipped records\n\n" + "\n".join(f"- {k}: {why}" for k, why in skipped) + "\n")
     write_atomic(os.path.join(args.out, "report.md"), "\n".join(md))

@@ -31,6 +31,13 @@ The response is the record's `response` field, or the line of --responses with t
 which does not spell out a filter: a (prompt, response) pair whose response barely attends to the constraints
 teaches little about following them. The threshold is the caller's choice.
 
+The pipeline's attention stage (pipeline/reproduce.py) calls `stage_scores` on `stage_record`s: held-out records
+with a policy's own response and each constraint's span and labels (hard / soft, type seen in training or not).
+Every constraint is then its own segment of one forward pass, and a group of constraints (all, seen, unseen, hard,
+soft) is scored as above with only its own text as "constraint" (the other constraints count as task text). Group
+"all" is the number this command gives on the same records (up to float summation order), and `run.py attention`
+on the stage's records file reports the groups too, with this same function.
+
 Not here: generation (responses are given), sliding-window models, any training.
 """
 
@@ -87,17 +94,26 @@ def segment(tok, record, response, where, soft=True):
     Prompt and response are tokenized apart and concatenated, as the sampler sees them. A prompt token joins the
     first segment it overlaps among constraint, task, template (byte-level BPE can glue a space across a border).
     """
+    spans = constraint_spans(record, prompt_text(record), where, soft)
+    ids, seg, n, _ = segment_spans(tok, record, spans, response, where)
+    return ids, seg, n
+
+
+def segment_spans(tok, record, spans, response, where):
+    """segment() for given constraint character spans; also returns, per token, the index of the first span it
+    overlaps (-1 for a token of no constraint): what the stage splits the constraint text by."""
     messages = record["messages"] if "messages" in record else [{"role": "user", "content": record["prompt"]}]
     user = prompt_text(record)
-    spans = constraint_spans(record, user, where, soft)
     chat = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     u0 = chat.rfind(user)  # the last user turn holds the constraints
     if u0 < 0:
         raise DataError(f"{where}: the chat template does not contain the prompt text verbatim")
     enc = tok(chat, add_special_tokens=False, return_offsets_mapping=True)
-    seg = []
+    seg, owner = [], []
     for a, b in enc["offset_mapping"]:
-        if any(a < u0 + e and u0 + s < b for s, e in spans):
+        hit = next((j for j, (s, e) in enumerate(spans) if a < u0 + e and u0 + s < b), -1)
+        owner.append(hit)
+        if hit >= 0:
             seg.append(CONSTRAINT)
         elif a < u0 + len(user) and u0 < b:
             seg.append(TASK)
@@ -108,7 +124,8 @@ def segment(tok, record, response, where, soft=True):
     if not isinstance(response, str) or not response:
         raise DataError(f"{where}: field 'response' must be a non-empty string")
     resp_ids = tok(response, add_special_tokens=False)["input_ids"]
-    return list(enc["input_ids"]) + list(resp_ids), seg + [RESPONSE] * len(resp_ids), len(resp_ids)
+    n = len(resp_ids)
+    return list(enc["input_ids"]) + list(resp_ids), seg + [RESPONSE] * n, n, owner + [-1] * n
 
 
 @torch.no_grad()
@@ -172,21 +189,116 @@ def analyze(model, items, backend, label):
     return torch.stack(scores).mean(0), torch.stack(masses).mean(0), rows
 
 
+# --- the pipeline's attention stage (pipeline/reproduce.py): the same score, the constraint text split by kind
+
+GROUPS = ("all", "seen", "unseen", "hard", "soft")  # every constraint; seen / unseen types; hard / soft
+
+
+def stage_record(record, response, unseen=None):
+    """A held-out record as the stage scores it: the prompt, the policy's `response`, each constraint's character
+    span ("constraint_spans", hard ones by their `verifiers.describe` text, then the soft ones, each found verbatim)
+    and its labels ("constraint_labels": kind hard / soft, seen = False for a type training never saw). `unseen`:
+    per hard constraint, "type" for a held-out type (default: the record's own "unseen" field, as the held-out
+    split writes it). Constraints whose text is not in the prompt are left out; `run.py attention --data` reads
+    the result as it is and gives the same "all" numbers."""
+    from minirlvr.verifiers import describe
+
+    text = prompt_text(record)
+    ids, kwargs = record.get("instruction_id_list", []), record.get("kwargs", [])
+    unseen = list(unseen if unseen is not None else record.get("unseen") or [None] * len(ids))
+    spans, labels = [], []
+    found = [(describe(iid, kw), {"kind": "hard", "id": iid, "seen": u != "type"})
+             for iid, kw, u in zip(ids, kwargs, unseen)]
+    found += [(c, {"kind": "soft", "id": c, "seen": True}) for c in record.get("soft_constraints", [])]
+    for desc, label in found:
+        start = text.find(desc)
+        if start >= 0:
+            spans.append([start, start + len(desc)])
+            labels.append(label)
+    keep = {k: record[k] for k in ("key", "messages", "prompt") if k in record}
+    return {**keep, "response": response, "constraint_spans": spans, "constraint_labels": labels}
+
+
+def group_members(labels):
+    """{group: [constraint indices]} of the groups that have at least one constraint."""
+    test = {"all": lambda c: True, "seen": lambda c: c["seen"], "unseen": lambda c: not c["seen"],
+            "hard": lambda c: c["kind"] == "hard", "soft": lambda c: c["kind"] == "soft"}
+    out = {g: [j for j, c in enumerate(labels) if test[g](c)] for g in GROUPS}
+    return {g: js for g, js in out.items() if js}
+
+
+@torch.no_grad()
+def group_scores(model, input_ids, seg, n_resp, owner, groups, backend=None):
+    """{group: (n_layers, H) score}: record_scores' normalized score with the constraint text restricted to each
+    group's constraints (the rest counts as task text). One forward: each constraint is its own segment."""
+    device = next(model.parameters()).device
+    n_c = max(owner) + 1
+    # segments: template 0, task 1, (constraint 2 unused), response 3, constraint j -> 4 + j
+    split = [4 + o if o >= 0 else s for s, o in zip(seg, owner)]
+    ids = torch.tensor([input_ids], device=device)  # (1, T)
+    segt = torch.tensor([split], device=device)  # (1, T)
+    with collect_attention_mass(model, segt, 4 + n_c, last_queries=n_resp, backend=backend) as c:
+        model(input_ids=ids)
+    mass = torch.stack([c.mass[layer][0] for layer in sorted(c.mass)])  # (n_layers, H, R, 4 + n_c)
+    T = len(input_ids)
+    visible = torch.arange(T - n_resp, T, dtype=torch.float32) + 1  # (R,)
+    out = {}
+    for g, members in groups.items():
+        n_g = sum(split.count(4 + j) for j in members)
+        if n_g == 0:
+            continue  # the group's text covers no token of its own (a border token went to another constraint)
+        m = mass[..., [4 + j for j in members]].sum(-1)  # (n_layers, H, R)
+        out[g] = (m / (n_g / visible)).mean(-1)
+    return out
+
+
+def _score_record(model, tok, rec, i, where, backend, per_group, rows, skipped):
+    """stage_scores for one record: its group scores appended to per_group and rows, or a reason to skipped."""
+    key, here = rec.get("key", i), f"{where}:record {i + 1}"
+    if not rec.get("response"):
+        skipped.append((key, f"{here}: empty response"))
+        return
+    try:
+        ids, seg, n, owner = segment_spans(tok, rec, [tuple(s) for s in rec["constraint_spans"]], rec["response"],
+                                           here)
+    except SpanNotFound as e:
+        skipped.append((key, str(e)))
+        return
+    scores = group_scores(model, ids, seg, n, owner, group_members(rec["constraint_labels"]), backend)
+    for g, m in scores.items():
+        per_group[g].append(m)
+    rows.append({"key": key, "response_tokens": n, **{g: round(float(m.mean()), 5) for g, m in scores.items()}})
+
+
+def stage_scores(model, tok, records, backend=None, where="attention stage"):
+    """The attention stage's numbers for one policy on stage_record()s: per group (GROUPS) the number of records
+    and the score (mean over records of the mean over layers and heads), per layer; the (layers x heads) matrix of
+    "all"; one row per record; the records skipped, with why (no response, constraint text on no token)."""
+    per_group, rows, skipped = {g: [] for g in GROUPS}, [], []
+    was_training = model.training
+    model.eval()  # a policy straight out of training may be in train mode: no dropout in a measurement
+    try:
+        for i, rec in enumerate(records):
+            _score_record(model, tok, rec, i, where, backend, per_group, rows, skipped)
+    finally:
+        model.train(was_training)
+    out = {"records": len(rows), "skipped": skipped, "groups": {}, "per_record": rows}
+    for g, ms in per_group.items():
+        if ms:
+            m = torch.stack(ms).mean(0)  # (n_layers, H)
+            out["groups"][g] = {"n": len(ms), "score": float(m.mean()), "layers": m.mean(-1).tolist()}
+            if g == "all":
+                out["heads"] = m.tolist()
+    return out
+
+
 def load(model_path, adapter, load_4bit, device):
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    """The model (+ a LoRA adapter) loaded as the kit's engine loads a policy (engine/model.load_for_inference:
+    NF4 with double quantization, bf16 on a GPU, the CPU's 4-bit training path), so that the scores equal the
+    pipeline's attention stage on the policy it trained."""
+    from minirlvr.engine.model import load_for_inference
 
-    kwargs = {"attn_implementation": "sdpa", "dtype": torch.bfloat16 if device.type == "cuda" else torch.float32}
-    if load_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=kwargs["dtype"])
-        kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if not load_4bit:
-        model.to(device)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
+    model, _ = load_for_inference(model_path, adapter, load_in_4bit=load_4bit, device=device)
     return model.eval()
 
 

@@ -9,6 +9,8 @@
                    (`reward/true`) and never paid
     evaluation     held-out world prompts, several samples each at the training temperature, scored by the world's
                    truth: hard, soft (true and judged), and constraint types / kwargs values never seen in RL
+    attention      the first held-out prompts of each kind (seen hard, soft, unseen hard type) with the policy's
+                   greedy response, for the pipeline's attention stage (attention_items)
 
 The main arms train LoRA adapters on the 4-bit NF4 base (bitsandbytes + peft), the paper's setup; one extra row
 runs hard-only GRPO with full fine-tuning of the fp32 model, so the table shows what each path does at this size.
@@ -66,15 +68,19 @@ class MiniatureConfig:
     eval_soft: int = 100
     eval_unseen: int = 100
     eval_samples: int = 4
+    # the attention stage: this many held-out prompts of each kind (seen hard, soft, unseen hard type), one greedy
+    # response each, per policy (~1 s per policy for 3 x 24 prompts: the stage stays a rounding error of the run)
+    attention_prompts: int = 24
 
 
 # What only the miniature has, per preset; everything else comes from the preset row in presets.py.
 EXTRAS = {
     "miniature": {},
     "miniature-quick": dict(sft=SFTConfig(steps=150), refine_candidates=200, eval_soft=60, eval_unseen=60,
-                            eval_samples=2),
+                            eval_samples=2, attention_prompts=8),
     "miniature-smoke": dict(sft=SFTConfig(steps=8, batch_size=16), judge=JudgeConfig(n_records=200, epochs=1),
-                            ckpt_every=1, refine_candidates=16, eval_soft=6, eval_unseen=6, eval_samples=2),
+                            ckpt_every=1, refine_candidates=16, eval_soft=6, eval_unseen=6, eval_samples=2,
+                            attention_prompts=4),
 }
 
 
@@ -174,6 +180,20 @@ class MiniatureParts:
                      "soft": world.sample_records("eval_soft", cfg.eval_soft, seed=1002),
                      "unseen": world.sample_records("eval_unseen", cfg.eval_unseen, seed=1003)}
         return self.model, self.tokenizer
+
+    headline = ("unseen", "held-out unseen constraints' pass rate")
+
+    def attention_items(self, model, tokenizer):
+        """The first few held-out prompts of each kind, with the policy's greedy responses (one each)."""
+        from minirlvr.evaluation.attention import stage_record
+
+        cfg, n = self.cfg, self.cfg.attention_prompts
+        unseen_types = [r for r in self.sets["unseen"] if r["instruction_id_list"][0] in world.UNSEEN_HARD]
+        recs = self.sets["hard"][:n] + self.sets["soft"][:n] + unseen_types[:n]
+        recs = [dict(r, key=f"{r['source'].split(':')[-1]}-{r['key']}") for r in recs]
+        texts, _, _ = sample_texts(model, tokenizer, recs, 1, cfg.max_new_tokens, 0.0, seed=0)
+        return [stage_record(r, t, ["type" if i in world.UNSEEN_HARD else None for i in r["instruction_id_list"]])
+                for r, t in zip(recs, texts)]
 
     def summary(self, m):
         return (f"hard {m['hard_prompt']:.3f} (prompt) {m['hard_instr']:.3f} (instr), soft true {m['soft_true']:.3f} "

@@ -50,6 +50,7 @@ PAPER = {
                "the refined data (critic, one soft constraint, learnability) beats competitive baselines by +13.4% "
                "on the five benchmarks with 58% less training time"],
 }
+ATTENTION_PROMPTS = 64  # held-out prompts the attention stage scores per policy (one greedy response each)
 ARM_REWARD = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed", "refined": "mixed"}
 SPLITS = {"hard-only": "hard_only", "soft-only": "soft_only", "mixed": "mixed"}
 
@@ -238,6 +239,18 @@ class HFParts:
             out.update({f"{name}/{k}": v for k, v in scored["metrics"].items()})
             out[f"{name}/headline"] = next(iter(scored["headline"].values()))
         return out
+
+    headline = ("heldout/prompt_level_strict", "held-out prompt-level strict")
+
+    def attention_items(self, model, tokenizer):
+        """The first ATTENTION_PROMPTS held-out prompts (hard constraints; "unseen": "type" marks a held-out type)
+        with the policy's greedy responses."""
+        from minirlvr.evaluation.attention import stage_record
+
+        recs = self.sets["heldout"][:ATTENTION_PROMPTS]
+        texts = complete(model, tokenizer, recs, max_new_tokens=self.p.eval_max_new_tokens,
+                         batch_rows=self.p.eval_batch_rows, progress=True, desc="attention: responses").texts
+        return [stage_record(r, t) for r, t in zip(recs, texts)]
 
     def summary(self, m):
         parts = [f"held-out prompt-level strict {m['heldout/prompt_level_strict']:.3f}"]

@@ -13,6 +13,10 @@ from typing import Callable, Protocol, runtime_checkable
 class Parts(Protocol):
     """Every method the pipeline calls, in the order it calls them. `log(msg)` prints and appends to log.txt."""
 
+    headline: tuple
+    """(metric key of evaluate(), words): the held-out metric whose gain the report correlates with the change of
+    attention to the constraints."""
+
     def describe(self) -> dict:
         """The settings that define the run, JSON-able: saved as config.json; a resume must find them unchanged."""
 
@@ -24,6 +28,12 @@ class Parts(Protocol):
 
     def summary(self, metrics: dict) -> str:
         """One log line of `metrics`."""
+
+    def attention_items(self, model, tokenizer) -> list:
+        """The attention stage's input for one policy (the start's, then each run's after its evaluation): a few
+        held-out records, each with the policy's own greedy response and its constraints' spans and labels, as
+        evaluation/attention.stage_record(record, response, unseen) builds them. Must not draw from the global
+        random streams in a way that matters (the pipeline isolates them anyway)."""
 
     def training_sets(self, log) -> tuple:
         """({arm: records}, stats): each arm's training data, refinement included; stats go to the report."""

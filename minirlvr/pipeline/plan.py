@@ -1,13 +1,14 @@
 """`python run.py plan --preset NAME [--gpu-gb 12|16|24]`: the GPU memory a preset's run needs, by arithmetic.
 
 From the model's config.json alone (no download, no weights, no GPU) it estimates the bytes of each thing one GRPO
-step holds (`estimate`), the step's peak, the evaluation stage's, whether they fit a card, and the largest group
-size G and completion length L that fit (`largest_fit`). The formulas follow what this kit's code allocates:
-train.py's step (sampler.py's prefill + decode with a KV cache, a no-grad reference pass with the adapter off,
-policy passes per micro-batch with activation checkpointing, kernels/logprobs.py on the trained positions only,
-AdamW on the LoRA parameters) and model.py's loading (NF4 + double quantization via bitsandbytes, embeddings and
-LM head unquantized, bf16 compute on a GPU, fp32 on a CPU, fp32 LoRA adapters via peft on every linear layer but
-the head). They take the worst case: every row runs to L, prompts are padded (so attention has a mask).
+step holds (`estimate`), the step's peak, the evaluation stage's and the attention stage's, whether they fit a card,
+and the largest group size G and completion length L that fit (`largest_fit`). The formulas follow what this kit's
+code allocates: train.py's step (sampler.py's prefill + decode with a KV cache, a no-grad reference pass with the
+adapter off, policy passes per micro-batch with activation checkpointing, kernels/logprobs.py on the trained
+positions only, AdamW on the LoRA parameters) and model.py's loading (NF4 + double quantization via bitsandbytes,
+embeddings and LM head unquantized, bf16 compute on a GPU, fp32 on a CPU, fp32 LoRA adapters via peft on every
+linear layer but the head). They take the worst case: every row runs to L, prompts are padded (so attention has a
+mask).
 
 Every GPU number is an ESTIMATE until a GPU run measures it (train logs `peak_mem_gb` each step). The CPU mode
 (fp32, no CUDA allowance) is checked against measured training steps in tests/test_plan.py. Card sizes are GiB
@@ -32,6 +33,7 @@ SAFETY = 0.10  # share of the card kept free when deciding what fits: fragmentat
 GROUPS = (4, 8, 16)  # the group sizes largest_fit reports
 NF4_BLOCK = 64  # bitsandbytes' NF4 block size: one absmax per 64 weights
 NESTED_BLOCK = 256  # double quantization: the uint8 absmaxes are themselves quantized in blocks of 256
+ATTENTION_SEGMENTS = 16  # the attention stage's segments per record: template, task, response + one per constraint
 
 
 class PlanError(ValueError):
@@ -265,7 +267,9 @@ def estimate(m, s):
     Returns a dict: the LABELS keys; "sampling" and "training" (each phase's own memory at its peak, 4-bit
     dequantization included); "persistent" (weights + LoRA state); "peak" = persistent + max(sampling, training);
     "allowance" (CUDA context and allocator, 0 on a CPU); "total" = peak + allowance; "eval" and "eval_total" (the
-    evaluation stage's sampling, alone and with the rest; 0 without eval_new_tokens); "params"."""
+    evaluation stage's sampling, alone and with the rest; 0 without eval_new_tokens); "attention" and
+    "attention_total" (the attention stage's forward of one prompt + response, alone and with the rest; 0 without
+    eval_new_tokens); "params"."""
     check_settings(s)
     gpu = s.device == "cuda"
     a = 2 if gpu else 4  # model.py: bf16 on a GPU, fp32 on a CPU
@@ -290,6 +294,14 @@ def estimate(m, s):
     # the evaluation stage (chat.complete): eval_rows prompts at a time, one greedy sample each
     e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens)["sampling"] + e["dequant"]
                  if s.eval_new_tokens else 0)
+    # the attention stage (evaluation/attention.stage_scores): one held-out prompt + its greedy response (P + the
+    # evaluation's tokens) at a time, no grad: a layer's forward, the boolean mask, the logits at every position
+    # (the forward computes them), the hook's slice of the response queries and their per-segment mass (the
+    # kernel never forms T x T); its responses come from the evaluation's sampling, counted above
+    Ta, R = P + s.eval_new_tokens, s.eval_new_tokens
+    e["attention"] = (Ta * layer_bytes(m, a, cast, r, Ta)[1] + Ta * Ta + a * Ta * m.vocab
+                      + a * m.heads * m.head_dim * R + 4 * m.heads * R * ATTENTION_SEGMENTS + e["dequant"]
+                      if s.eval_new_tokens else 0)
     # the LLM judge and critic (the base, adapter off): judge_rows questions of request + response + template
     e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens,
                                 s.judge_new_tokens)["sampling"] + e["dequant"]
@@ -329,6 +341,7 @@ def estimate(m, s):
     e["total"] = e["peak"] + e["allowance"]
     e["eval_total"] = e["persistent"] + e["eval"] + e["allowance"] if e["eval"] else 0
     e["judge_total"] = e["persistent"] + e["judge"] + e["allowance"]
+    e["attention_total"] = e["persistent"] + e["attention"] + e["allowance"] if e["attention"] else 0
     e["params"] = counts["linear"] + counts["dense"]
     return e
 
@@ -409,6 +422,9 @@ def report(m, s, gpu_gb, name=""):
     if e["eval"]:
         lines.append(f"| evaluation stage: {s.eval_rows} rows of P + {s.eval_new_tokens} tokens, with weights"
                      f"{' and allowance' if e['allowance'] else ''} | {gib(e['eval_total'])} |")
+    if e["attention"]:
+        lines.append(f"| attention stage: one prompt + response of P + {s.eval_new_tokens} tokens at a time, with "
+                     f"weights{' and allowance' if e['allowance'] else ''} | {gib(e['attention_total'])} |")
     lines.append(f"| judge / critic: {s.judge_rows} questions of P + L + {s.judge_extra_tokens} tokens, with weights"
                  f"{' and allowance' if e['allowance'] else ''} | {gib(e['judge_total'])} |")
     lines.append("")
@@ -437,7 +453,11 @@ def report(m, s, gpu_gb, name=""):
         lines.append(f"the judge ({gib(e['judge_total'])} GiB) DOES NOT FIT: "
                      + (f"ask {rows} questions at a time (--judge_batch_rows={rows}; estimate)" if rows else
                         "not even one question at a time (estimate)"))
-    return "\n".join(lines), ok and eval_ok and judge_ok
+    att_ok = not e["attention"] or e["attention_total"] <= usable
+    if not att_ok:
+        lines.append(f"the attention stage ({gib(e['attention_total'])} GiB) DOES NOT FIT: shorten the evaluation's "
+                     f"responses (eval_max_new_tokens; estimate)")
+    return "\n".join(lines), ok and eval_ok and judge_ok and att_ok
 
 
 def suggestion(m, s, e, fit, gpu_gb):

@@ -1,16 +1,22 @@
 """The paper's whole experiment as one pipeline: start -> data -> refine -> train every arm x seed -> evaluate ->
-report. `python run.py` (minirlvr/commands/reproduce.py) runs it on the preset `miniature`.
+attention -> report. `python run.py` (minirlvr/commands/reproduce.py) runs it on the preset `miniature`.
 
 The stages are the same for every preset; what differs is plugged in as *parts* (pipeline/parts.py, the protocol
 and its two implementations: minirlvr/miniature/parts.py, the synthetic world with its SFT start and learned judge;
 pipeline/hf_parts.py, a Hugging Face model with data built from seed tasks or a dataset, the LLM judge and critic,
 and IFEval / IFBench / a held-out split). `reproduce(parts, ...)` receives them; it never chooses them.
 
-Every run trains through the engine (`train.train`) from the same start with the same budget. Resume works at every
-level: `--resume` reads back what finished (start_eval.json, data/, runs/*/result.json), continues an interrupted
-run from its last checkpoint, and refuses when the settings differ from the first invocation's (naming the keys).
+Every run trains through the engine (`train.train`) from the same start with the same budget. The attention stage
+scores the start and each run's final policy right after its evaluation, while the policy is in memory: the parts
+give held-out records with the policy's greedy responses (`attention_items`), evaluation/attention.stage_scores
+measures them, report.attention_section writes the section; its random draws are isolated, so no other number
+changes with it. Resume works at every level: `--resume` reads back what finished (start_eval.json,
+start_attention.json, data/, runs/*/result.json with runs/*/attention.json beside it), continues an interrupted run
+from its last checkpoint, and refuses when the settings differ from the first invocation's (naming the keys).
 Outputs in --out: results.md (the table), results.json, metrics.jsonl (every step of every run), curves.png,
-config.json, log.txt, data/*.jsonl, runs/<run>/ (the engine's folder, with the trained adapter).
+attention.png, config.json, log.txt, data/*.jsonl, start_attention.json (+ _records.jsonl: the scored records, for
+`run.py attention --data`), runs/<run>/ (the engine's folder, with the trained adapter, attention.json and
+attention_records.jsonl).
 This file does not know what a world, a judge or a benchmark is; the parts do.
 """
 
@@ -24,9 +30,15 @@ from collections import defaultdict
 from dataclasses import replace
 
 from minirlvr.data import append_jsonl, read_jsonl, write_atomic, write_jsonl
+from minirlvr.pipeline.report import attention_section
 
 class PipelineError(ValueError):
     """A pipeline that cannot go on as asked (a resume with other settings); the message says what to do."""
+
+
+def attention_summary(att):
+    """An attention.json without its per-record rows and head matrix: what results.json keeps."""
+    return None if att is None else {k: v for k, v in att.items() if k not in ("per_record", "heads", "skipped")}
 
 
 def run_tag(name, seed):
@@ -52,6 +64,35 @@ def check_resume_config(path, resolved):
         raise PipelineError(f"--resume: {path} was written with other settings; differing keys: "
                          + ", ".join(f"{k} ({a.get(k)!r} then, {b.get(k)!r} now)" for k in diff[:12])
                          + ". Rerun with the original options, or use another --out")
+
+
+def attention_stage(parts, model, tokenizer, path, resume, log, label):
+    """The attention stage of one policy: the parts' held-out records with the policy's own greedy responses
+    (parts.attention_items), scored by evaluation/attention.stage_scores. Cached in `path` (+ the scored records
+    beside it, *_records.jsonl, for `run.py attention --data`); its random draws never reach the later stages."""
+    from minirlvr.engine.checkpoint import isolated_rng
+    from minirlvr.evaluation.attention import stage_scores
+
+    if resume and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    t0 = time.time()
+    with isolated_rng():
+        records = parts.attention_items(model, tokenizer)
+        t1 = time.time()
+        att = stage_scores(model, tokenizer, records)
+    att["wall_s"], att["responses_s"] = round(time.time() - t0, 1), round(t1 - t0, 1)
+    skipped = {k for k, _ in att["skipped"]}
+    write_jsonl(path[:-len(".json")] + "_records.jsonl",
+                [r for i, r in enumerate(records) if r.get("key", i) not in skipped])
+    write_atomic(path, json.dumps(att, indent=1))
+    groups = att["groups"]
+    log(f"{label}: attention to constraints {groups['all']['score'] if 'all' in groups else float('nan'):.3f} "
+        f"(1 = their share of the keys; " + ", ".join(f"{g} {v['score']:.3f} n={v['n']}" for g, v in groups.items()
+                                                   if g != "all")
+        + f"), {att['records']} records, {len(att['skipped'])} skipped, {att['wall_s']:.1f}s "
+          f"({att['responses_s']:.1f}s of it generating the responses)")
+    return att
 
 
 def run_one(parts, name, seed, records, root, resume, log):
@@ -85,6 +126,7 @@ def run_one(parts, name, seed, records, root, resume, log):
     row = {"variant": name, "seed": seed, "train_s": round(t_train, 1), "wall_s": round(time.time() - t0, 1),
            "train_prompts": len(records), "tokens_trained": int(sum(h.get("tokens", 0) for h in steps)),
            "policy": result.policy_dir, **metrics, **parts.training_metrics(steps)}
+    attention_stage(parts, result.model, result.tokenizer, os.path.join(run_dir, "attention.json"), False, log, tag)
     write_atomic(done, json.dumps(row, indent=1))
     log(f"{tag}: {parts.summary(metrics)}, {row['wall_s']:.0f}s")
     del result
@@ -130,6 +172,8 @@ def reproduce(parts, preset, out, resume=False):
         base["wall_s"] = round(time.time() - t0, 1)
         write_atomic(base_path, json.dumps(base, indent=1))
     log(f"start: {parts.summary(base)}")
+    start_att = attention_stage(parts, model, tokenizer, os.path.join(out, "start_attention.json"), resume, log,
+                                "start")
 
     # --- the arms' data, refinement included (read back on resume)
     data_dir, done = os.path.join(out, "data"), os.path.join(out, "data", "done.json")
@@ -164,6 +208,20 @@ def reproduce(parts, preset, out, resume=False):
             append_jsonl(metrics_path, {"variant": name, "seed": seed, **h})
     parts.curves(histories, os.path.join(out, "curves.png"))
     text = parts.table(base, rows, stats)
+    # the attention stage's section (added after the parts' table, which it does not change)
+    att_runs = []
+    for (name, seed, _), row in zip(plan, rows):
+        path = os.path.join(out, "runs", run_tag(name, seed), "attention.json")
+        att = None
+        if os.path.exists(path):
+            with open(path) as f:
+                att = json.load(f)
+        else:
+            log(f"{run_tag(name, seed)}: no attention.json (a run finished before the attention stage existed): "
+                f"its attention cells stay empty")
+        att_runs.append({"variant": name, "seed": seed, "att": att, "row": row})
+    text += "\n" + "\n".join(attention_section(start_att, base, att_runs, parts.headline,
+                                                os.path.join(out, "attention.png")))
     wall = time.time() - t_start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
@@ -173,9 +231,12 @@ def reproduce(parts, preset, out, resume=False):
     write_atomic(os.path.join(out, "results.md"), text + "\n")
     write_atomic(os.path.join(out, "results.json"),
                  json.dumps({"preset": preset, "start": base, "runs": rows, "refine": stats,
+                             "attention": {"start": attention_summary(start_att),
+                                           "runs": {run_tag(r["variant"], r["seed"]): attention_summary(r["att"])
+                                                    for r in att_runs}},
                              **parts.results(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}, indent=1))
     print("\n" + text)
-    print(f"\nwrote {out}/results.md, results.json, metrics.jsonl, curves.png, config.json")
+    print(f"\nwrote {out}/results.md, results.json, metrics.jsonl, curves.png, attention.png, config.json")
     return rows
 
 
