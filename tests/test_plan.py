@@ -163,7 +163,8 @@ SAMPLER = dict(V=32000, B=2, G=32, P=224, L=8)
 # Tolerance: the estimate within 5% of the measured peak, + 1 MiB for what RSS adds or misses that no formula
 # follows (Python objects and tensor headers on the heap, per-call buffers of the CPU kernels). Observed in 4 runs
 # (the same to 0.1 MiB each time): training phase 179.0 vs 177.9 MiB (+0.6%) without checkpointing, 35.1 vs 34.0
-# (+3%) with it; sampling phase 10.0 vs 10.0; the sampler alone 60.2 vs 61.7 (-2.5%).
+# (+3%) with it; with the static-cache sampler (2026-12-06): sampling phase 10.5 vs 11.0 (-5%), the sampler alone
+# 68.1 vs 68.6 (-0.8%).
 REL_TOL, ABS_TOL = 0.05, 2 ** 20
 
 

@@ -1,4 +1,5 @@
-"""The own sampler against model.generate and against the training forward, on a tiny random Qwen2."""
+"""The own sampler against model.generate and against the training forward, on a tiny random Qwen2; its fast path
+(static cache, compiled decode step) against its eager path."""
 
 import pytest
 import torch
@@ -160,13 +161,14 @@ def assert_same_rollouts(a, b):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
 
 
+@pytest.mark.parametrize("path", ["eager", "static"])
 @pytest.mark.parametrize("G,temperature,top_p,top_k", [(1, 0, 1.0, 0), (3, 1.0, 1.0, 0), (2, 0.7, 0.8, 10),
                                                        (4, 1.3, 0.9, 0), (2, 1.0, 1.0, 5)])
-def test_compaction_changes_nothing(model, row_by_row_linear, G, temperature, top_p, top_k):
+def test_compaction_changes_nothing(model, row_by_row_linear, G, temperature, top_p, top_k, path):
     prompts = PROMPTS + [[7, 7, 30], [40, 2, 9, 9, 9], [13], [25, 26, 27, 28, 29, 30, 31]]
     eos = frequent_tokens(model, prompts, temperature=temperature)
     run = [decode_batch_sizes(model, prompts=prompts, group_size=G, max_new_tokens=20, eos_ids=eos, pad_id=PAD,
-                              temperature=temperature, top_p=top_p, top_k=top_k,
+                              temperature=temperature, top_p=top_p, top_k=top_k, path=path,
                               generator=torch.Generator().manual_seed(5), compact=compact) for compact in (False, True)]
     (ref, ref_sizes), (ro, sizes) = run
     assert_same_rollouts(ro, ref)
@@ -193,10 +195,17 @@ def test_compaction_keeps_a_padded_row(model, row_by_row_linear):
     eos = sorted(set(free[1:, :3].flatten().tolist()) - set(free[0].tolist()))
     assert eos
     (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=PROMPTS, group_size=2, max_new_tokens=12, eos_ids=eos,
-                                                pad_id=PAD, temperature=0, compact=c) for c in (True, False))
+                                                pad_id=PAD, temperature=0, compact=c, path="eager")
+                             for c in (True, False))
     assert_same_rollouts(ro, ref)
     assert not ro.stopped[:2].any() and ro.stopped[2:].all()
     assert sizes[-1] == 3  # the two rows of prompt 0 and one stopped padded row
+    # the static cache's mask always masks the slots not written yet: no padded row needs to stay
+    (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=PROMPTS, group_size=2, max_new_tokens=12, eos_ids=eos,
+                                                pad_id=PAD, temperature=0, compact=c, path="static")
+                             for c in (True, False))
+    assert_same_rollouts(ro, ref)
+    assert sizes[-1] == 2
 
 
 def test_compaction_equals_reference_on_the_real_matmul(model):
@@ -227,3 +236,88 @@ def test_one_new_token_and_all_rows_stopping_at_once(model):
                                                 pad_id=PAD, temperature=0, compact=c) for c in (True, False))
     assert_same_rollouts(ro, ref)
     assert ro.stopped.all() and ro.mask.sum(1).tolist() == [4] * 6 and sizes == [6, 6, 6]
+
+
+# ---------------------------------------------------------------------------------------------- the fast path
+
+
+def assert_close_rollouts(a, b):
+    """Same tokens, masks and stops; log-probs to fp32 rounding: the static cache's attention also sums over the
+    masked slots not written yet (exact zeros), in another order than the eager path's shorter rows."""
+    for k in ("tokens", "mask", "stopped"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+    torch.testing.assert_close(a.logp, b.logp, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("G,temperature,top_p,top_k", [(1, 0, 1.0, 0), (3, 0, 1.0, 0), (3, 1.0, 1.0, 0),
+                                                       (4, 0.7, 0.9, 10)])
+def test_static_path_equals_eager_path(model, G, temperature, top_p, top_k):
+    # left padding (uneven prompts), G > 1, EOS ids that stop rows at many steps, with and without compaction
+    eos = frequent_tokens(model, PROMPTS, temperature=max(temperature, 1.0))
+    runs = {(path, c): generate(model, PROMPTS, G, 16, eos, PAD, temperature, top_p, top_k, path=path, compact=c,
+                                generator=torch.Generator().manual_seed(4))
+            for path in ("eager", "static") for c in (True, False)}
+    ref = runs[("eager", False)]
+    assert ref.stopped.any() and len(set(ref.mask.sum(1).tolist())) >= 3  # rows stop at different steps
+    for ro in runs.values():
+        assert_close_rollouts(ro, ref)
+
+
+def test_static_path_equals_eager_path_with_stop_strings():
+    tok = word_tokenizer([f"w{i}" for i in range(30)])
+    m = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    prompts = [tok("w1 w2 w3 w4 w5").input_ids, tok("w4").input_ids, tok("w7 w8").input_ids]
+    stops = tuple(tok.decode([t]) for t in frequent_tokens(m, prompts, share=0.1))
+    ro, ref = (generate(m, prompts, 3, 12, [], tok.pad_token_id, 1.0, generator=torch.Generator().manual_seed(1),
+                        stop_strings=stops, tokenizer=tok, path=path) for path in ("static", "eager"))
+    assert_close_rollouts(ro, ref)
+    assert 0 < ro.stopped.sum() < len(ro.stopped)
+
+
+def test_only_live_rows_are_sampled(model, monkeypatch):
+    import minirlvr.engine.sampler as sampler
+
+    sampled, real = [], sampler.sample_token
+    monkeypatch.setattr(sampler, "sample_token", lambda logits, *a: sampled.append(len(logits)) or real(logits, *a))
+    eos = frequent_tokens(model, PROMPTS)
+    for path, compact in (("static", False), ("eager", True)):
+        sampled.clear()
+        ro = generate(model, PROMPTS, 3, 16, eos, PAD, 1.0, generator=torch.Generator().manual_seed(2), path=path,
+                      compact=compact)
+        live = ro.mask.sum(0).long()  # (L,) rows still generating at each step
+        assert sampled == live[live > 0].tolist() and live.min() < live.max()
+
+
+def test_path_is_checked(model):
+    with pytest.raises(ValueError, match="path must be"):
+        generate(model, PROMPTS, 1, 4, [], PAD, path="fast")
+
+
+def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
+    """The compiled decode step through dynamo with a counting backend that runs the captured graph as is (inductor
+    would take a minute on a small CPU; the GPU check compiles for real): one compilation for the first call's
+    shape, none per step, none for a second call of the same shapes, and the same rollouts as the static path."""
+    import minirlvr.engine.sampler as sampler
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    monkeypatch.setattr(sampler, "compile_step", lambda fn, device: torch.compile(fn, backend=counter, dynamic=False))
+    monkeypatch.setattr(sampler, "_compiled", {})
+    kw = dict(prompts=PROMPTS, group_size=2, max_new_tokens=10, eos_ids=[], pad_id=PAD, temperature=1.0)
+    ro = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
+    first = counter.frame_count
+    assert 1 <= first <= 2  # one graph per shape (a graph break would add frames, not per-step recompilation)
+    again = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
+    assert counter.frame_count == first  # 9 decode steps and a second call: no recompilation
+    ref = generate(model, path="static", generator=torch.Generator().manual_seed(3), **kw)
+    assert_same_rollouts(ro, again)
+    assert_close_rollouts(ro, ref)  # the compiled cache has more (masked) slots: rounded up to 64
+    # compaction moves to power-of-two row counts: 8 rows -> 4 -> 2 -> 1 at most, each shape compiled once
+    eos = frequent_tokens(model, PROMPTS)
+    ro = generate(model, **dict(kw, eos_ids=eos), path="compiled", generator=torch.Generator().manual_seed(5))
+    ref = generate(model, **dict(kw, eos_ids=eos), path="static", generator=torch.Generator().manual_seed(5))
+    assert_close_rollouts(ro, ref)
+    assert len(set(ro.mask.sum(1).tolist())) >= 3
+    assert counter.frame_count - first <= 3 * first
+    torch._dynamo.reset()

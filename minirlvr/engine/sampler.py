@@ -68,10 +68,11 @@ def prefill(model, ids, mask, pos, cache):
     return out.logits[:, -1].float()
 
 
-def decode_one_token(model, token, mask, pos, cache):
+def decode_one_token(model, token, mask, pos, cache, kwarg=None):
     """One step for the n rows in the cache: token (n, 1), mask (n, T) over everything cached plus this token,
-    pos (n, 1)."""
-    out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(model): cache})
+    pos (n, 1). kwarg: cache_kwarg(model), looked up outside a compiled step."""
+    out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True,
+                **{kwarg or cache_kwarg(model): cache})
     return out.logits[:, -1].float()  # (n, V)
 
 
@@ -97,7 +98,7 @@ def sample_token(logits, temperature, top_p, top_k, generator):
         filtered = filtered.masked_fill(drop, float("-inf"))
     # inverse-CDF sampling: one uniform number per row (torch.multinomial draws V of them per row, which on a CPU
     # is most of a small model's step); fp64 sums: a sequential fp32 sum over 150k tokens would drift
-    cdf = filtered.exp().cumsum(-1, dtype=torch.float64)  # (N, V)
+    cdf = filtered.exp().double().cumsum_(-1)  # (N, V); in place: cumsum(dtype=) would hold a second fp64 copy
     total = cdf[:, -1:]  # (N, 1)
     u = torch.rand(total.shape, generator=generator, dtype=torch.float64, device=total.device)  # (N, 1)
     # strictly below the total, so that the token found has probability > 0 (the first with cdf > u * total)
@@ -152,7 +153,7 @@ class StaticDecoder:
             layer.cumulative_length.fill_(P)
         self.attn = torch.zeros((B * G, slots), dtype=prompt_mask.dtype, device=prompt_mask.device)  # (n, S)
         self.attn[:, :P] = prompt_mask.repeat_interleave(G, 0)
-        self.slot, self.model = P, model
+        self.slot, self.model, self.kwarg = P, model, cache_kwarg(model)
         self.fn = decode_one_token
         if compiled:
             device = prompt_mask.device
@@ -165,7 +166,7 @@ class StaticDecoder:
         self.slot += 1
         if self.fn is not decode_one_token and token.is_cuda:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs were consumed
-        return self.fn(self.model, token, self.attn, pos, self.cache)
+        return self.fn(self.model, token, self.attn, pos, self.cache, self.kwarg)
 
     def keep(self, idx):
         for layer in self.cache.layers:
