@@ -321,3 +321,20 @@ def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
     assert len(set(ro.mask.sum(1).tolist())) >= 3
     assert counter.frame_count - first <= 3 * first
     torch._dynamo.reset()
+
+
+def test_compiled_path_falls_back_when_compilation_fails(model, monkeypatch):
+    import minirlvr.engine.sampler as sampler
+
+    def broken(fn, device):
+        def step(*a, **k):
+            raise RuntimeError("no compiler here")
+        return step
+
+    monkeypatch.setattr(sampler, "compile_step", broken)
+    monkeypatch.setattr(sampler, "_compiled", {})
+    eos = frequent_tokens(model, PROMPTS)
+    with pytest.warns(UserWarning, match="compiled decode step failed .*no compiler here"):
+        ro = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="compiled")
+    ref = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="eager")
+    assert_close_rollouts(ro, ref)

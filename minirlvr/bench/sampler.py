@@ -37,9 +37,11 @@ def parse(argv):
     p.add_argument("--group", type=int, default=4, help="G samples per prompt")
     p.add_argument("--prompt_len", type=int, default=64, help="longest prompt P (others are shorter: left padding)")
     p.add_argument("--new_tokens", type=int, default=64, help="L new tokens per sample")
-    p.add_argument("--early_share", type=float, default=0.75, help="share of rows that end early (last case)")
+    p.add_argument("--early_share", type=float, default=0.75, help="share of rows that end early (last case; 0: "
+                   "skip that case)")
+    p.add_argument("--modes", default="sample,greedy", help="sample and/or greedy, comma-separated")
     p.add_argument("--paths", default="", help="own paths, comma-separated (default: compiled,eager on CUDA, "
-                   "static,compiled,eager elsewhere)")
+                   "static,eager elsewhere: compiling takes minutes on a small CPU)")
     p.add_argument("--no_hf", action="store_true", help="skip model.generate")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
@@ -106,7 +108,7 @@ def main(argv):
     device = pick_device(args.device)
     model, vocab = load(args, device)
     model.generation_config.eos_token_id = None
-    paths = (args.paths or ("compiled,eager" if device.type == "cuda" else "static,compiled,eager")).split(",")
+    paths = (args.paths or ("compiled,eager" if device.type == "cuda" else "static,eager")).split(",")
     fast, ref = paths[0], paths[-1]
     B, G, L = args.batch, args.group, args.new_tokens
     g = torch.Generator().manual_seed(0)
@@ -137,7 +139,8 @@ def main(argv):
     result = {"device": str(device), "shape": args.shape or f"h{args.hidden}x{args.layers}", "four_bit": args.four_bit,
               "B": B, "G": G, "P": args.prompt_len, "L": L}
     with torch.no_grad():
-        for mode, temperature, sample in (("sample", 1.0, True), ("greedy", 0.0, False)):
+        for mode in args.modes.split(","):
+            temperature, sample = {"sample": (1.0, True), "greedy": (0.0, False)}[mode]
             fns = {p: (lambda p=p: own(temperature, p)) for p in paths}
             if not args.no_hf:
                 fns["generate"] = lambda: hf(sample)
@@ -153,6 +156,8 @@ def main(argv):
                                for k, (t, m) in res.items())
             ratios = "   ".join(f"{k.replace('_vs_', ' / ')} {v:.2f}x" for k, v in row.items() if "_vs_" in k)
             print(f"  {mode:6s}  {cells}   |  {ratios}")
+        if args.early_share <= 0:
+            return finish(args, result)
         eos = early_eos_ids(model, prompts, G, L, args.early_share, 1, device)
         lengths = {}
 
@@ -176,6 +181,10 @@ def main(argv):
               + "   ".join(f"{k} {n_gen / t:8.0f} tok/s" for k, (t, _) in res.items())
               + f"   |  compaction {result['early_end']['compaction']:.2f}x   {fast} / {ref} "
                 f"{result['early_end'][f'vs_{ref}']:.2f}x")
+    return finish(args, result)
+
+
+def finish(args, result):
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(result) + "\n")

@@ -18,6 +18,7 @@ This file does not compute rewards or gradients and does not batch prompts of di
 
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -164,9 +165,19 @@ class StaticDecoder:
     def step(self, token, pos):
         self.attn[:, self.slot] = 1
         self.slot += 1
-        if self.fn is not decode_one_token and token.is_cuda:
+        if self.fn is decode_one_token:
+            return decode_one_token(self.model, token, self.attn, pos, self.cache, self.kwarg)
+        if token.is_cuda:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs were consumed
-        return self.fn(self.model, token, self.attn, pos, self.cache, self.kwarg)
+        try:
+            return self.fn(self.model, token, self.attn, pos, self.cache, self.kwarg)
+        except Exception as e:  # compilation unavailable (no compiler, a model dynamo cannot trace): run eagerly
+            warnings.warn(f"generate: the compiled decode step failed ({type(e).__name__}: {e}); "
+                          f"decoding without compilation")
+            for layer in self.cache.layers:
+                layer.cumulative_length.fill_(self.slot - 1)  # in case the failed call counted its slot
+            self.fn = decode_one_token
+            return decode_one_token(self.model, token, self.attn, pos, self.cache, self.kwarg)
 
     def keep(self, idx):
         for layer in self.cache.layers:
