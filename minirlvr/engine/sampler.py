@@ -1,11 +1,16 @@
 """The kit's own generation loop: B prompts x G samples over the model's forward pass with a KV cache.
 
-Small verbs in the gpt-fast manner: `prefill` runs each prompt once; its cache is repeated G times
-(`DynamicCache.batch_repeat_interleave`) instead of recomputing the same prompt G times; `decode_one_token`
-advances the rows still decoding by one token; `sample_token` applies temperature / top-k / top-p with a seeded
-torch.Generator; `generate` loops until every row has stopped (EOS, a stop string, or max_new_tokens).
-Rows that stopped leave the decode batch (their cache rows are dropped) once a quarter of it has stopped; sampling
-still covers all N rows, which keeps the seeded random stream, and with it the tokens, the same.
+Small verbs in the gpt-fast manner: `prefill` runs each prompt once (its cache is then repeated G times instead of
+recomputing the same prompt G times); `decode_one_token` advances the rows still decoding by one token;
+`sample_token` applies temperature / top-k / top-p with a seeded torch.Generator; `generate` loops until every row
+has stopped (EOS, a stop string, or max_new_tokens). Two decoders: the fast path (`StaticDecoder`, the default)
+preallocates the KV cache for all N rows and every slot they will use (transformers' StaticCache) and, on CUDA,
+runs a decode step compiled once per shape (torch.compile with CUDA graphs); the eager path (`EagerDecoder`) grows a
+DynamicCache by one torch.cat per step: the reference, and what a failed compilation falls back to.
+Rows that stopped cost nothing more: only live rows are sampled, and they leave the decode batch (their cache rows
+are dropped) once a quarter of it has stopped (compiled: once half has, to power-of-two row counts). Sampling
+draws one uniform number per live row (inverse CDF), so the seeded stream depends on which rows are live, never on
+the decoder or the compaction: every path samples the same tokens from the same logits.
 
 Prompts are left padded: the attention mask hides the pads and position ids count only real tokens, so a
 padded row computes what it would compute alone. The returned `logp` is log softmax(logits / temperature)
@@ -189,14 +194,13 @@ class StaticDecoder:
 
 
 def pick_path(path, device):
-    """"auto": compiled on CUDA; on a CPU the static cache without compilation (compiling pays back only on long
-    runs there: see NOTES / the sampler benchmark), and the eager path where torch.compile is missing."""
+    """"auto": compiled on CUDA (CUDA graphs remove the per-op launch cost that dominates a decode step there);
+    on a CPU the static cache without compilation: compiling a step takes minutes on a small CPU, and the tiny
+    shapes measured no faster compiled (README, sampler benchmark)."""
     if path not in ("auto", "eager", "static", "compiled"):
         raise ValueError(f"generate: path must be auto, eager, static or compiled, got {path!r}")
     if path == "auto":
-        path = "compiled" if device.type == "cuda" else "static"
-    if path == "compiled" and not hasattr(torch, "compile"):
-        return "eager"
+        return "compiled" if device.type == "cuda" else "static"
     return path
 
 
