@@ -338,3 +338,11 @@ def test_compiled_path_falls_back_when_compilation_fails(model, monkeypatch):
         ro = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="compiled")
     ref = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="eager")
     assert_close_rollouts(ro, ref)
+
+
+def test_config_names_the_sampler_path():
+    from minirlvr.engine.config import ConfigError, make_config
+
+    assert make_config(sampler="eager").sampler == "eager"
+    with pytest.raises(ConfigError, match="'sampler' must be one of"):
+        make_config(sampler="fast")
