@@ -307,7 +307,7 @@ def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
     kw = dict(prompts=PROMPTS, group_size=2, max_new_tokens=10, eos_ids=[], pad_id=PAD, temperature=1.0)
     ro = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
     first = counter.frame_count
-    assert 1 <= first <= 2  # one graph per shape (a graph break would add frames, not per-step recompilation)
+    assert first == 1  # one graph for the shape: the step traces whole (a graph break would add frames)
     again = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
     assert counter.frame_count == first  # 9 decode steps and a second call: no recompilation
     ref = generate(model, path="static", generator=torch.Generator().manual_seed(3), **kw)
@@ -319,7 +319,7 @@ def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
     ref = generate(model, **dict(kw, eos_ids=eos), path="static", generator=torch.Generator().manual_seed(5))
     assert_close_rollouts(ro, ref)
     assert len(set(ro.mask.sum(1).tolist())) >= 3
-    assert counter.frame_count - first <= 3 * first
+    assert 1 <= counter.frame_count - first <= 3  # one graph per row count reached: 4, 2, 1 (8 rows at the start)
     torch._dynamo.reset()
 
 
