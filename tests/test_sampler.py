@@ -312,14 +312,14 @@ def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
     assert counter.frame_count == first  # 9 decode steps and a second call: no recompilation
     ref = generate(model, path="static", generator=torch.Generator().manual_seed(3), **kw)
     assert_same_rollouts(ro, again)
-    assert_close_rollouts(ro, ref)  # the compiled cache has more (masked) slots: rounded up to 64
-    # compaction moves to power-of-two row counts: 8 rows -> 4 -> 2 -> 1 at most, each shape compiled once
-    eos = frequent_tokens(model, PROMPTS)
+    assert_close_rollouts(ro, ref)  # the compiled cache has more (masked) slots: rounded up
+    # compaction once 3/4 stopped, to power-of-two row counts: 8 rows -> 2 -> 1 at most, each shape compiled once
+    eos = frequent_tokens(model, PROMPTS, share=0.15)
     ro = generate(model, **dict(kw, eos_ids=eos), path="compiled", generator=torch.Generator().manual_seed(5))
     ref = generate(model, **dict(kw, eos_ids=eos), path="static", generator=torch.Generator().manual_seed(5))
     assert_close_rollouts(ro, ref)
     assert len(set(ro.mask.sum(1).tolist())) >= 3
-    assert 1 <= counter.frame_count - first <= 3  # one graph per row count reached: 4, 2, 1 (8 rows at the start)
+    assert 1 <= counter.frame_count - first <= 2  # one graph per row count reached: 2, 1 (8 rows at the start)
     torch._dynamo.reset()
 
 

@@ -8,7 +8,7 @@ preallocates the KV cache for all N rows and every slot they will use (transform
 runs a decode step compiled once per shape (torch.compile with CUDA graphs); the eager path (`EagerDecoder`) grows a
 DynamicCache by one torch.cat per step: the reference, and what a failed compilation falls back to.
 Rows that stopped cost nothing more: only live rows are sampled, and they leave the decode batch (their cache rows
-are dropped) once a quarter of it has stopped (compiled: once half has, to power-of-two row counts). Sampling
+are dropped) once a quarter of it has stopped (compiled: three quarters, to power-of-two row counts). Sampling
 draws one uniform number per live row (inverse CDF), so the seeded stream depends on which rows are live, never on
 the decoder or the compaction: every path samples the same tokens from the same logits.
 
@@ -137,6 +137,7 @@ def compile_step(fn, device):
 
 
 _compiled = {}  # device type -> the compiled decode step (one per process: dynamo caches its graphs per shape)
+SLOT_ROUND = 128  # a compiled path's cache slots are a multiple of this (pipeline/plan.py counts them so)
 
 
 class StaticDecoder:
@@ -164,6 +165,9 @@ class StaticDecoder:
         if compiled:
             device = prompt_mask.device
             if device.type not in _compiled:
+                # every (rows, slots) shape is a graph of its own: room for a run's worth of them (the default, 8,
+                # would silently leave later shapes uncompiled)
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
                 _compiled[device.type] = compile_step(decode_one_token, device)
             self.fn = _compiled[device.type]
 
@@ -238,11 +242,11 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
             cache.batch_repeat_interleave(G)
         decoder = EagerDecoder(model, cache, pmask.repeat_interleave(G, 0))
     else:
-        # slots for the prompt and the L - 1 tokens fed back; compiled, rounded up to 64 so that prompts of
-        # similar length share a compiled shape
+        # slots for the prompt and the L - 1 tokens fed back; compiled, rounded up to SLOT_ROUND so that prompts
+        # of similar length share a compiled shape
         slots = ids.shape[1] + max_new_tokens - 1
         if path == "compiled":
-            slots = -(-slots // 64) * 64
+            slots = -(-slots // SLOT_ROUND) * SLOT_ROUND
         decoder = StaticDecoder(model, cache, pmask, G, slots, path == "compiled")
         del cache  # the prompt's cache now lives in the static one
     next_pos = pos[:, -1:].repeat_interleave(G, 0) + 1  # (n, 1)
@@ -282,9 +286,10 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
         # about two steps of attention over them, so it waits until a quarter of the batch stopped: it then pays
         # back within ~6 steps even where attention is all of a row's cost, all copies together stay under 3x the
         # cache (3/4 + 9/16 + ...), and at most a quarter of a step is spent on stopped rows. A compiled step
-        # compacts to powers of two (half the batch or less), padded with stopped rows: few shapes to compile.
+        # compacts once three quarters stopped, to a power of two padded with stopped rows: each new row count is
+        # a compilation (seconds to a minute on a GPU), so few of them (64 rows: 16, 4, 1 at most, typically).
         keep = None
-        if compact and path == "compiled" and bucket(n_active) <= len(rows) // 2:
+        if compact and path == "compiled" and bucket(n_active) <= len(rows) // 4:
             keep = ~done[rows]
             fill = (~keep).nonzero().squeeze(-1)[:bucket(n_active) - n_active]
             keep[fill] = True

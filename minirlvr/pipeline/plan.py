@@ -237,12 +237,17 @@ LABELS = {
 }
 
 
-def sampling_bytes(m, a, cast, r, B, G, P, L, top_p=1.0, top_k=0, static=True):
+SLOT_ROUND = 128  # engine/sampler.py's SLOT_ROUND: the compiled path's cache slots are a multiple of it
+
+
+def sampling_bytes(m, a, cast, r, B, G, P, L, top_p=1.0, top_k=0, static=True, slot_round=1):
     """sampler.generate's memory: prefill B prompts of P tokens, repeat the cache G times, decode N = B * G rows for
     L tokens. static: the fast path (the default on every device), whose cache is allocated whole, for N rows of
-    P + L tokens, and filled from the prefill's cache; else the eager path's DynamicCache, which grows by a
-    torch.cat per step. Returns its parts and "sampling", the largest of the prefill, copy and decode moments."""
-    N, T, V = B * G, P + L, m.vocab
+    P + L tokens (rounded up to slot_round: the compiled path on CUDA), and filled from the prefill's cache; else
+    the eager path's DynamicCache, which grows by a torch.cat per step. Returns its parts and "sampling", the
+    largest of the prefill, copy and decode moments."""
+    N, V = B * G, m.vocab
+    T = -(-(P + L) // slot_round) * slot_round if static else P + L
     e = {}
     kv_tok = 2 * m.layers * m.kv_heads * m.head_dim * a  # K and V of one token in every layer
     e["kv_cache"] = kv_tok * N * T
@@ -292,14 +297,15 @@ def estimate(m, s):
     e["weights_dense"] = a * (counts["dense"] + (0 if s.load_in_4bit else counts["linear"]))
     e["lora"] = 16 * lora_params(m, r)  # fp32 parameter, gradient (kept between steps), AdamW exp_avg, exp_avg_sq
 
-    e.update(sampling_bytes(m, a, cast, r, B, G, P, L, s.top_p, s.top_k))
+    rounded = SLOT_ROUND if gpu else 1  # sampler.generate's default: compiled on CUDA, static elsewhere
+    e.update(sampling_bytes(m, a, cast, r, B, G, P, L, s.top_p, s.top_k, slot_round=rounded))
     e["sampling"] += e["dequant"]
     # the evaluation stage (chat.complete): eval_rows prompts at a time, one greedy sample each
-    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens)["sampling"] + e["dequant"]
-                 if s.eval_new_tokens else 0)
+    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens, slot_round=rounded)["sampling"]
+                 + e["dequant"] if s.eval_new_tokens else 0)
     # the LLM judge and critic (the base, adapter off): judge_rows questions of request + response + template
-    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens,
-                                s.judge_new_tokens)["sampling"] + e["dequant"]
+    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens, s.judge_new_tokens,
+                                slot_round=rounded)["sampling"] + e["dequant"]
 
     # --- training (train.py): reference pass, then the policy pass, micro-batch by micro-batch
     # int64 tokens and prompt ids, masks, fp32 sampling / reference / policy log-probs
