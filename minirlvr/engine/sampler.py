@@ -258,8 +258,8 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
     rows = torch.arange(N, device=device)  # (n,) the rows in the decode batch, in cache order; logits (n, V)
     n_active = N
     for t in range(max_new_tokens):
-        # Only live rows are sampled: torch.multinomial draws random numbers per sampled row, so the stream
-        # depends on which rows are live (the same on every path), not on the decode batch
+        # Only live rows are sampled: sample_token draws one random number per row it is given, so the stream
+        # depends on which rows are live (the same on every path), not on what the decode batch holds
         live = ~done[rows]  # (n,)
         pick, lp = sample_token(logits if n_active == len(rows) else logits[live], temperature, top_p, top_k,
                                 generator)
@@ -295,8 +295,8 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
             keep[fill] = True
         elif compact and path != "compiled" and n_active <= 0.75 * len(rows):
             keep = ~done[rows]  # (n,) over the decode batch
-            padded = decoder.attn[:, 0] == 0  # (n,) left-padded rows
-            if path == "eager" and padded.any() and not padded[keep].any():
+            padded = decoder.attn[:, 0] == 0 if path == "eager" else None  # (n,) left-padded rows
+            if padded is not None and padded.any() and not padded[keep].any():
                 # keep one padded row: transformers drops an all-ones mask and then runs SDPA's GQA kernel, which
                 # rounds differently from the masked kernel the full batch runs (the static mask always masks
                 # the slots not written yet)
