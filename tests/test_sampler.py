@@ -340,9 +340,20 @@ def test_compiled_path_falls_back_when_compilation_fails(model, monkeypatch):
     assert_close_rollouts(ro, ref)
 
 
-def test_config_names_the_sampler_path():
+@pytest.mark.parametrize("path", ["eager", "static"])
+def test_train_samples_on_the_configured_path(tmp_path, monkeypatch, path):
+    import minirlvr.train as train_mod
     from minirlvr.engine.config import ConfigError, make_config
 
-    assert make_config(sampler="eager").sampler == "eager"
+    tok = word_tokenizer([f"w{i}" for i in range(20)])
+    m = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    paths, real = [], train_mod.generate
+    monkeypatch.setattr(train_mod, "generate", lambda *a, **k: paths.append(k.get("path")) or real(*a, **k))
+    records = [{"key": i, "prompt": f"w{i} w{i + 1}"} for i in range(4)]
+    cfg = make_config(out_dir=str(tmp_path), steps=1, prompts_per_step=2, group_size=2, max_new_tokens=4,
+                      micro_batch_size=4, lora_r=2, lora_alpha=4, progress=False, log_every=0, rollouts_every=0,
+                      ckpt_every=0, sampler=path)
+    train_mod.train(cfg, lambda recs, texts: ([0.0] * len(texts), {}), records=records, model=m, tokenizer=tok)
+    assert paths == [path]
     with pytest.raises(ConfigError, match="'sampler' must be one of"):
         make_config(sampler="fast")
