@@ -313,7 +313,7 @@ def sample(run, step):
     batch = step_records(run.records, step, cfg.prompts_per_step, cfg.seed)
     ro = generate(run.model, [encode_prompt(r, tok, cfg.chat_template) for r in batch], cfg.group_size,
                   cfg.max_new_tokens, run.eos_ids, run.pad_id, cfg.temperature, cfg.top_p, cfg.top_k, run.generator,
-                  cfg.stop_strings, tok)
+                  cfg.stop_strings, tok, path=cfg.sampler)
     texts = [tok.decode(t[m.bool()], skip_special_tokens=True) for t, m in zip(ro.tokens, ro.mask)]
     return [r for r in batch for _ in range(cfg.group_size)], ro, texts
 

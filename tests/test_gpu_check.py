@@ -34,7 +34,8 @@ def check_dry_run(proc, out):
     report = (out / "report.md").read_text()
     rows = report_rows(report)
     assert rows.pop("setup") == "ok"  # the kit was laid out (the section checks minirlvr/kernels/logprobs.py)
-    assert {"env", "logprob-headline", "kernel-tests", "logprob-grid", "attention", "attention-stage", "sampler", "step-7b-12gb",
+    assert {"env", "logprob-headline", "kernel-tests", "logprob-grid", "attention", "attention-stage", "sampler-0.5b-bf16", "sampler-1.5b-4bit",
+            "sampler-1.5b-bf16", "sampler-0.5b-4bit", "step-7b-12gb",
             "step-1.5b-vs-trl-12gb", "step-7b-vs-trl-24gb"} <= set(rows)
     assert list(rows).index("logprob-headline") < list(rows).index("kernel-tests")  # the headline comes first
     for name, status in rows.items():

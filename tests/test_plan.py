@@ -163,7 +163,8 @@ SAMPLER = dict(V=32000, B=2, G=32, P=224, L=8)
 # Tolerance: the estimate within 5% of the measured peak, + 1 MiB for what RSS adds or misses that no formula
 # follows (Python objects and tensor headers on the heap, per-call buffers of the CPU kernels). Observed in 4 runs
 # (the same to 0.1 MiB each time): training phase 179.0 vs 177.9 MiB (+0.6%) without checkpointing, 35.1 vs 34.0
-# (+3%) with it; sampling phase 10.0 vs 10.0; the sampler alone 60.2 vs 61.7 (-2.5%).
+# (+3%) with it; with the static-cache sampler (2026-12-06): sampling phase 10.5 vs 11.0 (-5%), the sampler alone
+# 68.1 vs 68.6 (-0.8%).
 REL_TOL, ABS_TOL = 0.05, 2 ** 20
 
 
@@ -406,3 +407,21 @@ def test_help_through_run_py():
 
 if __name__ == "__main__":
     _measure_child(json.loads(sys.argv[1]), json.loads(sys.argv[2]))
+
+
+def test_sampling_counts_the_static_cache_whole_and_its_rounding(configs):
+    # the static cache is allocated for all P + L slots from the start (rounded up on CUDA, where the decode step
+    # is compiled per shape): the formula's size, in the sampling phase and in a preset's estimate
+    from minirlvr.engine import sampler
+    from minirlvr.pipeline.plan import sampling_bytes
+
+    assert plan.SLOT_ROUND == sampler.SLOT_ROUND
+    m = read_config(configs["qwen2.5-0.5b"])
+    kv_tok = 2 * m.layers * m.kv_heads * m.head_dim * 2
+    plain = sampling_bytes(m, 2, 1, 16, 8, 8, 200, 300)
+    rounded = sampling_bytes(m, 2, 1, 16, 8, 8, 200, 300, slot_round=plan.SLOT_ROUND)
+    assert plain["kv_cache"] == kv_tok * 64 * 500 and rounded["kv_cache"] == kv_tok * 64 * 512
+    assert rounded["sampling"] > plain["sampling"]
+    s = replace(gpu_settings("qwen2.5-0.5b"), prompt_len=200, max_new_tokens=300, prompts_per_step=8, group_size=8)
+    assert estimate(m, s)["kv_cache"] == rounded["kv_cache"]
+    assert estimate(m, replace(s, device="cpu"))["kv_cache"] == kv_tok // 2 * 4 * 64 * 500  # fp32, not rounded

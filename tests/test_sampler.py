@@ -1,4 +1,5 @@
-"""The own sampler against model.generate and against the training forward, on a tiny random Qwen2."""
+"""The own sampler against model.generate and against the training forward, on a tiny random Qwen2; its fast path
+(static cache, compiled decode step) against its eager path."""
 
 import pytest
 import torch
@@ -160,13 +161,14 @@ def assert_same_rollouts(a, b):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
 
 
+@pytest.mark.parametrize("path", ["eager", "static"])
 @pytest.mark.parametrize("G,temperature,top_p,top_k", [(1, 0, 1.0, 0), (3, 1.0, 1.0, 0), (2, 0.7, 0.8, 10),
                                                        (4, 1.3, 0.9, 0), (2, 1.0, 1.0, 5)])
-def test_compaction_changes_nothing(model, row_by_row_linear, G, temperature, top_p, top_k):
+def test_compaction_changes_nothing(model, row_by_row_linear, G, temperature, top_p, top_k, path):
     prompts = PROMPTS + [[7, 7, 30], [40, 2, 9, 9, 9], [13], [25, 26, 27, 28, 29, 30, 31]]
     eos = frequent_tokens(model, prompts, temperature=temperature)
     run = [decode_batch_sizes(model, prompts=prompts, group_size=G, max_new_tokens=20, eos_ids=eos, pad_id=PAD,
-                              temperature=temperature, top_p=top_p, top_k=top_k,
+                              temperature=temperature, top_p=top_p, top_k=top_k, path=path,
                               generator=torch.Generator().manual_seed(5), compact=compact) for compact in (False, True)]
     (ref, ref_sizes), (ro, sizes) = run
     assert_same_rollouts(ro, ref)
@@ -193,10 +195,17 @@ def test_compaction_keeps_a_padded_row(model, row_by_row_linear):
     eos = sorted(set(free[1:, :3].flatten().tolist()) - set(free[0].tolist()))
     assert eos
     (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=PROMPTS, group_size=2, max_new_tokens=12, eos_ids=eos,
-                                                pad_id=PAD, temperature=0, compact=c) for c in (True, False))
+                                                pad_id=PAD, temperature=0, compact=c, path="eager")
+                             for c in (True, False))
     assert_same_rollouts(ro, ref)
     assert not ro.stopped[:2].any() and ro.stopped[2:].all()
     assert sizes[-1] == 3  # the two rows of prompt 0 and one stopped padded row
+    # the static cache's mask always masks the slots not written yet: no padded row needs to stay
+    (ro, sizes), (ref, _) = (decode_batch_sizes(model, prompts=PROMPTS, group_size=2, max_new_tokens=12, eos_ids=eos,
+                                                pad_id=PAD, temperature=0, compact=c, path="static")
+                             for c in (True, False))
+    assert_same_rollouts(ro, ref)
+    assert sizes[-1] == 2
 
 
 def test_compaction_equals_reference_on_the_real_matmul(model):
@@ -227,3 +236,124 @@ def test_one_new_token_and_all_rows_stopping_at_once(model):
                                                 pad_id=PAD, temperature=0, compact=c) for c in (True, False))
     assert_same_rollouts(ro, ref)
     assert ro.stopped.all() and ro.mask.sum(1).tolist() == [4] * 6 and sizes == [6, 6, 6]
+
+
+# ---------------------------------------------------------------------------------------------- the fast path
+
+
+def assert_close_rollouts(a, b):
+    """Same tokens, masks and stops; log-probs to fp32 rounding: the static cache's attention also sums over the
+    masked slots not written yet (exact zeros), in another order than the eager path's shorter rows."""
+    for k in ("tokens", "mask", "stopped"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+    torch.testing.assert_close(a.logp, b.logp, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("G,temperature,top_p,top_k", [(1, 0, 1.0, 0), (3, 0, 1.0, 0), (3, 1.0, 1.0, 0),
+                                                       (4, 0.7, 0.9, 10)])
+def test_static_path_equals_eager_path(model, G, temperature, top_p, top_k):
+    # left padding (uneven prompts), G > 1, EOS ids that stop rows at many steps, with and without compaction
+    eos = frequent_tokens(model, PROMPTS, temperature=max(temperature, 1.0))
+    runs = {(path, c): generate(model, PROMPTS, G, 16, eos, PAD, temperature, top_p, top_k, path=path, compact=c,
+                                generator=torch.Generator().manual_seed(4))
+            for path in ("eager", "static") for c in (True, False)}
+    ref = runs[("eager", False)]
+    assert ref.stopped.any() and len(set(ref.mask.sum(1).tolist())) >= 3  # rows stop at different steps
+    for ro in runs.values():
+        assert_close_rollouts(ro, ref)
+
+
+def test_static_path_equals_eager_path_with_stop_strings():
+    tok = word_tokenizer([f"w{i}" for i in range(30)])
+    m = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    prompts = [tok("w1 w2 w3 w4 w5").input_ids, tok("w4").input_ids, tok("w7 w8").input_ids]
+    stops = tuple(tok.decode([t]) for t in frequent_tokens(m, prompts, share=0.1))
+    ro, ref = (generate(m, prompts, 3, 12, [], tok.pad_token_id, 1.0, generator=torch.Generator().manual_seed(1),
+                        stop_strings=stops, tokenizer=tok, path=path) for path in ("static", "eager"))
+    assert_close_rollouts(ro, ref)
+    assert 0 < ro.stopped.sum() < len(ro.stopped)
+
+
+def test_only_live_rows_are_sampled(model, monkeypatch):
+    import minirlvr.engine.sampler as sampler
+
+    sampled, real = [], sampler.sample_token
+    monkeypatch.setattr(sampler, "sample_token", lambda logits, *a: sampled.append(len(logits)) or real(logits, *a))
+    eos = frequent_tokens(model, PROMPTS)
+    for path, compact in (("static", False), ("eager", True)):
+        sampled.clear()
+        ro = generate(model, PROMPTS, 3, 16, eos, PAD, 1.0, generator=torch.Generator().manual_seed(2), path=path,
+                      compact=compact)
+        live = ro.mask.sum(0).long()  # (L,) rows still generating at each step
+        assert sampled == live[live > 0].tolist() and live.min() < live.max()
+
+
+def test_path_is_checked(model):
+    with pytest.raises(ValueError, match="path must be"):
+        generate(model, PROMPTS, 1, 4, [], PAD, path="fast")
+
+
+def test_compiled_path_compiles_once_per_shape(model, monkeypatch):
+    """The compiled decode step through dynamo with a counting backend that runs the captured graph as is (inductor
+    would take a minute on a small CPU; the GPU check compiles for real): one compilation for the first call's
+    shape, none per step, none for a second call of the same shapes, and the same rollouts as the static path."""
+    import minirlvr.engine.sampler as sampler
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    monkeypatch.setattr(sampler, "compile_step", lambda fn, device: torch.compile(fn, backend=counter, dynamic=False))
+    monkeypatch.setattr(sampler, "_compiled", {})
+    kw = dict(prompts=PROMPTS, group_size=2, max_new_tokens=10, eos_ids=[], pad_id=PAD, temperature=1.0)
+    ro = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
+    first = counter.frame_count
+    assert first == 1  # one graph for the shape: the step traces whole (a graph break would add frames)
+    again = generate(model, path="compiled", generator=torch.Generator().manual_seed(3), **kw)
+    assert counter.frame_count == first  # 9 decode steps and a second call: no recompilation
+    ref = generate(model, path="static", generator=torch.Generator().manual_seed(3), **kw)
+    assert_same_rollouts(ro, again)
+    assert_close_rollouts(ro, ref)  # the compiled cache has more (masked) slots: rounded up
+    # compaction once 3/4 stopped, to power-of-two row counts: 8 rows -> 2 -> 1 at most, each shape compiled once
+    eos = frequent_tokens(model, PROMPTS, share=0.15)
+    ro = generate(model, **dict(kw, eos_ids=eos), path="compiled", generator=torch.Generator().manual_seed(5))
+    ref = generate(model, **dict(kw, eos_ids=eos), path="static", generator=torch.Generator().manual_seed(5))
+    assert_close_rollouts(ro, ref)
+    assert len(set(ro.mask.sum(1).tolist())) >= 3
+    assert 1 <= counter.frame_count - first <= 2  # one graph per row count reached: 2, 1 (8 rows at the start)
+    torch._dynamo.reset()
+
+
+def test_compiled_path_falls_back_when_compilation_fails(model, monkeypatch):
+    import minirlvr.engine.sampler as sampler
+
+    def broken(fn, device):
+        def step(*a, **k):
+            raise RuntimeError("no compiler here")
+        return step
+
+    monkeypatch.setattr(sampler, "compile_step", broken)
+    monkeypatch.setattr(sampler, "_compiled", {})
+    eos = frequent_tokens(model, PROMPTS)
+    with pytest.warns(UserWarning, match="compiled decode step failed .*no compiler here"):
+        ro = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="compiled")
+    ref = generate(model, PROMPTS, 2, 12, eos, PAD, 1.0, generator=torch.Generator().manual_seed(6), path="eager")
+    assert_close_rollouts(ro, ref)
+
+
+@pytest.mark.parametrize("path", ["eager", "static"])
+def test_train_samples_on_the_configured_path(tmp_path, monkeypatch, path):
+    import minirlvr.train as train_mod
+    from minirlvr.engine.config import ConfigError, make_config
+
+    tok = word_tokenizer([f"w{i}" for i in range(20)])
+    m = tiny_model(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, init_std=0.1)
+    paths, real = [], train_mod.generate
+    monkeypatch.setattr(train_mod, "generate", lambda *a, **k: paths.append(k.get("path")) or real(*a, **k))
+    records = [{"key": i, "prompt": f"w{i} w{i + 1}"} for i in range(4)]
+    cfg = make_config(out_dir=str(tmp_path), steps=1, prompts_per_step=2, group_size=2, max_new_tokens=4,
+                      micro_batch_size=4, lora_r=2, lora_alpha=4, progress=False, log_every=0, rollouts_every=0,
+                      ckpt_every=0, sampler=path)
+    train_mod.train(cfg, lambda recs, texts: ([0.0] * len(texts), {}), records=records, model=m, tokenizer=tok)
+    assert paths == [path]
+    with pytest.raises(ConfigError, match="'sampler' must be one of"):
+        make_config(sampler="fast")

@@ -9,7 +9,7 @@ TARGETS = {
     "verifiers": "minirlvr.bench.verifiers",  # checks/s vs the reference IFEval and IFBench scorers
     "logprob": "minirlvr.bench.logprob",  # fused token log-probs vs full logits
     "attention": "minirlvr.bench.attention",  # attention mass vs eager output_attentions
-    "sampler": "minirlvr.bench.sampler",  # own sampler vs model.generate
+    "sampler": "minirlvr.bench.sampler",  # the sampler's fast path vs its eager path and model.generate
     "judge": "minirlvr.bench.judge",  # LLM judge on the policy's base (adapter off) vs a separate judge copy
     "step": "minirlvr.bench.step",  # one GRPO step of the kit's loop vs TRL's GRPOTrainer, same model and settings
     "sandbox": "minirlvr.bench.sandbox",  # 1,000 dataset checks confined by the kernel vs the pre-confinement design

@@ -75,9 +75,10 @@ class Completions:
 
 def complete(model, tokenizer, prompts, samples=1, max_new_tokens=256, temperature=0.0, top_p=1.0, top_k=0, seed=0,
              batch_rows=64, chat_template=True, adapter_off=False, progress=False, desc="generate",
-             sort_by_length=True):
+             sort_by_length=True, path="auto"):
     """`samples` completions of each prompt with the kit's sampler (greedy when temperature == 0).
-    sort_by_length=False batches the prompts in their input order (what a fixed sampling stream needs)."""
+    sort_by_length=False batches the prompts in their input order (what a fixed sampling stream needs).
+    path: the sampler's decode path (sampler.generate)."""
     records = [as_record(p) for p in prompts]
     encoded = [encode_prompt(r, tokenizer, chat_template) for r in records]
     device = next(model.parameters()).device
@@ -95,7 +96,7 @@ def complete(model, tokenizer, prompts, samples=1, max_new_tokens=256, temperatu
         for start in range(0, len(order), per_batch):
             idx = order[start:start + per_batch]
             ro = generate(model, [encoded[i] for i in idx], samples, max_new_tokens, eos, pad, temperature, top_p,
-                          top_k, generator)
+                          top_k, generator, path=path)
             for row, (tok, m) in enumerate(zip(ro.tokens, ro.mask)):
                 out = idx[row // samples] * samples + row % samples
                 texts[out] = tokenizer.decode(tok[m.bool()], skip_special_tokens=True)

@@ -47,6 +47,7 @@ class TrainConfig:
     top_p: float = 1.0
     top_k: int = 0  # 0 = off
     stop_strings: tuple = ()  # "--stop_strings=a,b" or a JSON list
+    sampler: str = "auto"  # the sampler's decode path: auto, static, compiled or eager (engine/sampler.py)
     # optimization
     lr: float = 1e-5
     weight_decay: float = 0.0
@@ -104,6 +105,7 @@ HELP = {
     "top_p": "nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)",
     "top_k": "sample from the k most likely tokens (0 = off)",
     "stop_strings": 'strings that end a completion: "--stop_strings=a,b" or a JSON list',
+    "sampler": "decode path: auto (compiled on CUDA, static cache elsewhere), static, compiled, eager (reference)",
     "lr": "AdamW learning rate",
     "weight_decay": "AdamW weight decay",
     "warmup_steps": "linear warmup, then constant (a schedule that does not depend on `steps`)",
@@ -233,7 +235,8 @@ def check(cfg):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
     for key, allowed in (("reward", ("hard", "soft", "mixed")), ("reward_combine", ("mean", "product")),
-                         ("judge_mode", ("pointwise", "batched"))):
+                         ("judge_mode", ("pointwise", "batched")),
+                         ("sampler", ("auto", "static", "compiled", "eager"))):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
     if cfg.group_size < 2:

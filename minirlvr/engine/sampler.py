@@ -1,11 +1,16 @@
 """The kit's own generation loop: B prompts x G samples over the model's forward pass with a KV cache.
 
-Small verbs in the gpt-fast manner: `prefill` runs each prompt once; its cache is repeated G times
-(`DynamicCache.batch_repeat_interleave`) instead of recomputing the same prompt G times; `decode_one_token`
-advances the rows still decoding by one token; `sample_token` applies temperature / top-k / top-p with a seeded
-torch.Generator; `generate` loops until every row has stopped (EOS, a stop string, or max_new_tokens).
-Rows that stopped leave the decode batch (their cache rows are dropped) once a quarter of it has stopped; sampling
-still covers all N rows, which keeps the seeded random stream, and with it the tokens, the same.
+Small verbs in the gpt-fast manner: `prefill` runs each prompt once (its cache is then repeated G times instead of
+recomputing the same prompt G times); `decode_one_token` advances the rows still decoding by one token;
+`sample_token` applies temperature / top-k / top-p with a seeded torch.Generator; `generate` loops until every row
+has stopped (EOS, a stop string, or max_new_tokens). Two decoders: the fast path (`StaticDecoder`, the default)
+preallocates the KV cache for all N rows and every slot they will use (transformers' StaticCache) and, on CUDA,
+runs a decode step compiled once per shape (torch.compile with CUDA graphs); the eager path (`EagerDecoder`) grows a
+DynamicCache by one torch.cat per step: the reference, and what a failed compilation falls back to.
+Rows that stopped cost nothing more: only live rows are sampled, and they leave the decode batch (their cache rows
+are dropped) once a quarter of it has stopped (compiled: three quarters, to power-of-two row counts). Sampling
+draws one uniform number per live row (inverse CDF), so the seeded stream depends on which rows are live, never on
+the decoder or the compaction: every path samples the same tokens from the same logits.
 
 Prompts are left padded: the attention mask hides the pads and position ids count only real tokens, so a
 padded row computes what it would compute alone. The returned `logp` is log softmax(logits / temperature)
@@ -18,6 +23,7 @@ This file does not compute rewards or gradients and does not batch prompts of di
 
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -68,10 +74,11 @@ def prefill(model, ids, mask, pos, cache):
     return out.logits[:, -1].float()
 
 
-def decode_one_token(model, token, mask, pos, cache):
+def decode_one_token(model, token, mask, pos, cache, kwarg=None):
     """One step for the n rows in the cache: token (n, 1), mask (n, T) over everything cached plus this token,
-    pos (n, 1)."""
-    out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(model): cache})
+    pos (n, 1). kwarg: cache_kwarg(model), looked up outside a compiled step."""
+    out = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True,
+                **{kwarg or cache_kwarg(model): cache})
     return out.logits[:, -1].float()  # (n, V)
 
 
@@ -95,16 +102,126 @@ def sample_token(logits, temperature, top_p, top_k, generator):
         before = sorted_lp.exp().cumsum(-1) - sorted_lp.exp()  # probability mass ranked above each token
         drop = torch.zeros_like(filtered, dtype=torch.bool).scatter(-1, order, before >= top_p)
         filtered = filtered.masked_fill(drop, float("-inf"))
-    token = torch.multinomial(filtered.exp(), 1, generator=generator).squeeze(-1)  # (N,)
+    # inverse-CDF sampling: one uniform number per row (torch.multinomial draws V of them per row, which on a CPU
+    # is most of a small model's step); fp64 sums: a sequential fp32 sum over 150k tokens would drift
+    cdf = filtered.exp().double().cumsum_(-1)  # (N, V); in place: cumsum(dtype=) would hold a second fp64 copy
+    total = cdf[:, -1:]  # (N, 1)
+    u = torch.rand(total.shape, generator=generator, dtype=torch.float64, device=total.device)  # (N, 1)
+    # strictly below the total, so that the token found has probability > 0 (the first with cdf > u * total)
+    v = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
+    token = torch.searchsorted(cdf, v, right=True).squeeze(-1)  # (N,)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+
+
+class EagerDecoder:
+    """The reference decode: transformers' DynamicCache, which grows by one torch.cat per layer and step; the
+    attention mask grows with it."""
+
+    def __init__(self, model, cache, prompt_mask):
+        self.model, self.cache, self.attn = model, cache, prompt_mask  # attn (n, P + t)
+
+    def step(self, token, pos):
+        """token (n, 1), pos (n, 1) -> logits (n, V)."""
+        self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], 1)  # (n, P+t+1)
+        return decode_one_token(self.model, token, self.attn, pos, self.cache)
+
+    def keep(self, idx):
+        self.cache.batch_select_indices(idx)
+        self.attn = self.attn[idx]
+
+
+def compile_step(fn, device):
+    """torch.compile of the decode step; CUDA graphs on a GPU ("reduce-overhead": one kernel launch per step
+    instead of hundreds). A function of its own so that the tests can count compilations with another backend."""
+    return torch.compile(fn, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
+
+
+_compiled = {}  # device type -> the compiled decode step (one per process: dynamo caches its graphs per shape)
+SLOT_ROUND = 128  # a compiled path's cache slots are a multiple of this (pipeline/plan.py counts them so)
+
+
+class StaticDecoder:
+    """The fast path, in the gpt-fast manner: a KV cache preallocated for all N rows and every slot they will use
+    (transformers' StaticCache), written in place one slot per step; the attention mask covers every slot (those
+    not written yet are masked), so every step has the same shapes and a compiled step is reused. The prompt's
+    cache is copied in once, repeated G times, from the prefill's DynamicCache. Compaction replaces each layer's
+    tensors by the kept rows (one layer at a time: the copy costs one layer's cache, not a second cache)."""
+
+    def __init__(self, model, prefill_cache, prompt_mask, G, slots, compiled):
+        from transformers import StaticCache
+
+        src = prefill_cache.layers
+        B, H, P, D = src[0].keys.shape
+        self.cache = StaticCache(config=model.config, max_cache_len=slots)
+        self.cache.early_initialization(B * G, H, D, src[0].keys.dtype, src[0].keys.device)
+        for layer, s in zip(self.cache.layers, src):
+            layer.keys[:, :, :P] = s.keys.repeat_interleave(G, 0)
+            layer.values[:, :, :P] = s.values.repeat_interleave(G, 0)
+            layer.cumulative_length.fill_(P)
+        self.attn = torch.zeros((B * G, slots), dtype=prompt_mask.dtype, device=prompt_mask.device)  # (n, S)
+        self.attn[:, :P] = prompt_mask.repeat_interleave(G, 0)
+        self.slot, self.model, self.kwarg = P, model, cache_kwarg(model)
+        self.fn = decode_one_token
+        if compiled:
+            device = prompt_mask.device
+            if device.type not in _compiled:
+                # every (rows, slots) shape is a graph of its own: room for a run's worth of them (the default, 8,
+                # would silently leave later shapes uncompiled)
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+                _compiled[device.type] = compile_step(decode_one_token, device)
+            self.fn = _compiled[device.type]
+
+    def step(self, token, pos):
+        self.attn[:, self.slot] = 1
+        self.slot += 1
+        if self.fn is decode_one_token:
+            return decode_one_token(self.model, token, self.attn, pos, self.cache, self.kwarg)
+        if token.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs were consumed
+        try:
+            return self.fn(self.model, token, self.attn, pos, self.cache, self.kwarg)
+        except Exception as e:  # compilation unavailable (no compiler, a model dynamo cannot trace): run eagerly
+            warnings.warn(f"generate: the compiled decode step failed ({type(e).__name__}: {e}); "
+                          f"decoding without compilation")
+            for layer in self.cache.layers:
+                layer.cumulative_length.fill_(self.slot - 1)  # in case the failed call counted its slot
+            self.fn = decode_one_token
+            return decode_one_token(self.model, token, self.attn, pos, self.cache, self.kwarg)
+
+    def keep(self, idx):
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[idx], layer.values[idx]
+            layer.batch_size = len(idx)
+            torch._dynamo.mark_static_address(layer.keys)  # CUDA graphs read the cache from fixed addresses
+            torch._dynamo.mark_static_address(layer.values)
+        self.attn = self.attn[idx]
+
+
+def pick_path(path, device):
+    """"auto": compiled on CUDA (CUDA graphs remove the per-op launch cost that dominates a decode step there);
+    on a CPU the static cache without compilation: compiling a step takes minutes on a small CPU, and the tiny
+    shapes measured no faster compiled (README, sampler benchmark)."""
+    if path not in ("auto", "eager", "static", "compiled"):
+        raise ValueError(f"generate: path must be auto, eager, static or compiled, got {path!r}")
+    if path == "auto":
+        return "compiled" if device.type == "cuda" else "static"
+    return path
+
+
+def bucket(n):
+    """The number of decode rows a compiled path compacts to: a power of two, so that at most log2(N) shapes
+    are compiled."""
+    return 1 << max(0, (n - 1).bit_length())
 
 
 @torch.no_grad()
 def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id=0, temperature=1.0, top_p=1.0,
-             top_k=0, generator=None, stop_strings=(), tokenizer=None, compact=True):
+             top_k=0, generator=None, stop_strings=(), tokenizer=None, compact=True, path="auto"):
     """Sample `group_size` completions for each of the B token lists in `prompts`. Rows are prompt-major:
     row n belongs to prompt n // group_size. Stop strings need `tokenizer` to decode the tail of each row.
-    compact=False keeps stopped rows in the decode batch (the reference the tests and the benchmark compare to)."""
+    path: "eager" (DynamicCache: the reference), "static" (preallocated cache), "compiled" (static cache and a
+    compiled decode step), "auto" (compiled on CUDA, static elsewhere). compact=False keeps stopped rows in the
+    decode batch. Only the live rows are sampled: every path and compaction setting draws the same random numbers."""
     from transformers import DynamicCache
 
     if stop_strings and tokenizer is None:
@@ -112,28 +229,46 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    path = pick_path(path, device)
     G = group_size
     ids, pmask, pos = left_pad(prompts, pad_id, device)  # (B, P)
     cache = DynamicCache()
     logits = prefill(model, ids, pmask, pos, cache)  # (B, V)
     if G > 1:
-        cache.batch_repeat_interleave(G)
         logits = logits.repeat_interleave(G, 0)  # (N, V)
     N = logits.shape[0]
-    attn = pmask.repeat_interleave(G, 0)  # (N, P)
-    next_pos = pos[:, -1:].repeat_interleave(G, 0) + 1  # (N, 1)
+    if path == "eager":
+        if G > 1:
+            cache.batch_repeat_interleave(G)
+        decoder = EagerDecoder(model, cache, pmask.repeat_interleave(G, 0))
+    else:
+        # slots for the prompt and the L - 1 tokens fed back; compiled, rounded up to SLOT_ROUND so that prompts
+        # of similar length share a compiled shape
+        slots = ids.shape[1] + max_new_tokens - 1
+        if path == "compiled":
+            slots = -(-slots // SLOT_ROUND) * SLOT_ROUND
+        decoder = StaticDecoder(model, cache, pmask, G, slots, path == "compiled")
+        del cache  # the prompt's cache now lives in the static one
+    next_pos = pos[:, -1:].repeat_interleave(G, 0) + 1  # (n, 1)
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
     done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,)
     stopped = torch.zeros(N, dtype=torch.bool, device=device)  # (N,)
     tokens, logps, masks = [], [], []
     tail = max((len(s) for s in stop_strings), default=0) + 8  # tokens decoded per row to look for a stop string
-    rows = torch.arange(N, device=device)  # (n,) the rows in the decode batch, in cache order
+    rows = torch.arange(N, device=device)  # (n,) the rows in the decode batch, in cache order; logits (n, V)
+    n_active = N
     for t in range(max_new_tokens):
-        token, lp = sample_token(logits, temperature, top_p, top_k, generator)  # (N,), (N,)
+        # Only live rows are sampled: sample_token draws one random number per row it is given, so the stream
+        # depends on which rows are live (the same on every path), not on what the decode batch holds
+        live = ~done[rows]  # (n,)
+        pick, lp = sample_token(logits if n_active == len(rows) else logits[live], temperature, top_p, top_k,
+                                generator)
+        token = torch.full((N,), pad_id, dtype=torch.long, device=device)  # (N,)
+        logp = torch.zeros(N, dtype=torch.float32, device=device)
+        token[rows[live]], logp[rows[live]] = pick, lp
         active = ~done
-        token = torch.where(active, token, torch.full_like(token, pad_id))
         tokens.append(token)
-        logps.append(torch.where(active, lp, torch.zeros_like(lp)))
+        logps.append(logp)
         masks.append(active)
         hit = active & torch.isin(token, eos)
         if stop_strings:
@@ -150,24 +285,27 @@ def generate(model, prompts, group_size=1, max_new_tokens=64, eos_ids=(), pad_id
         # Compaction: drop stopped rows from the cache, mask and positions. The copy of the kept cache rows costs
         # about two steps of attention over them, so it waits until a quarter of the batch stopped: it then pays
         # back within ~6 steps even where attention is all of a row's cost, all copies together stay under 3x the
-        # cache (3/4 + 9/16 + ...), and at most a quarter of a step is spent on stopped rows.
-        if compact and n_active <= 0.75 * len(rows):
+        # cache (3/4 + 9/16 + ...), and at most a quarter of a step is spent on stopped rows. A compiled step
+        # compacts once three quarters stopped, to a power of two padded with stopped rows: each new row count is
+        # a compilation (seconds to a minute on a GPU), so few of them (64 rows: 16, 4, 1 at most, typically).
+        keep = None
+        if compact and path == "compiled" and bucket(n_active) <= len(rows) // 4:
+            keep = ~done[rows]
+            fill = (~keep).nonzero().squeeze(-1)[:bucket(n_active) - n_active]
+            keep[fill] = True
+        elif compact and path != "compiled" and n_active <= 0.75 * len(rows):
             keep = ~done[rows]  # (n,) over the decode batch
-            padded = attn[:, 0] == 0  # (n,) left-padded rows
-            if padded.any() and not padded[keep].any():
+            padded = decoder.attn[:, 0] == 0 if path == "eager" else None  # (n,) left-padded rows
+            if padded is not None and padded.any() and not padded[keep].any():
                 # keep one padded row: transformers drops an all-ones mask and then runs SDPA's GQA kernel, which
-                # rounds differently from the masked kernel the full batch runs
+                # rounds differently from the masked kernel the full batch runs (the static mask always masks
+                # the slots not written yet)
                 keep[padded.nonzero()[0]] = True
+        if keep is not None:
             keep = keep.nonzero().squeeze(-1)  # (n',) positions in the decode batch
-            cache.batch_select_indices(keep)
-            rows, attn, next_pos = rows[keep], attn[keep], next_pos[keep]
-        attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)  # (n, P+t+1)
-        # Sampling still sees all N rows (stopped rows keep their last, finite logits; their token is discarded):
-        # torch.multinomial draws random numbers for every row, so N rows keep the seeded stream unchanged.
-        if len(rows) == N:  # nothing compacted yet: no gather, no scatter
-            logits = decode_one_token(model, token[:, None], attn, next_pos, cache)  # (N, V)
-        else:
-            logits[rows] = decode_one_token(model, token[rows, None], attn, next_pos, cache)  # (n, V) into (N, V)
+            decoder.keep(keep)
+            rows, next_pos = rows[keep], next_pos[keep]
+        logits = decoder.step(token[rows, None], next_pos)  # (n, V)
         next_pos = next_pos + 1
     model.train(was_training)
     return Rollouts(prompt_ids=ids, prompt_mask=pmask, tokens=torch.stack(tokens, 1),

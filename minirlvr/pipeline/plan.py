@@ -226,8 +226,8 @@ LABELS = {
     "weights_4bit": "weights: linear layers in 4-bit NF4 + quantization constants",
     "weights_dense": "weights: embeddings, LM head, norms, biases",
     "lora": "LoRA: parameters + gradients + AdamW moments (fp32)",
-    "kv_cache": "sampling: KV cache, N = B x G rows of P + L tokens",
-    "sampling_logits": "sampling: logits + sampling temporaries (softmax, multinomial, top-p)",
+    "kv_cache": "sampling: static KV cache, N = B x G rows of P + L tokens",
+    "sampling_logits": "sampling: logits + sampling temporaries (softmax, fp64 CDF, top-p)",
     "decode": "sampling: decode step (previous logits + activations or new logits)",
     "prefill": "sampling: prefill, B x P tokens (before the cache is repeated G times)",
     "dequant": "4-bit: one weight matrix dequantized per matmul",
@@ -239,25 +239,37 @@ LABELS = {
 }
 
 
-def sampling_bytes(m, a, cast, r, B, G, P, L, top_p=1.0, top_k=0):
+SLOT_ROUND = 128  # engine/sampler.py's SLOT_ROUND: the compiled path's cache slots are a multiple of it
+
+
+def sampling_bytes(m, a, cast, r, B, G, P, L, top_p=1.0, top_k=0, static=True, slot_round=1):
     """sampler.generate's memory: prefill B prompts of P tokens, repeat the cache G times, decode N = B * G rows for
-    L tokens. Returns its parts and "sampling", the larger of the prefill and the decode moments."""
-    N, T, V = B * G, P + L, m.vocab
+    L tokens. static: the fast path (the default on every device), whose cache is allocated whole, for N rows of
+    P + L tokens (rounded up to slot_round: the compiled path on CUDA), and filled from the prefill's cache; else
+    the eager path's DynamicCache, which grows by a torch.cat per step. Returns its parts and "sampling", the
+    largest of the prefill, copy and decode moments."""
+    N, V = B * G, m.vocab
+    T = -(-(P + L) // slot_round) * slot_round if static else P + L
     e = {}
     kv_tok = 2 * m.layers * m.kv_heads * m.head_dim * a  # K and V of one token in every layer
     e["kv_cache"] = kv_tok * N * T
-    # sample_token at its peak: the fp32 logits, log_softmax, exp() for multinomial and multinomial's exponential
-    # noise (it draws argmax(p / q)); top-p adds the sort (values + int64 indices), the cumulative mass before each
-    # token, the drop mask and the filtered copy (all alive until it returns); top-k one masked copy
-    per_logit = 4 * 4 + (21 if top_p < 1.0 else 0) + (4 if top_k > 0 else 0)
+    # sample_token at its peak: the fp32 logits, logits / temperature beside log_softmax, or log_softmax, exp()
+    # and its fp64 cumulative sum (inverse-CDF sampling); top-p adds the sort (values + int64 indices), the
+    # cumulative mass before each token, the drop mask and the filtered copy (all alive until it returns); top-k
+    # one masked copy
+    per_logit = 3 * 4 + 8 + (21 if top_p < 1.0 else 0) + (4 if top_k > 0 else 0)
     e["sampling_logits"] = per_logit * N * V
-    # a decode forward runs while the previous step's fp32 logits are held: its activations (torch.cat grows each
-    # layer's cache: old and new K of one layer at once), then its new logits (+ their fp32 copy under bf16)
+    # a decode forward runs while the previous step's fp32 logits are held: its activations (eager: torch.cat grows
+    # each layer's cache, old and new K of one layer at once; static: the layer's K read for attention is about as
+    # large), then its new logits (+ their fp32 copy under bf16)
     step_act = N * layer_bytes(m, a, cast, r, T)[1] + kv_tok // (2 * m.layers) * N * T
     e["decode"] = 4 * N * V + max(step_act, (a + 4 * cast) * N * V)
     # prefill: B x P tokens with the boolean (B, 1, P, P) mask; the last position's logits only
     e["prefill"] = B * P * layer_bytes(m, a, cast, r, P)[1] + B * P * P + (a + 4 * cast) * B * V
-    e["sampling"] = max(kv_tok * B * P + e["prefill"], e["kv_cache"] + max(e["sampling_logits"], e["decode"]))
+    # static: the prompt's cache is copied into the whole static one, one layer's K (or V) repeated G times at a time,
+    # while the first logits, repeated to N rows, are held
+    copy = kv_tok * B * P + e["kv_cache"] + kv_tok // (2 * m.layers) * N * P + 4 * N * V if static else 0
+    e["sampling"] = max(kv_tok * B * P + e["prefill"], copy, e["kv_cache"] + max(e["sampling_logits"], e["decode"]))
     return e
 
 
@@ -289,11 +301,12 @@ def estimate(m, s):
     e["weights_dense"] = a * (counts["dense"] + (0 if s.load_in_4bit else counts["linear"]))
     e["lora"] = 16 * lora_params(m, r)  # fp32 parameter, gradient (kept between steps), AdamW exp_avg, exp_avg_sq
 
-    e.update(sampling_bytes(m, a, cast, r, B, G, P, L, s.top_p, s.top_k))
+    rounded = SLOT_ROUND if gpu else 1  # sampler.generate's default: compiled on CUDA, static elsewhere
+    e.update(sampling_bytes(m, a, cast, r, B, G, P, L, s.top_p, s.top_k, slot_round=rounded))
     e["sampling"] += e["dequant"]
     # the evaluation stage (chat.complete): eval_rows prompts at a time, one greedy sample each
-    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens)["sampling"] + e["dequant"]
-                 if s.eval_new_tokens else 0)
+    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens, slot_round=rounded)["sampling"]
+                 + e["dequant"] if s.eval_new_tokens else 0)
     # the attention stage (evaluation/attention.stage_scores): one held-out prompt + its greedy response (P + the
     # evaluation's tokens) at a time, no grad: a layer's forward, the boolean mask, the logits at every position
     # (the forward computes them), the hook's slice of the response queries and their per-segment mass (the
@@ -303,8 +316,8 @@ def estimate(m, s):
                       + a * m.heads * m.head_dim * R + 4 * m.heads * R * ATTENTION_SEGMENTS + e["dequant"]
                       if s.eval_new_tokens else 0)
     # the LLM judge and critic (the base, adapter off): judge_rows questions of request + response + template
-    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens,
-                                s.judge_new_tokens)["sampling"] + e["dequant"]
+    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens, s.judge_new_tokens,
+                                slot_round=rounded)["sampling"] + e["dequant"]
 
     # --- training (train.py): reference pass, then the policy pass, micro-batch by micro-batch
     # int64 tokens and prompt ids, masks, fp32 sampling / reference / policy log-probs
