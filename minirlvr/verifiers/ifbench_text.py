@@ -158,7 +158,7 @@ _SEP = "\ue002"
 
 class _Pad:
     """A rule that puts a space on each side of every one of `chars`: str.translate, the same result as
-    re.sub("[chars]", r" \g<0> ") (on Python 3.11 a template with a group costs a Python call per match,
+    re.sub("[chars]", r" \\g<0> ") (on Python 3.11 a template with a group costs a Python call per match,
     which made a text of a million brackets slow)."""
 
     def __init__(self, chars):
