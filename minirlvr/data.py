@@ -53,6 +53,11 @@ def strict_json(value):
     return value
 
 
+def nan_for_null(row):
+    """A metrics row read back from a strict-JSON log: null (written for NaN) is NaN again."""
+    return {k: math.nan if v is None else v for k, v in row.items()}
+
+
 def to_json(value, **kwargs):
     """json.dumps of strict_json(value): never NaN, never a non-string key."""
     return json.dumps(strict_json(value), allow_nan=False, **kwargs)

@@ -13,7 +13,6 @@ This file does not decide when to save; train.py does.
 
 import contextlib
 import glob
-import math
 import os
 import random
 import shutil
@@ -22,7 +21,7 @@ import tempfile
 import numpy as np
 import torch
 
-from minirlvr.data import read_jsonl, write_jsonl
+from minirlvr.data import nan_for_null, read_jsonl, write_jsonl
 from minirlvr.engine.model import ModelError, base_model, load_trainable_state, trainable_state
 
 
@@ -136,4 +135,4 @@ def truncate_log(path, last_step):
     rows = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
     write_jsonl(path, rows)
     # the log holds null where a metric was NaN (strict JSON): the history in memory has NaN, as a straight run's
-    return [{k: math.nan if v is None else v for k, v in r.items()} for r in rows]
+    return [nan_for_null(r) for r in rows]

@@ -18,7 +18,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from minirlvr.data import DataError
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,7 @@ class Benchmark:
 def _multiif_read(path):
     from minirlvr.evaluation import multiif
 
-    try:
-        return multiif.read_multiif(path)
-    except multiif.MultiIFError as e:
-        raise DataError(str(e)) from None
+    return multiif.read_multiif(path)  # its MultiIFError is a DataError naming file, line and field
 
 
 def _multiif_conversations(items):

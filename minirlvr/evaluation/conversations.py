@@ -15,32 +15,13 @@ This file does not know any benchmark's rules.
 
 import hashlib
 import os
-import time
 
-from tqdm import tqdm
 
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, to_json, write_atomic, write_jsonl
 from minirlvr.engine import chat
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
-from minirlvr.evaluation.generate import (FINAL, PARTIAL, PROGRESS_EVERY_S, digest, drop_cut_line, generation_rows,
+from minirlvr.evaluation.generate import (FINAL, PARTIAL, Progress, drop_cut_line, generation_rows, run_settings,
                                           warn_other_base)
-
-
-def settings_of(args, bench, max_new_tokens):
-    """What decides the generations; a resume must match all of it (the judge decides only the scores)."""
-    return {"bench": bench.name, "model": os.path.abspath(args.model) if os.path.exists(args.model) else args.model,
-            "adapter": os.path.abspath(args.adapter) if args.adapter else None,
-            "adapter_sha256": digest(sorted(os.path.join(args.adapter, f) for f in os.listdir(args.adapter)
-                                            if f.startswith("adapter_model."))) if args.adapter else None,
-            "data": os.path.abspath(args.data), "data_sha256": _data_digest(args.data), "limit": args.limit,
-            "temperature": args.temperature, "max_new_tokens": max_new_tokens, "load_4bit": args.load_4bit,
-            "seed": args.seed, "chat_template": True}
-
-
-def _data_digest(path):
-    if os.path.isdir(path):
-        return digest(sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".json")))
-    return digest([path])
 
 
 def read_turns(path, chats, settings):
@@ -72,14 +53,11 @@ def chat_of(conv, t, done, i):
 
 
 def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_rows, temperature=0.0, seed=0,
-                   desc="eval", log_every_s=None):
+                   desc="eval"):
     """Generate every (conversation, turn) missing from `done`, one turn at a time across all conversations,
     appending each finished chunk to `path` (None: kept in `done` only). Progress per conversation turn, as a bar
-    on a terminal and as a line every `log_every_s` seconds otherwise (under nohup or a job scheduler)."""
-    log_every_s = PROGRESS_EVERY_S if log_every_s is None else log_every_s
-    total = sum(len(c.turns) for c in chats)
-    bar = tqdm(total=total, initial=len(done), desc=desc, unit="turn", disable=None)
-    n_tok, t0, last = 0, time.perf_counter(), time.perf_counter()
+    on a terminal and as a plain line now and then otherwise (generate.Progress)."""
+    progress = Progress(sum(len(c.turns) for c in chats), len(done), desc, desc, "turn")
     for t in range(1, max((len(c.turns) for c in chats), default=0) + 1):
         live = [i for i, c in enumerate(chats) if len(c.turns) >= t]
         # chunks are planned over every live conversation, each with its own seed: a resumed run makes the same
@@ -98,14 +76,8 @@ def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_ro
                 if path:
                     append_jsonl(path, row)
                 done[(i, t)] = row
-            n_tok += sum(out.lengths)
-            bar.update(len(todo))
-            rate = n_tok / (time.perf_counter() - t0)
-            bar.set_postfix(tok_s=f"{rate:.0f}")
-            if bar.disable and time.perf_counter() - last >= log_every_s:
-                print(f"{desc}: {len(done)}/{total} turns, {rate:.0f} tokens/s", flush=True)
-                last = time.perf_counter()
-    bar.close()
+            progress.update(len(todo), sum(out.lengths), len(done))
+    progress.close()
 
 
 def responses_of(chats, done):
@@ -163,7 +135,7 @@ def run_conversations(args):
     if bench.judged and not args.judge_model:
         raise DataError(f"--bench {bench.name} is judged: name the judge with --judge-model (a local model folder; "
                         f"the paper's numbers come from GPT-4-class judges)")
-    settings = settings_of(args, bench, max_new_tokens)
+    settings = run_settings(args, max_new_tokens)
     out = args.out
     partial, final = os.path.join(out, PARTIAL), os.path.join(out, FINAL)
     existing = final if os.path.exists(final) else partial if os.path.exists(partial) else None

@@ -35,6 +35,29 @@ PARTIAL, FINAL = "generations.partial.jsonl", "generations.jsonl"
 PROGRESS_EVERY_S = 30.0
 
 
+class Progress:
+    """Generation progress with tokens/s: a tqdm bar on a terminal; without one, a line `name: done/total units,
+    rate tokens/s` at most every PROGRESS_EVERY_S seconds."""
+
+    def __init__(self, total, done, desc, name, unit):
+        self.bar = tqdm(total=total, initial=done, desc=desc, unit=unit, disable=None)
+        self.name, self.unit, self.total, self.every_s = name, unit, total, PROGRESS_EVERY_S
+        self.tokens, self.t0 = 0, time.perf_counter()
+        self.last = self.t0
+
+    def update(self, items, tokens, done):
+        self.tokens += tokens
+        rate = self.tokens / (time.perf_counter() - self.t0)
+        self.bar.update(items)
+        self.bar.set_postfix(tok_s=f"{rate:.0f}")
+        if self.bar.disable and time.perf_counter() - self.last >= self.every_s:
+            print(f"{self.name}: {done}/{self.total} {self.unit}s, {rate:.0f} tokens/s", flush=True)
+            self.last = time.perf_counter()
+
+    def close(self):
+        self.bar.close()
+
+
 def read_benchmark(path):
     """Validated records of a benchmark file; every id and kwargs checked against the verifier registry, so a bad
     file fails here, before any model is loaded. Errors name file:line and the field."""
@@ -77,6 +100,13 @@ def digest(paths):
     return h.hexdigest()
 
 
+def data_files(path):
+    """The files a benchmark's --data names: itself, or a folder's JSON files (FollowBench's data/)."""
+    if os.path.isdir(path):
+        return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".json"))
+    return [path]
+
+
 def run_settings(args, max_new_tokens):
     """Everything that decides what a generation is. A resume must match all of it; --batch-rows and --device
     are left out (how fast, not what: greedy decoding gives the same tokens up to float noise)."""
@@ -87,7 +117,7 @@ def run_settings(args, max_new_tokens):
         "adapter": os.path.abspath(args.adapter) if args.adapter else None,
         "adapter_sha256": digest(adapter_files) if adapter_files else None,  # train rewrites its adapter folder
         "data": os.path.abspath(args.data),
-        "data_sha256": digest([args.data]),
+        "data_sha256": digest(data_files(args.data)),
         "limit": args.limit,
         "samples": args.samples,
         "temperature": args.temperature,
@@ -157,9 +187,7 @@ def generate_missing(model, tokenizer, records, done, path, args, max_new_tokens
     per_chunk = max(1, args.batch_rows // k)  # one sampler batch of rows (prompts x samples)
     chunks = [order[s:s + per_chunk] for s in range(0, n, per_chunk)]
     what = "greedy" if args.temperature == 0 else f"{k} samples, T={args.temperature}"
-    bar = tqdm(total=n, initial=len(done), desc=f"eval {args.bench} ({what})", unit="prompt", disable=None)
-    n_tok, t0 = 0, time.perf_counter()
-    last = t0
+    progress = Progress(n, len(done), f"eval {args.bench} ({what})", f"eval {args.bench}", "prompt")
     for c, chunk in enumerate(chunks):
         todo = [i for i in chunk if i not in done]
         if not todo:
@@ -172,14 +200,8 @@ def generate_missing(model, tokenizer, records, done, path, args, max_new_tokens
                    "responses": out.texts[rows], "stopped": out.stopped[rows], "lengths": out.lengths[rows]}
             append_jsonl(path, row)
             done[i] = row
-        n_tok += sum(out.lengths)
-        bar.update(len(todo))
-        rate = n_tok / (time.perf_counter() - t0)
-        bar.set_postfix(tok_s=f"{rate:.0f}")
-        if bar.disable and time.perf_counter() - last >= PROGRESS_EVERY_S:
-            print(f"eval {args.bench}: {len(done)}/{n} prompts, {rate:.0f} tokens/s", flush=True)
-            last = time.perf_counter()
-    bar.close()
+        progress.update(len(todo), sum(out.lengths), len(done))
+    progress.close()
 
 
 def score(records, gens, k, data_path):

@@ -41,6 +41,7 @@ import string
 from dataclasses import dataclass
 
 from minirlvr import verifiers
+from minirlvr.data import DataError
 from minirlvr.verifiers.ifeval import WORDS, compare
 
 from . import multiif_text
@@ -52,7 +53,7 @@ METRICS = ("prompt_strict", "instruction_strict", "prompt_loose", "instruction_l
 INSTRUCTION_IDS = frozenset(verifiers.ids("ifeval"))
 
 
-class MultiIFError(ValueError):
+class MultiIFError(DataError):
     """A malformed benchmark file (the message names file, line and field), or a bad response."""
 
 

@@ -59,7 +59,7 @@ def table_head(columns, first="arm", extra=()):
 def smooth(values, k=5):
     out = []
     for i in range(len(values)):
-        window = [v for v in values[max(0, i - k + 1):i + 1] if v is not None and v == v]  # skip NaN / null
+        window = [v for v in values[max(0, i - k + 1):i + 1] if v == v]  # skip NaN
         out.append(sum(window) / len(window) if window else float("nan"))
     return out
 

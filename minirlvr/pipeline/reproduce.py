@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 
-from minirlvr.data import append_jsonl, read_jsonl, write_atomic, write_jsonl
+from minirlvr.data import append_jsonl, nan_for_null, read_jsonl, write_atomic, write_jsonl
 from minirlvr.pipeline.report import attention_section
 
 class PipelineError(ValueError):
@@ -202,7 +202,8 @@ def reproduce(parts, preset, out, resume=False):
         os.remove(metrics_path)
     histories = defaultdict(list)
     for name, seed, _ in plan:
-        hist = read_jsonl(os.path.join(out, "runs", run_tag(name, seed), "metrics.jsonl"))
+        run_metrics = os.path.join(out, "runs", run_tag(name, seed), "metrics.jsonl")
+        hist = [nan_for_null(r) for r in read_jsonl(run_metrics)]
         histories[name].append(hist)
         for h in hist:
             append_jsonl(metrics_path, {"variant": name, "seed": seed, **h})
