@@ -154,3 +154,13 @@ def test_ifbench_release_on_the_command_line():
     rows = {line.split()[0] for line in lines if line.startswith("  ") and line.split()[0].count(":") == 1}
     assert len(rows) == 56 and "words:start_verb" in rows  # 2 of the 58 ids only occur in unanswered prompts
     assert "1 responses whose prompt is not in the data" in out.stdout
+
+
+def test_verify_says_which_tagger_scored_start_verb(tmp_path, capsys):
+    record = {"key": 1, "prompt": "Start with a verb.", "instruction_id_list": ["words:start_verb"], "kwargs": [{}]}
+    data = write(tmp_path / "d.jsonl", [record])
+    resp = write(tmp_path / "r.jsonl", [{"prompt": record["prompt"], "response": "Write a poem."}])
+    verify_cli.main(["--data", data, "--responses", resp])
+    from minirlvr.verifiers import pos_tagger
+
+    assert f"words:start_verb tagged with {pos_tagger.describe()}" in capsys.readouterr().out
