@@ -59,6 +59,6 @@ def test_judge_recall_is_shown_over_readable_answers_beside_the_unreadable_count
     table = parts.table(base, [], {})
     head, start = [line for line in table.splitlines() if line.startswith("| arm") or line.startswith("| start")]
     cells = dict(zip(head.split(" | "), start.split(" | ")))
-    assert cells["judge recall (violated), readable answers"] == "n/a"
+    assert cells["judge recall (violated), readable answers %"] == "n/a"
     assert cells["judge unreadable answers"] == "15" and cells["judge questions"] == "15"
     assert head.index("readable answers") < head.index("all answers")

@@ -18,7 +18,8 @@ text divided by the constraint text's share of the keys each of them can see (ca
 
 1 means "no more than its share", 2 "twice its share". Records count equally, whatever their length. With
 --compare-adapter, the same for a second checkpoint (model + that adapter) and the difference second - first.
-Outputs in --out: report.md (tables), heatmap.png (layers x heads), scores.json, per_record.jsonl.
+Outputs in --out: report.md (tables), heatmap.png (layers x heads; colours centred at 1, or at 0 for the difference,
+on a scale the colourbar states: colour_scale), scores.json, per_record.jsonl.
 
 Where the constraint text is: a record's explicit character spans into its prompt text
 (`"constraint_spans": [[start, end], ...]`), else each hard instruction's description from
@@ -312,8 +313,27 @@ def markdown_table(matrix, title, fmt="{:.3f}"):
     return "\n".join(lines) + "\n"
 
 
-def heatmap(panels, path):
-    """panels: [(title, (n_layers, H) matrix, diverging)] -> one PNG, layers down, heads across."""
+# The heatmaps' colour scale, in units of the constraint text's share of the keys: symmetric about "no effect" (a
+# score of 1, a change of 0) and never narrower than +-MIN_HALF_SPAN, so that a spread of 0.01 around 1 shows pale
+# instead of filling the colour map as structure would. 0.05 is about the largest seed sd of a change the miniature
+# measured (0.039, soft-only, all constraints; README): differences under it are within what seeds move.
+MIN_HALF_SPAN = 0.05
+
+
+def colour_scale(m, centre):
+    """(vmin, vmax, colourbar label) of a heatmap of scores (centre 1) or of changes of the score (centre 0): the
+    centre +- the largest distance of a value from it, at least MIN_HALF_SPAN; NaN cells are left out."""
+    d = (m - centre).abs()
+    d = d[d == d]
+    half = max(float(d.max()) if d.numel() else 0.0, MIN_HALF_SPAN)
+    what = "score (1 = its share of the keys)" if centre == 1 else "change of the score"
+    return centre - half, centre + half, f"{what}\nscale {centre:g} ± {half:.3f} (never under ± {MIN_HALF_SPAN:g})"
+
+
+def heatmap_figure(panels):
+    """panels: [(title, (n_layers, H) matrix, diverging)] -> the Figure, layers down, heads across. A score panel
+    (diverging False) is centred at 1, a difference panel at 0, both on colour_scale's limits, said in the
+    colourbar's label."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,15 +342,20 @@ def heatmap(panels, path):
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, (title, m, diverging) in zip(axes[0], panels):
-        if diverging:
-            lim = float(m.abs().max()) or 1.0
-            im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-        else:
-            im = ax.imshow(m.numpy(), cmap="viridis", aspect="auto")
+        vmin, vmax, label = colour_scale(m, 0.0 if diverging else 1.0)
+        im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=vmin, vmax=vmax, aspect="auto")
         ax.set(title=title, xlabel="head", ylabel="layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.colorbar(im, ax=ax)
+        fig.colorbar(im, ax=ax).set_label(label, fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def heatmap(panels, path):
+    """heatmap_figure's Figure as a PNG at path."""
+    import matplotlib.pyplot as plt
+
+    fig = heatmap_figure(panels)
     fig.savefig(path, dpi=120)
     plt.close(fig)

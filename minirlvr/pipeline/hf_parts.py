@@ -38,7 +38,8 @@ from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
 from minirlvr.engine.model import ModelError, load_for_inference
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
-from minirlvr.pipeline.report import by_variant, mean_sd, nanmean, table_head
+from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean_sd, nanmean, percent_cell, smoke_header,
+                                      table_head)
 
 # What the paper reports (arXiv 2601.04954), for the report; never computed here.
 PAPER = {
@@ -115,6 +116,17 @@ def with_five_average(row):
     if all(isinstance(v, (int, float)) and v == v for v in values):
         return {**row, "five/average": sum(values) / len(values)}
     return row
+
+
+def refined_or_fallback(refined, report, mixed):
+    """(the refined arm's records, its data stats). When refinement keeps no prompt (on a tiny model every pilot
+    group often passes or fails as a whole) the arm trains on the mixed data instead, and stats["fallback"] is the
+    label its report row carries, so the row never reads as refined data."""
+    stats = {"refine": {k: v for k, v in report.items() if k != "dropped"}}
+    if refined:
+        return refined, {**stats, "kept": len(refined)}
+    label = fallback_label("refined", report["stages"], len(mixed), "the mixed data's")
+    return list(mixed), {**stats, "kept": 0, "trained_on": len(mixed), "fallback": label}
 
 
 class HFParts:
@@ -253,11 +265,11 @@ class HFParts:
         return [stage_record(r, t) for r, t in zip(recs, texts)]
 
     def summary(self, m):
-        parts = [f"held-out prompt-level strict {m['heldout/prompt_level_strict']:.3f}"]
+        parts = [f"held-out prompt-level strict {100 * m['heldout/prompt_level_strict']:.1f}%"]
         for name in ("ifeval", "ifbench"):
             if f"{name}/prompt_level_loose" in m:
-                parts.append(f"{name} prompt-level loose {m[f'{name}/prompt_level_loose']:.3f}")
-        parts.append(f"judged-vs-verified gap {m['judge/gap']:+.3f}")
+                parts.append(f"{name} prompt-level loose {100 * m[f'{name}/prompt_level_loose']:.1f}%")
+        parts.append(f"judged-vs-verified gap {100 * m['judge/gap']:+.1f} points")
         return ", ".join(parts)
 
     # --- data
@@ -278,12 +290,10 @@ class HFParts:
         work = os.path.join(self.out, "data", "refine.work")
         os.makedirs(work, exist_ok=True)
         refined, report = refine_cli.refine(data["mixed"], ask, sample, reward_fn, work, p.pilot_samples, log=log)
-        if not refined:
-            log("refine kept no prompt (every pilot group passed or failed as a whole): the refined arm trains on "
-                "the mixed data instead")
-            refined = data["mixed"]
-        data["refined"] = refined
-        return data, {"refine": {k: v for k, v in report.items() if k != "dropped"}, "kept": len(refined)}
+        data["refined"], stats = refined_or_fallback(refined, report, data["mixed"])
+        if "fallback" in stats:
+            log(f"refine kept no prompt: the arm is labelled {stats['fallback']!r} in the report")
+        return data, stats
 
     # --- runs
     def runs(self):
@@ -324,53 +334,59 @@ class HFParts:
                       series=(("reward", "training reward"), ("canary/agreement", "canary agreement")))
 
     def table(self, base, rows, stats):
-        cols = [("held-out P-strict", "heldout/prompt_level_strict"), ("held-out I-strict",
-                                                                        "heldout/instruction_level_strict"),
-                ("unseen type", "heldout/type"), ("unseen kwargs", "heldout/kwargs")]
+        # (header, key, kind): "%" a pass rate or recall, shown in percent; "points" a difference of two of them;
+        # "n" a count (report.UNITS)
+        cols = [("held-out P-strict %", "heldout/prompt_level_strict", "%"),
+                ("held-out I-strict %", "heldout/instruction_level_strict", "%"),
+                ("unseen type %", "heldout/type", "%"), ("unseen kwargs %", "heldout/kwargs", "%")]
         for name in ("ifeval", "ifbench"):
             if any(f"{name}/prompt_level_loose" in r for r in [base] + rows):
-                cols += [(f"{name} P-strict", f"{name}/prompt_level_strict"), (f"{name} P-loose",
-                                                                               f"{name}/prompt_level_loose"),
-                         (f"{name} I-strict", f"{name}/instruction_level_strict"),
-                         (f"{name} I-loose", f"{name}/instruction_level_loose")]
+                cols += [(f"{name} {level} %", f"{name}/{key}", "%") for level, key in
+                         (("P-strict", "prompt_level_strict"), ("P-loose", "prompt_level_loose"),
+                          ("I-strict", "instruction_level_strict"), ("I-loose", "instruction_level_loose"))]
         for name, label in FIVE[2:]:
             if any(f"{name}/headline" in r for r in [base] + rows):
-                cols.append((label, f"{name}/headline"))
+                cols.append((f"{label} %", f"{name}/headline", "%"))
         base, rows = with_five_average(base), [with_five_average(r) for r in rows]
         if any("five/average" in r for r in [base] + rows):
-            cols.append(("5-benchmark mean", "five/average"))
+            cols.append(("5-benchmark mean %", "five/average", "%"))
         # recall over readable answers first: an unreadable answer scores "not satisfied", so it counts as a caught
-        # violation in the all-answers recall (a judge that never answers readably gets recall 1.0 there)
-        cols += [("judged−verified", "judge/gap"), ("judge recall (violated), readable answers",
-                                                    "judge/recall_violated_readable"),
-                 ("judge unreadable answers", "judge/unparseable"), ("judge questions", "judge/questions"),
-                 ("judge recall (violated), all answers", "judge/recall_violated"),
-                 ("canary recall, end", "end/recall_violated"), ("tokens trained", "tokens_trained"),
-                 ("wall s", "wall_s")]
+        # violation in the all-answers recall (a judge that never answers readably gets recall 100% there)
+        cols += [("judged−verified, points", "judge/gap", "points"),
+                 ("judge recall (violated), readable answers %", "judge/recall_violated_readable", "%"),
+                 ("judge unreadable answers", "judge/unparseable", "n"), ("judge questions", "judge/questions", "n"),
+                 ("judge recall (violated), all answers %", "judge/recall_violated", "%"),
+                 ("canary recall, end %", "end/recall_violated", "%"), ("tokens trained", "tokens_trained", "n"),
+                 ("wall s", "wall_s", "n")]
 
-        def cell(values, key):
-            return mean_sd(values, 0 if key in ("tokens_trained", "wall_s", "judge/unparseable", "judge/questions")
-                           else 3)
+        def cells(rs):
+            return " | ".join(mean_sd([r.get(k) for r in rs], 0) if kind == "n" else
+                              percent_cell([r.get(k) for r in rs]) for _, k, kind in cols)
 
         p = self.p
         lines = [f"### minirlvr pipeline, preset {p.name}: {self.model_name}, GRPO {p.steps} steps x "
-                 f"B={p.prompts_per_step} x G={p.group_size}, L={p.max_new_tokens}, seeds {list(p.seeds)}", "",
+                 f"B={p.prompts_per_step} x G={p.group_size}, L={p.max_new_tokens}, seeds {list(p.seeds)}",
+                 *smoke_header(p.name), "",
                  "Greedy answers scored by the verifiers (strict / loose as IFEval). Held-out: seed tasks and "
                  "constraint types / kwargs values no training split shows. Judge columns: the LLM judge "
                  f"({p.judge_model}, {p.judge_mode}) asked about the held-out hard constraints. Values: mean ± sd "
-                 "over seeds. Multi-IF: 'overall' (mean of prompt/instruction-level strict/loose) averaged over turns "
-                 "1-3; CFBench: PSR; FollowBench: HSR averaged over levels 1-5; both judged by "
+                 f"over seeds. {UNITS} Multi-IF: 'overall' (mean of prompt/instruction-level strict/loose) averaged "
+                 "over turns 1-3; CFBench: PSR; FollowBench: HSR averaged over levels 1-5; both judged by "
                  f"{p.judge_model} with the benchmark's own prompt (the paper's judges are GPT-4-class). The "
                  "5-benchmark mean (shown when all five ran) averages IFEval and IFBench prompt-level loose with those "
-                 "three, as fractions.", "",
-                 *table_head([c for c, _ in cols]),
-                 "| start | " + " | ".join(cell([base.get(k)], k) for _, k in cols) + " |"]
+                 "three.", "",
+                 *table_head([c for c, _, _ in cols]),
+                 f"| start | {cells([base])} |"]
         for name, rs in by_variant(rows).items():
-            lines.append(f"| {name} | " + " | ".join(cell([r.get(k) for r in rs], k) for _, k in cols) + " |")
+            label = stats.get("fallback", name) if name == "refined" else name
+            lines.append(f"| {label} | {cells(rs)} |")
         refine = stats.get("refine")
         if refine:
+            trains = (f"no prompt survived, so the refined arm trains on the mixed data's {stats['trained_on']} "
+                      "prompts (its row says so)" if "fallback" in stats else
+                      f"the refined arm trains on {stats['kept']} prompts")
             lines += ["", "Refinement: " + " -> ".join(f"{s['stage']} {s['in']}->{s['out']}" for s in refine["stages"])
-                      + f"; the refined arm trains on {stats['kept']} prompts."]
+                      + f"; {trains}."]
         lines += ["", f"**The paper's findings** ({PAPER['setup']}; not this model or scale, not computed here):"]
         lines += [f"- {c}" for c in PAPER["claims"]]
         return "\n".join(lines)

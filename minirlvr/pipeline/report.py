@@ -1,6 +1,8 @@
-"""What every pipeline report shares: means, "mean ± sd over seeds" cells, markdown table rows, the PNG of two
-series of the engine's metrics.jsonl over GRPO steps, one panel per arm, and the attention stage's section (its
-table, its figure of layers x arms, the paper's claim beside ours, the noise and the correlation with held-out gains).
+"""What every pipeline report shares: means, "mean ± sd over seeds" cells (pass rates in percent: one unit per kind
+of number, see UNITS), markdown table rows, the smoke-test and fallback labels, the PNG of two series of the
+engine's metrics.jsonl over GRPO steps (each step faint, a stated trailing mean bold), one panel per arm, and the
+attention stage's section (its table, its figure of layers x arms on a fixed colour scale, the paper's claim beside
+ours, the noise and the correlation with held-out gains).
 
 The miniature plots `reward` (the training reward, judged where a judge is in the loop) against `reward/true` (the
 same formula with the world's truth in place of the judge); a real model plots the reward against the judge's
@@ -56,7 +58,49 @@ def table_head(columns, first="arm", extra=()):
     return ["| " + " | ".join(names) + " |", "|---" * len(names) + "|"]
 
 
-def smooth(values, k=5):
+# One unit per kind of number, in every table the kit prints (README, "Units"): a pass rate, and a recall or precision
+# (also a share of constraints), in percent with one decimal in the pipeline's tables (verify and eval print two, as
+# the reference scorers do), its header saying "%"; a difference of two of them in percentage points ("points");
+# counts as integers; the attention score as a ratio (1 = the constraint text's share of the keys), three decimals.
+UNITS = ("Pass rates, recalls and precisions in percent; differences of them in percentage points (points); "
+         "attention scores as ratios (1 = the constraint text's share of the keys).")
+
+
+def percent_cell(values):
+    """One table cell of a pass rate (or recall, precision) given as fractions: "m ± sd" of 100 x the values, one
+    decimal (mean_sd's rules: one value alone, over seeds; NaN and non-numbers left out; "n/a" for none). A
+    difference of two rates (e.g. judged - verified) uses it too: its column says points."""
+    return mean_sd([100 * v for v in values if isinstance(v, (int, float))], 1)
+
+
+# Presets that exist to show that every stage runs (tests, a first try), at a size where nothing is learned.
+SMOKE_PRESETS = ("tiny", "miniature-smoke")
+
+
+def smoke_header(preset):
+    """The lines a report puts under its title when its preset is a smoke test, so its numbers are never read as a
+    result; [] for any other preset."""
+    if preset not in SMOKE_PRESETS:
+        return []
+    return ["", f"**Smoke test (preset {preset}): these numbers only show that every stage ran. They mean nothing "
+                "about the method: the model and the training budget are far too small to learn.** For results run "
+                "the preset miniature (`python run.py`) or a real model."]
+
+
+def fallback_label(arm, stages, trained_on, whose):
+    """The row name of an arm whose refinement kept no prompt and which trained on other data instead, e.g.
+    "refined (fallback: pilot kept 0 of 24, trained on the mixed data's 24)". stages: the refinement's
+    [{"stage", "in", "out"}] in order (the first that emptied it is named); whose: "the mixed data's",
+    "the critic's"."""
+    empty = next((s for s in stages if s["out"] == 0), {"stage": "refinement", "in": "?"})
+    return f"{arm} (fallback: {empty['stage']} kept 0 of {empty['in']}, trained on {whose} {trained_on})"
+
+
+SMOOTH_STEPS = 5  # the curves' trailing mean: GRPO's per-step mean reward over B x G rollouts is noisy
+
+
+def smooth(values, k=SMOOTH_STEPS):
+    """The trailing mean of the last k values at each step (fewer at the start), NaN values left out."""
     out = []
     for i in range(len(values)):
         window = [v for v in values[max(0, i - k + 1):i + 1] if v == v]  # skip NaN
@@ -64,10 +108,13 @@ def smooth(values, k=5):
     return out
 
 
-def reward_curves(histories, path, title="", series=(("reward", "judged reward (training)"),
-                                                       ("reward/true", "true satisfaction"))):
-    """histories: {variant: [list of metrics rows per seed]} -> one PNG at path: one panel per variant, the first
-    series in red, the second in blue dashed (the miniature: judged reward vs the world's truth)."""
+MINIATURE_SERIES = (("reward", "judged reward (training)"), ("reward/true", "true satisfaction"))
+
+
+def reward_curves_figure(histories, title="", series=MINIATURE_SERIES):
+    """histories: {variant: [list of metrics rows per seed]} -> the Figure: one panel per variant, the first series
+    in red, the second in blue dashed (the miniature: judged reward vs the world's truth); each step's value drawn
+    faint, its trailing mean of SMOOTH_STEPS steps (the legend says so) drawn over it."""
     variants = list(histories)
     styles = [dict(color="tab:red"), dict(color="tab:blue", linestyle="--")]
     fig, axes = plt.subplots(1, len(variants), figsize=(3.6 * len(variants), 3.2), sharey=True, squeeze=False)
@@ -76,17 +123,26 @@ def reward_curves(histories, path, title="", series=(("reward", "judged reward (
             rows = [r for r in rows if r.get("step", 0) > 0 and "reward" in r]
             steps = [r["step"] for r in rows]
             for (key, label), style in zip(series, styles):
-                ax.plot(steps, smooth([r.get(key, float("nan")) for r in rows]), alpha=0.8,
-                        label=label if s == 0 else None, **style)
+                raw = [r.get(key, float("nan")) for r in rows]
+                ax.plot(steps, raw, alpha=0.25, linewidth=0.8, **style)
+                ax.plot(steps, smooth(raw), alpha=0.9, label=(f"{label}, trailing mean of {SMOOTH_STEPS} steps"
+                                                              if s == 0 else None), **style)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
+    axes[0][0].plot([], [], color="gray", alpha=0.25, linewidth=0.8, label="faint: each step's value")
     axes[0][0].set_ylabel("mean over rollouts")
     axes[0][0].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def reward_curves(histories, path, title="", series=MINIATURE_SERIES):
+    """reward_curves_figure's Figure as a PNG at path."""
+    fig = reward_curves_figure(histories, title, series)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -170,16 +226,19 @@ def layer_changes(start, runs):
     return out
 
 
-def attention_figure(changes, path):
-    """One PNG: layers (down) x arms (across), the change of the layer's mean score from the start; each cell
-    names its largest-change head, and the largest of each arm is boxed."""
+def attention_figure_of(changes):
+    """The Figure: layers (down) x arms (across), the change of the layer's mean score from the start, on a colour
+    scale centred at 0 that the colourbar states (evaluation/attention.colour_scale: never narrower than a change
+    the seeds move); each cell names its largest-change head, and the largest of each arm is boxed."""
     import torch
+
+    from minirlvr.evaluation.attention import colour_scale
 
     names = list(changes)
     m = torch.tensor([changes[n][0] for n in names]).T  # (n_layers, arms)
-    lim = float(m.abs().max()) or 1.0
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 1.2 + 0.45 * m.shape[0]))
-    im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    vmin, vmax, label = colour_scale(m, 0.0)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.5 * len(names), max(2.8, 1.2 + 0.45 * m.shape[0])))
+    im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=vmin, vmax=vmax, aspect="auto")
     for a, n in enumerate(names):
         top = changes[n][1]
         best = max(range(len(top)), key=lambda i: abs(top[i][2]))
@@ -192,8 +251,14 @@ def attention_figure(changes, path):
     ax.set(ylabel="layer", title="attention to constraints: change from the start\n(layer mean; per cell the "
                                  "largest-change head; boxed: the arm's largest)")
     ax.title.set_fontsize(8)
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax).set_label(label, fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def attention_figure(changes, path):
+    """attention_figure_of's Figure as a PNG at path."""
+    fig = attention_figure_of(changes)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
