@@ -1,6 +1,6 @@
 """`python run.py attention`: how much a model's responses attend to the constraint text of their instructions.
 
-    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl]
+    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl | generate]
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
                             [--load-4bit]
 
@@ -25,7 +25,8 @@ Where the constraint text is: a record's explicit character spans into its promp
 `minirlvr.verifiers.describe(id, kwargs)` and each of its `soft_constraints` (unless --hard-only), found verbatim
 in the prompt (how the embedded world writes prompts).
 Records whose constraint text cannot be located are skipped and listed in the report, never silently.
-The response is the record's `response` field, or the line of --responses with the same prompt.
+The response is the record's `response` field, or the line of --responses with the same prompt, or with
+`--responses generate` the first checkpoint's greedy answer (the command, commands/attention.py, generates it).
 
 `constraint_attention_scores` gives one such number per record, for data refinement. Our reading of the paper,
 which does not spell out a filter: a (prompt, response) pair whose response barely attends to the constraints
