@@ -21,15 +21,9 @@ from minirlvr.engine import chat
 from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic,
                            write_jsonl)
 from minirlvr.engine.model import load_for_inference
+from minirlvr.evaluation.benchmarks import BENCHES
 from minirlvr.evaluation.verify import evaluate, format_report
 
-# What --bench sets. Both benchmarks are scored greedily (IFBench's README: "a temperature of 0"); 1280 new tokens
-# is lm-evaluation-harness's IFEval setting (IFBench names no number). The headline metric is the one the benchmark's
-# authors report: prompt-level loose for IFBench (its README), and for IFEval in IFBench's and Tulu 3's tables.
-BENCHES = {
-    "ifeval": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
-    "ifbench": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
-}
 PARTIAL, FINAL = "generations.partial.jsonl", "generations.jsonl"
 # Without a terminal (nohup, a job scheduler) the bar is off: a plain progress line at most this often instead
 PROGRESS_EVERY_S = 30.0

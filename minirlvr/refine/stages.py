@@ -20,7 +20,6 @@ from minirlvr.refine.critic import review
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
 from minirlvr.reward.constraint import call_reward
 
-KEEP = {"mixed-only": 0.0, "all-fail": -1.0}  # --keep -> the lower bound of refine.learnable (pass rate > low)
 PASS = 1.0 - 1e-6  # a sample passes when its reward is 1: it satisfied every constraint
 
 
@@ -147,8 +146,8 @@ def refine(records, critic_ask, sample, reward_fn, work, pilot_samples=8, keep="
 
     critic_ask(prompts) -> answers (critic.model_ask); sample(records, samples, seed) -> texts, prompt-major
     (policy_sampler); reward_fn(records, completions) -> (rewards, parts), the training reward."""
-    if keep not in KEEP:
-        raise RefineError(f"--keep must be one of {', '.join(KEEP)}, got {keep!r}")
+    if keep not in filters.KEEP:
+        raise RefineError(f"--keep must be one of {', '.join(filters.KEEP)}, got {keep!r}")
     dropped, stages = [], []
 
     decisions = stage_critic(records, critic_ask, work, chunk, on_unparsed, log)
@@ -168,7 +167,7 @@ def refine(records, critic_ask, sample, reward_fn, work, pilot_samples=8, keep="
     if pilot_samples > 0 and kept:
         pilot = stage_pilot(kept, sample, reward_fn, work, pilot_samples, chunk, seed, log)
         rates = [pilot[r["key"]]["pass_rate"] for r in kept]
-        survivors = filters.learnable(kept, rates, low=KEEP[keep], high=1.0)
+        survivors = filters.learnable(kept, rates, low=filters.KEEP[keep], high=1.0)
         alive = {id(r) for r in survivors}
         counts = {}
         for r, rate in zip(kept, rates):
