@@ -169,7 +169,7 @@ def test_cli_missing_response_names_the_record_and_the_option_before_loading_a_m
         attention_cmd.main(["--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "o")])
 
 
-def test_cli_generates_the_responses_when_asked(model_dir, tmp_path, capsys):
+def test_cli_generates_the_responses_when_asked(model_dir, tmp_path, capsys, monkeypatch):
     """`--responses generate`: the first checkpoint answers every record greedily (saved to OUT/responses.jsonl),
     and both checkpoints are scored on those answers: the same numbers as passing that file back."""
     _adapter(model_dir, tmp_path / "a1", seed=1)
@@ -178,8 +178,11 @@ def test_cli_generates_the_responses_when_asked(model_dir, tmp_path, capsys):
     write_jsonl(data, [{k: v for k, v in r.items() if k != "response"} for r in RECORDS])
     common = ["--model", str(model_dir), "--adapter", str(tmp_path / "a1"), "--compare-adapter",
               str(tmp_path / "a2"), "--data", str(data), "--max-new-tokens", "12", "--device", "cpu"]
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)  # no terminal: progress as lines
     attention_cmd.main(common + ["--responses", "generate", "--out", str(tmp_path / "gen")])
-    assert "3 responses generated" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3 responses generated" in printed and "attention: responses: 3/3 prompts" in printed
+    assert "attention first: 2/2 records" in printed and "attention second: 2/2 records" in printed
     written = [json.loads(line) for line in (tmp_path / "gen" / "responses.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in written] == [r["prompt"] for r in RECORDS]
     assert all(r["response"] for r in written[:2])  # the tiny model answers something (never EOS first here)

@@ -45,8 +45,8 @@ Not here: generation (responses are given), sliding-window models, any training.
 import math
 
 import torch
-from tqdm import tqdm
 
+from minirlvr.engine.progress import Progress
 from minirlvr.evaluation.attention_hook import collect_attention_mass
 from minirlvr.data import DataError, prompt_text
 
@@ -181,12 +181,15 @@ def constraint_attention_scores(model, tok, records, layers=None, backend=None, 
 def analyze(model, items, backend, label):
     """Mean score and mass over records, (n_layers, H) each, and one row per record."""
     scores, masses, rows = [], [], []
-    for key, ids, seg, n in tqdm(items, desc=f"attention {label}"):
+    progress = Progress(len(items), desc=f"attention {label}", unit="record")
+    for key, ids, seg, n in items:
         score, mass = record_scores(model, ids, seg, n, backend)
         scores.append(score)
         masses.append(mass)
         rows.append({"checkpoint": label, "key": key, "tokens": len(ids), "response_tokens": n,
                      "constraint_tokens": seg.count(CONSTRAINT), "score": round(float(score.mean()), 5)})
+        progress.update(1)
+    progress.close()
     return torch.stack(scores).mean(0), torch.stack(masses).mean(0), rows
 
 

@@ -10,12 +10,11 @@ import os
 import random
 from dataclasses import asdict
 
-from tqdm import tqdm
-
 from minirlvr.refine import filters
 from minirlvr import verifiers
 from minirlvr.reward import rule_checks
 from minirlvr.engine.chat import complete
+from minirlvr.engine.progress import Progress
 from minirlvr.refine.critic import review
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
 from minirlvr.reward.constraint import call_reward
@@ -99,10 +98,13 @@ def stage_critic(records, critic_ask, work, chunk, on_unparsed, log):
     todo = [r for r in records if r["key"] not in done]
     if len(todo) < len(records):
         log(f"critic: {len(records) - len(todo)} prompts already reviewed (resumed from {path})")
-    for part in tqdm(_chunks(todo, chunk), desc="critic", unit="chunk", disable=None):
+    progress = Progress(len(records), len(records) - len(todo), "critic", "refine critic", "prompt")
+    for part in _chunks(todo, chunk):
         rows = [dict(asdict(d), key=r["key"]) for r, d in zip(part, review(part, critic_ask, on_unparsed))]
         _append(path, rows)
         done.update((row["key"], row) for row in rows)
+        progress.update(len(part))
+    progress.close()
     return [done[r["key"]] for r in records]
 
 
@@ -127,7 +129,8 @@ def stage_pilot(records, sample, reward_fn, work, samples, chunk, seed, log):
     todo = [(c, part) for c, part in enumerate(parts) if any(r["key"] not in done for r in part)]
     if len(todo) < len(parts):
         log(f"pilot: {len(parts) - len(todo)} of {len(parts)} chunks already sampled (resumed from {path})")
-    for c, part in tqdm(todo, desc="pilot", unit="chunk", disable=None):
+    progress = Progress(len(records), sum(r["key"] in done for r in records), "pilot", "refine pilot", "prompt")
+    for c, part in todo:
         # the seed depends on the chunk only, so a resumed run samples exactly what an uninterrupted one would
         texts = sample(part, samples, seed * 100003 + c)
         rewards, _ = call_reward(reward_fn, [r for r in part for _ in range(samples)], texts)
@@ -136,7 +139,9 @@ def stage_pilot(records, sample, reward_fn, work, samples, chunk, seed, log):
             rs = rewards[i * samples:(i + 1) * samples].tolist()
             rows.append({"key": r["key"], "rewards": rs, "pass_rate": sum(x >= PASS for x in rs) / samples})
         _append(path, rows)
+        progress.update(sum(r["key"] not in done for r in part))
         done.update((row["key"], row) for row in rows)
+    progress.close()
     return done
 
 
