@@ -18,12 +18,11 @@ are built only in main(). This file does not train.
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 
 from minirlvr.cli import HelpFormatter
-from minirlvr.data import DataError, write_atomic, write_jsonl
+from minirlvr.data import DataError, to_json, write_atomic, write_jsonl
 from minirlvr.refine.filters import KEEP
 
 # reward/sandbox.RUN_FLAG, written out: importing the reward package loads torch, and --help loads no model code
@@ -134,7 +133,7 @@ def main(argv=None):
         sys.exit(f"\ninterrupted: finished stages are in {work}; the same command resumes from there")
     report = {"data": args.data, "out": args.out, "work": work, "settings": dict(settings, keep=args.keep), **report}
     write_jsonl(args.out, kept)
-    write_atomic(report_path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(report_path, to_json(report, indent=1, ensure_ascii=False) + "\n")
     print(f"refine: {len(records)} prompts -> {len(kept)} kept\n{format_report(report)}")
     print(f"records written to {args.out}, report to {report_path}")
     if not kept:

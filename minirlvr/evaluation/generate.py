@@ -15,7 +15,7 @@ import os
 from minirlvr import verifiers
 
 from minirlvr.engine import chat
-from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic,
+from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, to_json, validate_record, write_atomic,
                            write_jsonl)
 from minirlvr.engine.model import load_for_inference
 from minirlvr.engine.progress import Progress
@@ -254,7 +254,7 @@ def run(args):
     }
     for s, name in enumerate(report["response_files"]):
         write_jsonl(os.path.join(out, name), [{"prompt": g["prompt"], "response": g["responses"][s]} for g in gens])
-    write_atomic(os.path.join(out, "metrics.json"), json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(os.path.join(out, "metrics.json"), to_json(report, indent=1, ensure_ascii=False) + "\n")
     if existing == partial:
         os.replace(partial, final)  # complete: from now on a rerun only re-scores
     return report

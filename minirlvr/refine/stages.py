@@ -16,7 +16,7 @@ from minirlvr.reward import rule_checks
 from minirlvr.engine.chat import complete
 from minirlvr.engine.progress import Progress
 from minirlvr.refine.critic import review
-from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
+from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, to_json, write_atomic
 from minirlvr.reward.constraint import call_reward
 
 PASS = 1.0 - 1e-6  # a sample passes when its reward is 1: it satisfied every constraint
@@ -73,7 +73,7 @@ def _chunks(items, size):
 
 def _append(path, rows):
     with open(path, "a", encoding="utf-8") as f:  # one write per chunk
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.write("".join(to_json(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def open_work(work, data_hash, settings):
@@ -88,7 +88,7 @@ def open_work(work, data_hash, settings):
             raise RefineError(f"work folder {work} belongs to another refine job (other data or settings): "
                               "delete it, or pass another --work")
     else:
-        write_atomic(state_path, json.dumps(state, indent=1) + "\n")
+        write_atomic(state_path, to_json(state, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- stages

@@ -22,7 +22,7 @@ import sys
 
 from tqdm import tqdm
 
-from minirlvr.data import DataError, prompt_text
+from minirlvr.data import DataError, prompt_text, to_json
 from minirlvr.engine.progress import Progress
 from minirlvr.reward.constraint import hard_reward
 from minirlvr.reward.sandbox import Check, Verdict, run_checks
@@ -81,7 +81,7 @@ def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=51
     with open(journal, "a", encoding="utf-8") if journal else open(os.devnull, "w") as f:
         def record(j, v):
             done[keys[todo[j]]] = v
-            f.write(json.dumps({"key": keys[todo[j]], "ok": v.ok, "reason": v.reason}) + "\n")
+            f.write(to_json({"key": keys[todo[j]], "ok": v.ok, "reason": v.reason}) + "\n")
             f.flush()
             bar.update(1)
 
