@@ -2,7 +2,7 @@
 
     python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl | generate]
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
-                            [--load-4bit]
+                            [--load-4bit] [--max-new-tokens N] [--device auto|cpu|cuda]
 
 The responses are the records' own `response` fields, or the lines of --responses FILE with the same prompt, or,
 with `--responses generate`, the first checkpoint's (--model + --adapter) greedy answer to each record, saved to
