@@ -112,7 +112,7 @@ print(json.dumps({"usage": "usage" in out.getvalue().lower(), "imported": [m for
 
 
 @pytest.mark.parametrize("argv", [[name, "--help"] for name in COMMANDS]
-                         + [["data", "build", "--help"], ["data", "convert", "--help"], ["--help"]])
+                         + [["data", "build", "--help"], ["data", "convert", "--help"], ["--help"]], ids=" ".join)
 def test_help_imports_no_model_code(argv, tmp_path):
     """`run.py <command> --help` answers without torch, transformers, peft or matplotlib (their import took
     seconds: `attention --help` took 14 s on a cold disk). One fresh process per command: sys.modules is its own."""
