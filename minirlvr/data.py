@@ -53,9 +53,17 @@ def strict_json(value):
     return value
 
 
-def nan_for_null(row):
-    """A metrics row read back from a strict-JSON log: null (written for NaN) is NaN again."""
-    return {k: math.nan if v is None else v for k, v in row.items()}
+def nan_for_null(value):
+    """What strict_json wrote, read back: every null (written for NaN) is NaN again, in nested dicts and lists too.
+    For files whose nulls all stand for numbers (metrics logs, results, attention scores), so that a resumed run
+    computes and reports exactly what an uninterrupted one does."""
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: nan_for_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_for_null(v) for v in value]
+    return value
 
 
 def to_json(value, **kwargs):

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from minirlvr.engine.chat import encode_prompt, eos_token_ids, pad_token_id
 from minirlvr.engine.config import ConfigError, TrainConfig, to_dict
 from minirlvr.engine.checkpoint import isolated_rng, load_checkpoint, save_checkpoint, truncate_log, write_policy
-from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic
+from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, to_json, validate_record, write_atomic
 from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.engine.malloc import return_freed_memory
@@ -296,10 +296,10 @@ def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
         run.start = load_checkpoint(resume_from, model, optimizer, scheduler, run.generator)
         run.history = truncate_log(run.metrics_path, run.start)  # steps logged after the checkpoint are re-run
         truncate_log(run.rollouts_path, run.start)
-        write_atomic(os.path.join(run_dir, f"config.resume-{run.start}.json"), json.dumps(to_dict(cfg), indent=2))
+        write_atomic(os.path.join(run_dir, f"config.resume-{run.start}.json"), to_json(to_dict(cfg), indent=2))
         print(f"resumed from {resume_from} at step {run.start}")
     else:
-        write_atomic(os.path.join(run_dir, "config.json"), json.dumps(to_dict(cfg), indent=2))
+        write_atomic(os.path.join(run_dir, "config.json"), to_json(to_dict(cfg), indent=2))
     defaults = to_dict(TrainConfig())
     print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
     print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, "

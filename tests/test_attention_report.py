@@ -160,8 +160,35 @@ def test_cli_two_checkpoints(model_dir, tmp_path, capsys):
                                                           ("second", "b")]
 
 
-def test_cli_missing_response_names_the_record(model_dir, tmp_path):
+def test_cli_missing_response_names_the_record_and_the_option_before_loading_a_model(model_dir, tmp_path,
+                                                                                     monkeypatch):
     data = tmp_path / "data.jsonl"
     write_jsonl(data, [{k: v for k, v in RECORDS[0].items() if k != "response"}])
-    with pytest.raises(DataError, match=r"data.jsonl:record 1: no field 'response'"):
+    monkeypatch.setattr(R, "load", lambda *a: pytest.fail("a model was loaded"))
+    with pytest.raises(SystemExit, match=r"data.jsonl:record 1: no field 'response'.*--responses generate"):
         attention_cmd.main(["--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "o")])
+
+
+def test_cli_generates_the_responses_when_asked(model_dir, tmp_path, capsys, monkeypatch):
+    """`--responses generate`: the first checkpoint answers every record greedily (saved to OUT/responses.jsonl),
+    and both checkpoints are scored on those answers: the same numbers as passing that file back."""
+    _adapter(model_dir, tmp_path / "a1", seed=1)
+    _adapter(model_dir, tmp_path / "a2", seed=2)
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, [{k: v for k, v in r.items() if k != "response"} for r in RECORDS])
+    common = ["--model", str(model_dir), "--adapter", str(tmp_path / "a1"), "--compare-adapter",
+              str(tmp_path / "a2"), "--data", str(data), "--max-new-tokens", "12", "--device", "cpu"]
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)  # no terminal: progress as lines
+    attention_cmd.main(common + ["--responses", "generate", "--out", str(tmp_path / "gen")])
+    printed = capsys.readouterr().out
+    assert "3 responses generated" in printed and "attention: responses: 3/3 prompts" in printed
+    assert "attention first: 2/2 records" in printed and "attention second: 2/2 records" in printed
+    written = [json.loads(line) for line in (tmp_path / "gen" / "responses.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in written] == [r["prompt"] for r in RECORDS]
+    assert all(r["response"] for r in written[:2])  # the tiny model answers something (never EOS first here)
+    attention_cmd.main(common + ["--responses", str(tmp_path / "gen" / "responses.jsonl"), "--out",
+                                 str(tmp_path / "again")])
+    gen, again = (json.loads((tmp_path / d / "scores.json").read_text()) for d in ("gen", "again"))
+    assert gen["records"] == 2 and [k for k, _ in gen["skipped"]] == ["c"]
+    assert [c["score"] for c in gen["checkpoints"]] == [c["score"] for c in again["checkpoints"]]
+    assert gen["diff"] == again["diff"]

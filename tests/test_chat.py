@@ -97,3 +97,14 @@ def test_bad_adapter_folders(folder, tmp_path):
     with pytest.raises(ModelError, match="not a folder"):
         load_for_inference(str(tmp_path / "missing"))
 
+
+
+def test_progress_without_a_terminal_is_plain_lines_and_off_unless_asked(monkeypatch, capsys):
+    # the judge audit's and the pipeline's generations ask for progress: a log file gets lines, not a bar
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)
+    model, tok = tiny()
+    complete(model, tok, PROMPTS, max_new_tokens=4, batch_rows=2, progress=True, desc="answers")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("answers: ")]
+    assert [line.split()[1] for line in lines] == ["2/4", "4/4"] and "tokens/s" in lines[0]
+    complete(model, tok, PROMPTS, max_new_tokens=4, batch_rows=2)
+    assert capsys.readouterr().out == ""

@@ -97,6 +97,39 @@ def test_every_command_answers_help(tmp_path):
     assert code not in (0, None) and all(f"  {target}" in str(code) for target in targets)
 
 
+# Calls main(argv) for argv = argv[1] (JSON) and prints, as JSON, which of the heavy packages it imported
+HELP_IMPORTS = """
+import contextlib, io, json, sys
+from minirlvr.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        main(json.loads(sys.argv[1]))
+    except SystemExit:
+        pass
+heavy = ("torch", "transformers", "peft", "matplotlib", "bitsandbytes")
+print(json.dumps({"usage": "usage" in out.getvalue().lower(), "imported": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+@pytest.mark.parametrize("argv", [[name, "--help"] for name in COMMANDS]
+                         + [["data", "build", "--help"], ["data", "convert", "--help"], ["--help"]], ids=" ".join)
+def test_help_imports_no_model_code(argv, tmp_path):
+    """`run.py <command> --help` answers without torch, transformers, peft or matplotlib (their import took
+    seconds: `attention --help` took 14 s on a cold disk). One fresh process per command: sys.modules is its own."""
+    res = run([sys.executable, "-c", HELP_IMPORTS, json.dumps(argv)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["usage"] and got["imported"] == [], (argv, got)
+
+
+def test_refines_dataset_code_flag_is_the_sandboxs():
+    # commands/refine.py writes the flag out (the reward package loads torch); the sandbox's errors name it
+    from minirlvr.commands import refine as refine_cmd
+    from minirlvr.reward.sandbox import RUN_FLAG
+
+    assert refine_cmd.RUN_FLAG == RUN_FLAG and RUN_FLAG in refine_cmd.build_parser().format_help()
+
+
 def test_bitsandbytes_kernels_hint_is_dropped_only_when_the_package_is_missing():
     from minirlvr.engine.model import _not_kernels_missing
 

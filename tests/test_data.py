@@ -28,3 +28,38 @@ def test_a_line_that_is_not_utf8_names_file_line_and_column(tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # a PNG header: not text at all
     with pytest.raises(DataError, match=r"binary.jsonl:1: not UTF-8"):
         read_records(str(binary))
+
+
+# Files written with plain json, and why that is fine: no number in them, or not this change's to make
+PLAIN_JSON_WRITERS = {
+    "bench/judged.py": "a temporary file of (item, response) texts for its child process",
+    "reward/sandbox_worker.py": "standard library only (it runs confined); its answers are a bool and a reason",
+    "miniature/sft.py": "its meta.json (the SFT run's loss and speed) is for miniature/'s own owner to move",
+}
+
+
+def test_json_files_are_written_strict():
+    """Every JSON file the kit writes goes through data.to_json (NaN and infinities as null: strict JSON, which jq,
+    JavaScript and most libraries need): no json.dump, and no json.dumps handed to write_atomic, write or
+    writelines, outside the files listed above. Read from the source, as tests/test_layout.py reads imports."""
+    import ast
+    import pathlib
+
+    def is_json(call, name):
+        f = call.func
+        return isinstance(f, ast.Attribute) and f.attr == name and isinstance(f.value, ast.Name) and f.value.id == "json"
+
+    package = pathlib.Path(__file__).resolve().parent.parent / "minirlvr"
+    found = set()
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            dumped = name in ("write_atomic", "write", "writelines") and any(
+                isinstance(sub, ast.Call) and is_json(sub, "dumps") for arg in node.args for sub in ast.walk(arg))
+            if is_json(node, "dump") or dumped:
+                found.add(f"{rel}:{node.lineno}")
+    assert {f.split(":")[0] for f in found} <= set(PLAIN_JSON_WRITERS), sorted(found)

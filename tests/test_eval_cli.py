@@ -306,7 +306,7 @@ def test_refuses_a_folder_it_did_not_write(base, data, tmp_path):
 
 def test_without_a_terminal_eval_prints_progress_lines(base, data, tmp_path, monkeypatch, capsys):
     # under pytest stdout is not a terminal: the bar is off, and plain lines report progress instead
-    monkeypatch.setattr(eval_cli, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)
     evaluate(base, data, tmp_path / "out", "--batch-rows", "2")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval ifeval: ")
              and "tokens/s" in line]

@@ -169,3 +169,54 @@ def test_the_attention_command_on_a_runs_adapter_gives_the_stages_numbers(smoke,
     assert cmd["groups"] == stage["groups"]
     flat = [x for row in cmd["score"] for x in row]
     assert sum(flat) / len(flat) == pytest.approx(stage["groups"]["all"]["score"], rel=1e-6)
+
+
+def _refuse(token):
+    raise ValueError(f"{token} is not JSON")
+
+
+def test_nan_is_null_in_every_file_and_nan_again_on_resume(tmp_path, monkeypatch):
+    """Strict JSON: a NaN metric (here the judge's recall, as when there is no violation to catch, and an attention
+    group's score) is null in every .json / .jsonl the pipeline writes (jq, JavaScript and most libraries refuse a
+    bare NaN), and --resume reads it back as NaN: the report of a resumed run is the first one's."""
+    import math
+
+    from minirlvr.evaluation import attention
+
+    real_evaluate, real_stage = parts.MiniatureParts.evaluate, attention.stage_scores
+
+    def evaluate(self, model, tokenizer, *args, **kwargs):
+        return dict(real_evaluate(self, model, tokenizer, *args, **kwargs), judge_recall=math.nan)
+
+    def stage_scores(*args, **kwargs):
+        out = real_stage(*args, **kwargs)
+        out["groups"]["seen"]["score"] = math.nan
+        return out
+
+    monkeypatch.setattr(parts.MiniatureParts, "evaluate", evaluate)
+    monkeypatch.setattr(attention, "stage_scores", stage_scores)
+    out = tmp_path / "out"
+    argv = ["--smoke", "--out", str(out), "--cache", str(tmp_path / "cache"), "--threads", "1"]
+    reproduce_cmd.main(argv)
+    written = sorted(p for p in out.rglob("*") if p.suffix in (".json", ".jsonl"))
+    assert len(written) > 20
+    for path in written:
+        text = path.read_text()
+        for doc in text.splitlines() if path.suffix == ".jsonl" else [text]:
+            json.loads(doc, parse_constant=_refuse)  # raises on NaN, Infinity, -Infinity
+    first = json.loads((out / "results.json").read_text())
+    assert first["start"]["judge_recall"] is None and all(r["judge_recall"] is None for r in first["runs"])
+    assert first["attention"]["start"]["groups"]["seen"]["score"] is None
+    table = (out / "results.md").read_text()
+
+    # every stage finished: --resume reads all of it back (nothing is evaluated again) and reports the same
+    monkeypatch.setattr(parts.MiniatureParts, "evaluate", lambda *a, **k: pytest.fail("evaluated again"))
+    reproduce_cmd.main(argv + ["--resume"])
+    again = json.loads((out / "results.json").read_text())
+    assert {k: v for k, v in again.items() if k not in ("wall_s", "cpu_s")} == \
+        {k: v for k, v in first.items() if k not in ("wall_s", "cpu_s")}
+
+    def without_total(md):
+        return [line for line in md.splitlines() if not line.startswith("Total wall time")]
+
+    assert without_total((out / "results.md").read_text()) == without_total(table)

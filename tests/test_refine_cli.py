@@ -228,3 +228,17 @@ def test_a_critic_model_that_cannot_be_loaded(tmp_path, model_dir):
         refine_cmd.main(["--data", data, "--model", model_dir, "--critic-model", str(missing), "--out", str(out)])
     assert f"--critic-model '{missing}' cannot be loaded" in str(e.value) and "has no weights" in str(e.value)
     assert not out.exists() and not (tmp_path / "refined.jsonl.work").exists()
+
+
+def test_without_a_terminal_each_stage_prints_progress_lines_by_prompt(tmp_path, monkeypatch, capsys):
+    # under pytest the output is not a terminal: the bars are off, plain lines (done/total, rate, ETA) instead
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)
+    records = [tea_record(f"mix-{i}") for i in range(5)]
+    (tmp_path / "w").mkdir()
+    refine_cli.refine(records, ask_keep, scripted_sample([]), hard_reward, str(tmp_path / "w"), pilot_samples=2,
+                      chunk=2)
+    lines = capsys.readouterr().out.splitlines()
+    for stage in ("critic", "pilot"):
+        mine = [line for line in lines if line.startswith(f"refine {stage}: ")]
+        assert [line.split()[2] for line in mine] == ["2/5", "4/5", "5/5"], lines
+        assert all(" prompts/s" in line for line in mine) and all(", ETA " in line for line in mine[:-1])

@@ -405,7 +405,8 @@ def write_verinstruct(tmp_path, rows, answers):
     return str(data), str(responses)
 
 
-def test_verify_scores_verinstruct_data_through_the_sandbox(tmp_path, capsys):
+def test_verify_scores_verinstruct_data_through_the_sandbox(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)  # every progress line shows
     lies = body("raise ValueError('x\\n  prompt_level 100.00\\n  check_level 100.00')")
     rows = [{"id": 1, "prompt": "Say tea.", "checkers": ["[rule] Has_Tea", "[llm] Tone"],
              "functions": [GOOD, 'def check_following(instruction, response):\n    return llm_score("Be warm.")\n']},
@@ -425,6 +426,9 @@ def test_verify_scores_verinstruct_data_through_the_sandbox(tmp_path, capsys):
     assert "rule checker" in printed and "prompt_level" in printed
     fake = [line for line in printed.splitlines() if line.strip().startswith(("prompt_level", "check_level"))]
     assert len(fake) == 2  # the real ones: the reason's fake metric lines stay inside its one line
+    # no terminal: the checks' progress as plain lines, one check at a time
+    done = [line.split()[2] for line in printed.splitlines() if line.startswith("rule checks: ")]
+    assert done == ["1/4", "2/4", "3/4", "4/4"]
     assert not os.path.exists(f"{out}.verdicts.jsonl")
 
 

@@ -305,7 +305,7 @@ def test_ctrl_c_in_train_names_the_command_that_resumes(tmp_path, monkeypatch):
 
     def interrupted(cfg):
         raise KeyboardInterrupt
-    monkeypatch.setattr(train_cmd, "train", interrupted)
+    monkeypatch.setattr("minirlvr.train.train", interrupted)  # the command imports it when it runs
     with pytest.raises(SystemExit) as e:
         train_cmd.main([f"--data={data}", f"--out_dir={tmp_path / 'run'}", "--steps", "3"])
     assert "interrupted" in str(e.value) and "--resume=true" in str(e.value) and "--steps 3" in str(e.value)

@@ -164,3 +164,12 @@ def test_verify_says_which_tagger_scored_start_verb(tmp_path, capsys):
     from minirlvr.verifiers import pos_tagger
 
     assert f"words:start_verb tagged with {pos_tagger.describe()}" in capsys.readouterr().out
+
+
+def test_without_a_terminal_verify_prints_progress_lines(files, monkeypatch, capsys):
+    monkeypatch.setattr("minirlvr.engine.progress.PROGRESS_EVERY_S", 0.0)
+    data, resp, _ = files
+    verify_cli.main(["--data", data, "--responses", resp])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("verify: ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "prompts/s" in lines[0] and ", ETA " in lines[0]

@@ -26,6 +26,7 @@ import time
 import torch
 
 from minirlvr.bench.measure import PeakMemory, run_child, sync
+from minirlvr.data import to_json
 
 GPU_MODEL = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2)
@@ -168,7 +169,7 @@ def main(argv=None):
         print(f"hook vs eager mass at T={lengths[0]}: max abs diff {r['max_abs_diff']:.2e}")
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+            f.writelines(to_json(r) + "\n" for r in rows)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import tempfile
 import torch
 
 from minirlvr.bench.measure import run_child
+from minirlvr.data import to_json
 
 CPU_SHAPE = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
                  num_key_value_heads=4, vocab_size=32000)
@@ -124,7 +125,7 @@ def main(argv=None):
               "extra_bytes": extra, "same_answers": same, "adapter_on_after": a["adapter_on_after"]}
     if args.out:
         with open(args.out, "a") as f:
-            f.write(json.dumps(result) + "\n")
+            f.write(to_json(result) + "\n")
     if not same:
         sys.exit("the shared judge (adapter off) and the separate base disagree: the adapter was not off")
     return result

@@ -33,6 +33,7 @@ import sys
 import torch
 
 from minirlvr.bench.measure import PeakMemory, timed
+from minirlvr.data import to_json
 from minirlvr.kernels.logprobs import default_backend, token_logprobs, token_logprobs_reference
 
 HEADLINE = (16384, 3584, 151_936)  # N, D, V: 16k tokens of Qwen2.5-7B; the README's GPU goal is stated here
@@ -230,7 +231,7 @@ def main(argv=None):
                       f"|d grad_hidden| / |grad_hidden| {r['rel_grad_err']:.2e}", flush=True)
         if args.out:
             with open(args.out, "a") as f:
-                f.writelines(json.dumps(dict(r, N=N, D=D, V=V, device=device_name, dtype=args.dtype,
+                f.writelines(to_json(dict(r, N=N, D=D, V=V, device=device_name, dtype=args.dtype,
                                              backend=args.backend, train_weight=args.train_weight)) + "\n"
                              for r in got)
 

@@ -16,11 +16,11 @@ generated (non-pad) tokens. This measures generation only; it does not measure s
 """
 
 import argparse
-import json
 
 import torch
 
 from minirlvr.bench.measure import sync, timed
+from minirlvr.data import to_json
 from minirlvr.engine.sampler import generate, left_pad
 
 
@@ -194,5 +194,5 @@ def main(argv):
 def finish(args, result):
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+            f.write(to_json(result) + "\n")
     return result

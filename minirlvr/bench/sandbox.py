@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from minirlvr.data import to_json
 from minirlvr.reward.sandbox import Check, Verdict, run_checks
 
 # The pre-#22 worker's loop, reduced to what costs time: rlimits, then exec each check in this one process.
@@ -92,5 +93,5 @@ def main(argv):
     print(json.dumps(result))
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+            f.write(to_json(result) + "\n")
     return result

@@ -34,6 +34,8 @@ import time
 
 import torch
 
+from minirlvr.data import to_json
+
 SHAPES = ("tiny", "small", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b")
 CPU_SHAPES = ("tiny", "small")  # shorter default lengths: a 2-core CPU
 
@@ -338,7 +340,7 @@ def main(argv):
             print(f"warning: {s}'s completions averaged {r['mean_completion_len']:.1f} tokens, not {L}: unequal work")
     if args.out:
         with open(args.out, "a") as f:
-            f.write(json.dumps(out) + "\n")
+            f.write(to_json(out) + "\n")
     return out
 
 

@@ -27,10 +27,7 @@ import sys
 
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
-from minirlvr.engine.model import ModelError
-from minirlvr.evaluation.benchmarks import BENCHMARKS
-from minirlvr.evaluation.conversations import format_conversations, run_conversations
-from minirlvr.evaluation.generate import BENCHES, default_out, format_eval, run
+from minirlvr.evaluation.benchmarks import BENCHES, BENCHMARKS
 
 
 def positive(v):
@@ -84,6 +81,11 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    # the model code is imported once the arguments are read: --help stays instant
+    from minirlvr.engine.model import ModelError
+    from minirlvr.evaluation.conversations import format_conversations, run_conversations
+    from minirlvr.evaluation.generate import default_out, format_eval, run
+
     if args.threads:
         import torch
 

@@ -12,8 +12,6 @@ import sys
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
-from minirlvr.engine.model import ModelError
-from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL, pct, run
 
 
 def parser():
@@ -43,6 +41,10 @@ def main(argv=None):
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.limit is not None and args.limit < 1:
         sys.exit("judge-audit: error: --limit must be >= 1")
+    # the judge's code (torch, transformers) is imported once the arguments are read: --help stays instant
+    from minirlvr.engine.model import ModelError
+    from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL, pct, run
+
     try:
         result, text = run(args)
     except (ConfigError, DataError, ModelError, OSError) as e:

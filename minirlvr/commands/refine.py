@@ -18,19 +18,21 @@ are built only in main(). This file does not train.
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 
 from minirlvr.cli import HelpFormatter
-from minirlvr.data import DataError, write_atomic, write_jsonl
-from minirlvr.engine.model import ModelError, load_for_inference
-from minirlvr.refine.critic import model_ask
-from minirlvr.refine.stages import KEEP, RefineError, open_work, pilot_reward, policy_sampler, read_data, refine
-from minirlvr.reward.sandbox import RUN_FLAG, SandboxError
+from minirlvr.data import DataError, to_json, write_atomic, write_jsonl
+from minirlvr.refine.filters import KEEP
+
+# reward/sandbox.RUN_FLAG, written out: importing the reward package loads torch, and --help loads no model code
+RUN_FLAG = "--run-dataset-code"
 
 
 def _load(path, what, **kwargs):
+    from minirlvr.engine.model import ModelError, load_for_inference
+    from minirlvr.refine.stages import RefineError
+
     try:
         return load_for_inference(path, **kwargs)
     except (ModelError, OSError, ValueError) as e:
@@ -91,6 +93,11 @@ def format_report(report):
 
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # the model code is imported once the arguments are read: --help stays instant
+    from minirlvr.refine.critic import model_ask
+    from minirlvr.refine.stages import RefineError, open_work, pilot_reward, policy_sampler, read_data, refine
+    from minirlvr.reward.sandbox import SandboxError
+
     if args.threads:
         import torch
 
@@ -126,7 +133,7 @@ def main(argv=None):
         sys.exit(f"\ninterrupted: finished stages are in {work}; the same command resumes from there")
     report = {"data": args.data, "out": args.out, "work": work, "settings": dict(settings, keep=args.keep), **report}
     write_jsonl(args.out, kept)
-    write_atomic(report_path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(report_path, to_json(report, indent=1, ensure_ascii=False) + "\n")
     print(f"refine: {len(records)} prompts -> {len(kept)} kept\n{format_report(report)}")
     print(f"records written to {args.out}, report to {report_path}")
     if not kept:

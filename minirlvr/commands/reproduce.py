@@ -12,9 +12,7 @@ import sys
 
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
-from minirlvr.engine.model import ModelError
 from minirlvr.pipeline.presets import PRESETS, PresetError, get
-from minirlvr.pipeline.reproduce import PipelineError, reproduce
 
 USAGE = """usage: python run.py reproduce --preset NAME [options]     (python run.py = --preset miniature)
 
@@ -113,6 +111,10 @@ def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE.format(presets=", ".join(PRESETS)))
         return
+    # the pipeline (torch, matplotlib) is imported past the --help check: --help stays instant
+    from minirlvr.engine.model import ModelError
+    from minirlvr.pipeline.reproduce import PipelineError, reproduce
+
     try:
         opts = parse_args(argv)
         if opts["list"]:

@@ -7,8 +7,6 @@ import sys
 
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError, TrainConfig, parse_args
-from minirlvr.engine.model import ModelError
-from minirlvr.train import TrainError, train
 
 
 def _shown(value):
@@ -50,6 +48,10 @@ def main(argv=None):
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return
+    # the loop (torch, transformers) is imported past the --help check: --help stays instant
+    from minirlvr.engine.model import ModelError
+    from minirlvr.train import TrainError, train
+
     try:
         cfg = parse_args(argv)
         train(cfg)

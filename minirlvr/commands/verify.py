@@ -10,11 +10,12 @@ import sys
 
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
-from minirlvr.evaluation.verify import format_report, format_rule_report, is_rule_data, run, run_rules
-from minirlvr.reward.sandbox import SandboxError
 
 
 def verify_rules_main(args):
+    from minirlvr.evaluation.verify import format_rule_report, run_rules
+    from minirlvr.reward.sandbox import SandboxError
+
     try:
         report = run_rules(args.data, args.responses, args.out, args.run_dataset_code)
     except (DataError, SandboxError, OSError) as e:
@@ -33,6 +34,9 @@ def main(argv=None):
     p.add_argument("--run-dataset-code", action="store_true",
                    help="VerInstruct data: run its rule checks (Python from the data file) in the sandbox")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    # the scorers (the reward package loads torch) are imported once the arguments are read: --help stays instant
+    from minirlvr.evaluation.verify import format_report, is_rule_data, run
+
     if is_rule_data(args.data):
         return verify_rules_main(args)
     try:

@@ -27,14 +27,13 @@ joined by single spaces, so refine.one_soft can cut a soft constraint out of the
 This file does not read public datasets (datasets.py) or refine data (refine_cli.py).
 """
 
-import json
 import os
 import random
 from collections import Counter
 from importlib import resources
 
 from minirlvr import verifiers
-from minirlvr.data import DataError, iter_jsonl, validate_record, write_atomic, write_jsonl
+from minirlvr.data import DataError, iter_jsonl, to_json, validate_record, write_atomic, write_jsonl
 from minirlvr.datasets.soft_catalogue import SOFT_CATALOGUE
 
 # The hard constraints drawn by default: the ids registered when this was written (IFEval's 25 + the 10
@@ -290,4 +289,4 @@ def write_build(out, files, manifest):
     os.makedirs(out, exist_ok=True)
     for name, records in files.items():
         write_jsonl(os.path.join(out, f"{name}.jsonl"), records)
-    write_atomic(os.path.join(out, "manifest.json"), json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(os.path.join(out, "manifest.json"), to_json(manifest, indent=1, ensure_ascii=False) + "\n")

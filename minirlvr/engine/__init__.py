@@ -8,4 +8,5 @@
   grpo.py        GRPO's math as pure functions: group-normalized advantages, the clipped loss with a k3 KL
   checkpoint.py  checkpoints that resume a run exactly; policies saved as standard folders
   malloc.py      glibc's allocator on a CPU: freed activations leave the resident set
+  progress.py    progress of long loops: a tqdm bar on a terminal, plain lines (done/total, rate, ETA) without one
 """

@@ -14,14 +14,13 @@ This file does not score, judge or train.
 """
 
 import contextlib
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from minirlvr.data import DataError, prompt_text
+from minirlvr.engine.progress import Progress
 from minirlvr.engine.sampler import generate
 
 
@@ -90,8 +89,7 @@ def complete(model, tokenizer, prompts, samples=1, max_new_tokens=256, temperatu
     per_batch = max(1, batch_rows // samples)
     texts, stopped, lengths = [None] * len(encoded) * samples, [None] * len(encoded) * samples, [0] * len(encoded) * samples
     off = model.disable_adapter() if adapter_off and hasattr(model, "disable_adapter") else contextlib.nullcontext()
-    bar = tqdm(total=len(encoded), desc=desc, unit="prompt", disable=not progress, leave=False)
-    n_tok, t0 = 0, time.perf_counter()
+    bar = Progress(len(encoded), desc=desc, unit="prompt", enabled=progress, leave=False)
     with off:
         for start in range(0, len(order), per_batch):
             idx = order[start:start + per_batch]
@@ -102,8 +100,6 @@ def complete(model, tokenizer, prompts, samples=1, max_new_tokens=256, temperatu
                 texts[out] = tokenizer.decode(tok[m.bool()], skip_special_tokens=True)
                 stopped[out] = bool(ro.stopped[row])
                 lengths[out] = int(m.sum())
-            n_tok += int(ro.mask.sum())
-            bar.update(len(idx))
-            bar.set_postfix(tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+            bar.update(len(idx), int(ro.mask.sum()))
     bar.close()
     return Completions(texts=texts, stopped=stopped, lengths=lengths)

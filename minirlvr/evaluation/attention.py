@@ -1,6 +1,6 @@
 """`python run.py attention`: how much a model's responses attend to the constraint text of their instructions.
 
-    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl]
+    python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl | generate]
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
                             [--load-4bit]
 
@@ -26,7 +26,8 @@ Where the constraint text is: a record's explicit character spans into its promp
 `minirlvr.verifiers.describe(id, kwargs)` and each of its `soft_constraints` (unless --hard-only), found verbatim
 in the prompt (how the embedded world writes prompts).
 Records whose constraint text cannot be located are skipped and listed in the report, never silently.
-The response is the record's `response` field, or the line of --responses with the same prompt.
+The response is the record's `response` field, or the line of --responses with the same prompt, or with
+`--responses generate` the first checkpoint's greedy answer (the command, commands/attention.py, generates it).
 
 `constraint_attention_scores` gives one such number per record, for data refinement. Our reading of the paper,
 which does not spell out a filter: a (prompt, response) pair whose response barely attends to the constraints
@@ -45,8 +46,8 @@ Not here: generation (responses are given), sliding-window models, any training.
 import math
 
 import torch
-from tqdm import tqdm
 
+from minirlvr.engine.progress import Progress
 from minirlvr.evaluation.attention_hook import collect_attention_mass
 from minirlvr.data import DataError, prompt_text
 
@@ -181,12 +182,15 @@ def constraint_attention_scores(model, tok, records, layers=None, backend=None, 
 def analyze(model, items, backend, label):
     """Mean score and mass over records, (n_layers, H) each, and one row per record."""
     scores, masses, rows = [], [], []
-    for key, ids, seg, n in tqdm(items, desc=f"attention {label}"):
+    progress = Progress(len(items), desc=f"attention {label}", unit="record")
+    for key, ids, seg, n in items:
         score, mass = record_scores(model, ids, seg, n, backend)
         scores.append(score)
         masses.append(mass)
         rows.append({"checkpoint": label, "key": key, "tokens": len(ids), "response_tokens": n,
                      "constraint_tokens": seg.count(CONSTRAINT), "score": round(float(score.mean()), 5)})
+        progress.update(1)
+    progress.close()
     return torch.stack(scores).mean(0), torch.stack(masses).mean(0), rows
 
 

@@ -18,6 +18,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+# What `eval --bench ifeval|ifbench` sets (generate.py's path; here so that eval's --help needs no model code). Both
+# benchmarks are scored greedily (IFBench's README: "a temperature of 0"); 1280 new tokens is lm-evaluation-harness's
+# IFEval setting (IFBench names no number). The headline metric is the one the benchmark's authors report:
+# prompt-level loose for IFBench (its README), and for IFEval in IFBench's and Tulu 3's tables.
+BENCHES = {
+    "ifeval": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
+    "ifbench": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
+}
 
 
 @dataclass(frozen=True)

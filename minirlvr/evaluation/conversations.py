@@ -20,8 +20,8 @@ import os
 from minirlvr.data import DataError, append_jsonl, iter_jsonl, to_json, write_atomic, write_jsonl
 from minirlvr.engine import chat
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
-from minirlvr.evaluation.generate import (FINAL, PARTIAL, Progress, drop_cut_line, generation_rows, run_settings,
-                                          warn_other_base)
+from minirlvr.engine.progress import Progress
+from minirlvr.evaluation.generate import FINAL, PARTIAL, drop_cut_line, generation_rows, run_settings, warn_other_base
 
 
 def read_turns(path, chats, settings):
@@ -56,7 +56,7 @@ def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_ro
                    desc="eval"):
     """Generate every (conversation, turn) missing from `done`, one turn at a time across all conversations,
     appending each finished chunk to `path` (None: kept in `done` only). Progress per conversation turn, as a bar
-    on a terminal and as a plain line now and then otherwise (generate.Progress)."""
+    on a terminal and as a plain line now and then otherwise (engine/progress.py)."""
     progress = Progress(sum(len(c.turns) for c in chats), len(done), desc, desc, "turn")
     for t in range(1, max((len(c.turns) for c in chats), default=0) + 1):
         live = [i for i, c in enumerate(chats) if len(c.turns) >= t]
@@ -76,7 +76,7 @@ def generate_turns(model, tokenizer, chats, done, path, max_new_tokens, batch_ro
                 if path:
                     append_jsonl(path, row)
                 done[(i, t)] = row
-            progress.update(len(todo), sum(out.lengths), len(done))
+            progress.update(len(todo), sum(out.lengths))
     progress.close()
 
 

@@ -11,51 +11,18 @@ import glob
 import hashlib
 import json
 import os
-import time
-
-from tqdm import tqdm
 
 from minirlvr import verifiers
 
 from minirlvr.engine import chat
-from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, validate_record, write_atomic,
+from minirlvr.data import (DataError, append_jsonl, iter_jsonl, prompt_text, to_json, validate_record, write_atomic,
                            write_jsonl)
 from minirlvr.engine.model import load_for_inference
+from minirlvr.engine.progress import Progress
+from minirlvr.evaluation.benchmarks import BENCHES
 from minirlvr.evaluation.verify import evaluate, format_report
 
-# What --bench sets. Both benchmarks are scored greedily (IFBench's README: "a temperature of 0"); 1280 new tokens
-# is lm-evaluation-harness's IFEval setting (IFBench names no number). The headline metric is the one the benchmark's
-# authors report: prompt-level loose for IFBench (its README), and for IFEval in IFBench's and Tulu 3's tables.
-BENCHES = {
-    "ifeval": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
-    "ifbench": {"max_new_tokens": 1280, "headline": "prompt_level_loose"},
-}
 PARTIAL, FINAL = "generations.partial.jsonl", "generations.jsonl"
-# Without a terminal (nohup, a job scheduler) the bar is off: a plain progress line at most this often instead
-PROGRESS_EVERY_S = 30.0
-
-
-class Progress:
-    """Generation progress with tokens/s: a tqdm bar on a terminal; without one, a line `name: done/total units,
-    rate tokens/s` at most every PROGRESS_EVERY_S seconds."""
-
-    def __init__(self, total, done, desc, name, unit):
-        self.bar = tqdm(total=total, initial=done, desc=desc, unit=unit, disable=None)
-        self.name, self.unit, self.total, self.every_s = name, unit, total, PROGRESS_EVERY_S
-        self.tokens, self.t0 = 0, time.perf_counter()
-        self.last = self.t0
-
-    def update(self, items, tokens, done):
-        self.tokens += tokens
-        rate = self.tokens / (time.perf_counter() - self.t0)
-        self.bar.update(items)
-        self.bar.set_postfix(tok_s=f"{rate:.0f}")
-        if self.bar.disable and time.perf_counter() - self.last >= self.every_s:
-            print(f"{self.name}: {done}/{self.total} {self.unit}s, {rate:.0f} tokens/s", flush=True)
-            self.last = time.perf_counter()
-
-    def close(self):
-        self.bar.close()
 
 
 def read_benchmark(path):
@@ -200,7 +167,7 @@ def generate_missing(model, tokenizer, records, done, path, args, max_new_tokens
                    "responses": out.texts[rows], "stopped": out.stopped[rows], "lengths": out.lengths[rows]}
             append_jsonl(path, row)
             done[i] = row
-        progress.update(len(todo), sum(out.lengths), len(done))
+        progress.update(len(todo), sum(out.lengths))
     progress.close()
 
 
@@ -287,7 +254,7 @@ def run(args):
     }
     for s, name in enumerate(report["response_files"]):
         write_jsonl(os.path.join(out, name), [{"prompt": g["prompt"], "response": g["responses"][s]} for g in gens])
-    write_atomic(os.path.join(out, "metrics.json"), json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(os.path.join(out, "metrics.json"), to_json(report, indent=1, ensure_ascii=False) + "\n")
     if existing == partial:
         os.replace(partial, final)  # complete: from now on a rerun only re-scores
     return report

@@ -16,10 +16,9 @@ the judge's job).
 import os
 from collections import defaultdict
 
-from tqdm import tqdm
-
 from minirlvr import verifiers
 from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, to_json, write_atomic
+from minirlvr.engine.progress import Progress
 from minirlvr.datasets.convert import read_verinstruct
 from minirlvr.reward import rule_checks
 
@@ -59,7 +58,8 @@ def match(data_path, records, resp_path, responses):
 def evaluate(records, pairs, data_path="data"):
     """Per-pair verdicts and the aggregate metrics (fractions in [0, 1])."""
     results, per_id = [], defaultdict(lambda: [0, 0, 0])  # id -> [n, strict, loose]
-    for k, response in tqdm(pairs, desc="verify", unit="prompt", disable=None):
+    progress = Progress(len(pairs), desc="verify", unit="prompt")
+    for k, response in pairs:
         rec = records[k]
         try:
             verdict = verifiers.score(rec, response)
@@ -70,6 +70,8 @@ def evaluate(records, pairs, data_path="data"):
             per_id[iid][1] += s
             per_id[iid][2] += lo
         results.append({"key": rec.get("key", k), "instruction_id_list": rec["instruction_id_list"], **verdict})
+        progress.update(1)
+    progress.close()
     n_prompts = len(results)
     n_inst = sum(len(r["strict"]) for r in results)
     metrics = {
@@ -146,7 +148,7 @@ def run_rules(data, responses, out=None, allow=False, log=None):
         raise DataError(f"no response in {responses} matches a prompt in {data}")
     recs, texts = [records[k] for k, _ in pairs], [t for _, t in pairs]
     journal = f"{out}.verdicts.jsonl" if out else None  # verdicts as they come: a killed run resumes from here
-    ruled = rule_checks.verdicts(recs, texts, allow, **({"log": log} if log else {}), journal=journal)
+    ruled = rule_checks.verdicts(recs, texts, allow, **({"log": log} if log else {}), journal=journal, progress=True)
     per_name, failures, results = defaultdict(lambda: [0, 0]), [], []
     for rec, text, rule_vs in zip(recs, texts, ruled):
         hard = verifiers.score(rec, text)["strict"] if rec.get("instruction_id_list") else []

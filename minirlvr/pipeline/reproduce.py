@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 
-from minirlvr.data import append_jsonl, nan_for_null, read_jsonl, write_atomic, write_jsonl
+from minirlvr.data import append_jsonl, nan_for_null, read_jsonl, to_json, write_atomic, write_jsonl
 from minirlvr.pipeline.report import attention_section
 
 class PipelineError(ValueError):
@@ -39,6 +39,12 @@ class PipelineError(ValueError):
 def attention_summary(att):
     """An attention.json without its per-record rows and head matrix: what results.json keeps."""
     return None if att is None else {k: v for k, v in att.items() if k not in ("per_record", "heads", "skipped")}
+
+
+def read_numbers(path):
+    """A JSON file this pipeline wrote (strict JSON: NaN written as null) with its NaNs back."""
+    with open(path) as f:
+        return nan_for_null(json.load(f))
 
 
 def run_tag(name, seed):
@@ -58,7 +64,7 @@ def check_resume_config(path, resolved):
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    a, b = flat(before), flat(json.loads(json.dumps(resolved)))
+    a, b = flat(before), flat(json.loads(to_json(resolved, default=str)))
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:
         raise PipelineError(f"--resume: {path} was written with other settings; differing keys: "
@@ -74,8 +80,7 @@ def attention_stage(parts, model, tokenizer, path, resume, log, label):
     from minirlvr.evaluation.attention import stage_scores
 
     if resume and os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        return read_numbers(path)
     t0 = time.time()
     with isolated_rng():
         records = parts.attention_items(model, tokenizer)
@@ -85,7 +90,7 @@ def attention_stage(parts, model, tokenizer, path, resume, log, label):
     skipped = {k for k, _ in att["skipped"]}
     write_jsonl(path[:-len(".json")] + "_records.jsonl",
                 [r for i, r in enumerate(records) if r.get("key", i) not in skipped])
-    write_atomic(path, json.dumps(att, indent=1))
+    write_atomic(path, to_json(att, indent=1))
     groups = att["groups"]
     log(f"{label}: attention to constraints {groups['all']['score'] if 'all' in groups else float('nan'):.3f} "
         f"(1 = their share of the keys; " + ", ".join(f"{g} {v['score']:.3f} n={v['n']}" for g, v in groups.items()
@@ -103,9 +108,8 @@ def run_one(parts, name, seed, records, root, resume, log):
     run_dir = os.path.join(root, "runs", tag)
     done = os.path.join(run_dir, "result.json")
     if resume and os.path.exists(done):
-        with open(done) as f:
-            log(f"{tag}: finished earlier, kept ({done})")
-            return json.load(f)
+        log(f"{tag}: finished earlier, kept ({done})")
+        return read_numbers(done)
     if not resume and os.path.exists(run_dir):
         shutil.rmtree(run_dir)  # a fresh experiment replaces its own earlier run folders
     tcfg = parts.train_config(name, seed, run_dir, resume and os.path.isdir(run_dir))
@@ -127,7 +131,7 @@ def run_one(parts, name, seed, records, root, resume, log):
            "train_prompts": len(records), "tokens_trained": int(sum(h.get("tokens", 0) for h in steps)),
            "policy": result.policy_dir, **metrics, **parts.training_metrics(steps)}
     attention_stage(parts, result.model, result.tokenizer, os.path.join(run_dir, "attention.json"), False, log, tag)
-    write_atomic(done, json.dumps(row, indent=1))
+    write_atomic(done, to_json(row, indent=1))
     log(f"{tag}: {parts.summary(metrics)}, {row['wall_s']:.0f}s")
     del result
     gc.collect()
@@ -156,21 +160,20 @@ def reproduce(parts, preset, out, resume=False):
 
     import torch
 
-    write_atomic(config_path, json.dumps(resolved, indent=1, default=str))
+    write_atomic(config_path, to_json(resolved, indent=1, default=str))
     log(f"minirlvr pipeline, preset {preset}, out {out}, {torch.get_num_threads()} torch threads")
-    log(json.dumps(resolved, default=str))
+    log(to_json(resolved, default=str))
 
     # --- the start policy, the judge, the held-out sets; the start's own evaluation
     model, tokenizer = parts.setup(log)
     base_path = os.path.join(out, "start_eval.json")
     if resume and os.path.exists(base_path):
-        with open(base_path) as f:
-            base = json.load(f)
+        base = read_numbers(base_path)
     else:
         t0 = time.time()
         base = parts.evaluate(model, tokenizer)
         base["wall_s"] = round(time.time() - t0, 1)
-        write_atomic(base_path, json.dumps(base, indent=1))
+        write_atomic(base_path, to_json(base, indent=1))
     log(f"start: {parts.summary(base)}")
     start_att = attention_stage(parts, model, tokenizer, os.path.join(out, "start_attention.json"), resume, log,
                                 "start")
@@ -179,7 +182,7 @@ def reproduce(parts, preset, out, resume=False):
     data_dir, done = os.path.join(out, "data"), os.path.join(out, "data", "done.json")
     if resume and os.path.exists(done):
         with open(done) as f:
-            stats = json.load(f)
+            stats = json.load(f)  # counts, and null for "no refined arm": its nulls are not NaNs
         data = {arm: read_jsonl(os.path.join(data_dir, f"{arm}.jsonl")) for arm in stats["arms"]}
         log(f"data: read back from {data_dir}")
     else:
@@ -188,7 +191,7 @@ def reproduce(parts, preset, out, resume=False):
         stats = dict(stats, arms=list(data), wall_s=round(time.time() - t0, 1))
         for arm, recs in data.items():
             write_jsonl(os.path.join(data_dir, f"{arm}.jsonl"), recs)
-        write_atomic(done, json.dumps(stats, indent=1))
+        write_atomic(done, to_json(stats, indent=1))
     del model
     parts.release()
 
@@ -215,8 +218,7 @@ def reproduce(parts, preset, out, resume=False):
         path = os.path.join(out, "runs", run_tag(name, seed), "attention.json")
         att = None
         if os.path.exists(path):
-            with open(path) as f:
-                att = json.load(f)
+            att = read_numbers(path)
         else:
             log(f"{run_tag(name, seed)}: no attention.json (a run finished before the attention stage existed): "
                 f"its attention cells stay empty")
@@ -231,7 +233,7 @@ def reproduce(parts, preset, out, resume=False):
              + (" (a --resume invocation: runs finished earlier are not re-timed)." if resume else "."))
     write_atomic(os.path.join(out, "results.md"), text + "\n")
     write_atomic(os.path.join(out, "results.json"),
-                 json.dumps({"preset": preset, "start": base, "runs": rows, "refine": stats,
+                 to_json({"preset": preset, "start": base, "runs": rows, "refine": stats,
                              "attention": {"start": attention_summary(start_att),
                                            "runs": {run_tag(r["variant"], r["seed"]): attention_summary(r["att"])
                                                     for r in att_runs}},

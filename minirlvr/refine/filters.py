@@ -41,6 +41,10 @@ def one_soft(record, rng):
     return out
 
 
+# refine --keep -> learnable's `low`: "mixed-only" keeps pass rates strictly between 0 and 1, "all-fail" also 0
+KEEP = {"mixed-only": 0.0, "all-fail": -1.0}
+
+
 def learnable(records, pass_rates, low=0.0, high=1.0):
     """Records whose pilot pass rate is strictly between low and high."""
     if len(records) != len(pass_rates):

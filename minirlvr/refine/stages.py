@@ -10,17 +10,15 @@ import os
 import random
 from dataclasses import asdict
 
-from tqdm import tqdm
-
 from minirlvr.refine import filters
 from minirlvr import verifiers
 from minirlvr.reward import rule_checks
 from minirlvr.engine.chat import complete
+from minirlvr.engine.progress import Progress
 from minirlvr.refine.critic import review
-from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, write_atomic
+from minirlvr.data import DataError, iter_jsonl, prompt_text, read_records, to_json, write_atomic
 from minirlvr.reward.constraint import call_reward
 
-KEEP = {"mixed-only": 0.0, "all-fail": -1.0}  # --keep -> the lower bound of refine.learnable (pass rate > low)
 PASS = 1.0 - 1e-6  # a sample passes when its reward is 1: it satisfied every constraint
 
 
@@ -75,7 +73,7 @@ def _chunks(items, size):
 
 def _append(path, rows):
     with open(path, "a", encoding="utf-8") as f:  # one write per chunk
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.write("".join(to_json(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def open_work(work, data_hash, settings):
@@ -90,7 +88,7 @@ def open_work(work, data_hash, settings):
             raise RefineError(f"work folder {work} belongs to another refine job (other data or settings): "
                               "delete it, or pass another --work")
     else:
-        write_atomic(state_path, json.dumps(state, indent=1) + "\n")
+        write_atomic(state_path, to_json(state, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -100,10 +98,13 @@ def stage_critic(records, critic_ask, work, chunk, on_unparsed, log):
     todo = [r for r in records if r["key"] not in done]
     if len(todo) < len(records):
         log(f"critic: {len(records) - len(todo)} prompts already reviewed (resumed from {path})")
-    for part in tqdm(_chunks(todo, chunk), desc="critic", unit="chunk", disable=None):
+    progress = Progress(len(records), len(records) - len(todo), "critic", "refine critic", "prompt")
+    for part in _chunks(todo, chunk):
         rows = [dict(asdict(d), key=r["key"]) for r, d in zip(part, review(part, critic_ask, on_unparsed))]
         _append(path, rows)
         done.update((row["key"], row) for row in rows)
+        progress.update(len(part))
+    progress.close()
     return [done[r["key"]] for r in records]
 
 
@@ -128,7 +129,8 @@ def stage_pilot(records, sample, reward_fn, work, samples, chunk, seed, log):
     todo = [(c, part) for c, part in enumerate(parts) if any(r["key"] not in done for r in part)]
     if len(todo) < len(parts):
         log(f"pilot: {len(parts) - len(todo)} of {len(parts)} chunks already sampled (resumed from {path})")
-    for c, part in tqdm(todo, desc="pilot", unit="chunk", disable=None):
+    progress = Progress(len(records), sum(r["key"] in done for r in records), "pilot", "refine pilot", "prompt")
+    for c, part in todo:
         # the seed depends on the chunk only, so a resumed run samples exactly what an uninterrupted one would
         texts = sample(part, samples, seed * 100003 + c)
         rewards, _ = call_reward(reward_fn, [r for r in part for _ in range(samples)], texts)
@@ -137,7 +139,9 @@ def stage_pilot(records, sample, reward_fn, work, samples, chunk, seed, log):
             rs = rewards[i * samples:(i + 1) * samples].tolist()
             rows.append({"key": r["key"], "rewards": rs, "pass_rate": sum(x >= PASS for x in rs) / samples})
         _append(path, rows)
+        progress.update(sum(r["key"] not in done for r in part))
         done.update((row["key"], row) for row in rows)
+    progress.close()
     return done
 
 
@@ -147,8 +151,8 @@ def refine(records, critic_ask, sample, reward_fn, work, pilot_samples=8, keep="
 
     critic_ask(prompts) -> answers (critic.model_ask); sample(records, samples, seed) -> texts, prompt-major
     (policy_sampler); reward_fn(records, completions) -> (rewards, parts), the training reward."""
-    if keep not in KEEP:
-        raise RefineError(f"--keep must be one of {', '.join(KEEP)}, got {keep!r}")
+    if keep not in filters.KEEP:
+        raise RefineError(f"--keep must be one of {', '.join(filters.KEEP)}, got {keep!r}")
     dropped, stages = [], []
 
     decisions = stage_critic(records, critic_ask, work, chunk, on_unparsed, log)
@@ -168,7 +172,7 @@ def refine(records, critic_ask, sample, reward_fn, work, pilot_samples=8, keep="
     if pilot_samples > 0 and kept:
         pilot = stage_pilot(kept, sample, reward_fn, work, pilot_samples, chunk, seed, log)
         rates = [pilot[r["key"]]["pass_rate"] for r in kept]
-        survivors = filters.learnable(kept, rates, low=KEEP[keep], high=1.0)
+        survivors = filters.learnable(kept, rates, low=filters.KEEP[keep], high=1.0)
         alive = {id(r) for r in survivors}
         counts = {}
         for r, rate in zip(kept, rates):

@@ -22,7 +22,8 @@ import sys
 
 from tqdm import tqdm
 
-from minirlvr.data import DataError, prompt_text
+from minirlvr.data import DataError, prompt_text, to_json
+from minirlvr.engine.progress import Progress
 from minirlvr.reward.constraint import hard_reward
 from minirlvr.reward.sandbox import Check, Verdict, run_checks
 
@@ -62,9 +63,10 @@ def _read_journal(path):
     return done
 
 
-def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=512, journal=None):
+def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=512, journal=None, progress=False):
     """[[Verdict per rule check] per response]; failures with a reason are logged. With a journal path, each
-    verdict is appended to it as it comes and checks already in it are not run again (a killed run resumes)."""
+    verdict is appended to it as it comes and checks already in it are not run again (a killed run resumes).
+    progress: report checks done (engine/progress.py), for `verify`; training's reward calls stay quiet."""
     owners, checks = [], []
     for n, (rec, text) in enumerate(zip(records, responses)):
         for rule in rec.get("rule_checks", []):
@@ -75,15 +77,18 @@ def verdicts(records, responses, allow, log=_stderr, timeout_s=2.0, memory_mb=51
     keys = [_journal_key(c) for c in checks] if journal else list(range(len(checks)))
     done = _read_journal(journal) if journal else {}
     todo = [k for k, key in enumerate(keys) if key not in done]
+    bar = Progress(len(checks), len(checks) - len(todo), "rule checks", unit="check", enabled=progress)
     with open(journal, "a", encoding="utf-8") if journal else open(os.devnull, "w") as f:
         def record(j, v):
             done[keys[todo[j]]] = v
-            f.write(json.dumps({"key": keys[todo[j]], "ok": v.ok, "reason": v.reason}) + "\n")
+            f.write(to_json({"key": keys[todo[j]], "ok": v.ok, "reason": v.reason}) + "\n")
             f.flush()
+            bar.update(1)
 
         if todo:
             run_checks([checks[k] for k in todo], allow=allow, timeout_s=timeout_s, memory_mb=memory_mb,
                        on_verdict=record)
+    bar.close()
     out = [[] for _ in responses]
     for (n, name), key in zip(owners, keys):
         v = done[key]
