@@ -9,4 +9,5 @@
   checkpoint.py  checkpoints that resume a run exactly; policies saved as standard folders
   malloc.py      glibc's allocator on a CPU: freed activations leave the resident set
   progress.py    progress of long loops: a tqdm bar on a terminal, plain lines (done/total, rate, ETA) without one
+  machine.py     how fast this machine is (one number a run prints, so wall times compare across machines)
 """

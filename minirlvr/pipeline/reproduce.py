@@ -161,7 +161,10 @@ def reproduce(parts, preset, out, resume=False):
     import torch
 
     write_atomic(config_path, to_json(resolved, indent=1, default=str))
-    log(f"minirlvr pipeline, preset {preset}, out {out}, {torch.get_num_threads()} torch threads")
+    from minirlvr.engine.machine import describe, machine_speed
+
+    speed = machine_speed()
+    log(f"minirlvr pipeline, preset {preset}, out {out}; {describe(speed)}")
     log(to_json(resolved, default=str))
 
     # --- the start policy, the judge, the held-out sets; the start's own evaluation
@@ -229,7 +232,8 @@ def reproduce(parts, preset, out, resume=False):
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
     text += (f"\n\nTotal wall time: {wall:.0f} s ({wall / 60:.1f} min), {torch.get_num_threads()} torch threads, "
-             f"{cpu:.0f} CPU-seconds used by this process"
+             f"{cpu:.0f} CPU-seconds used by this process, on a machine of {speed['cores']} cores and "
+             f"{speed['gflops_1_thread']} GFLOP/s fp32 matmul per thread"
              + (" (a --resume invocation: runs finished earlier are not re-timed)." if resume else "."))
     write_atomic(os.path.join(out, "results.md"), text + "\n")
     write_atomic(os.path.join(out, "results.json"),
@@ -237,7 +241,7 @@ def reproduce(parts, preset, out, resume=False):
                              "attention": {"start": attention_summary(start_att),
                                            "runs": {run_tag(r["variant"], r["seed"]): attention_summary(r["att"])
                                                     for r in att_runs}},
-                             **parts.results(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}, indent=1))
+                             **parts.results(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "machine": speed}, indent=1))
     print("\n" + text)
     print(f"\nwrote {out}/results.md, results.json, metrics.jsonl, curves.png, attention.png, config.json")
     return rows
