@@ -34,7 +34,6 @@ def test_a_line_that_is_not_utf8_names_file_line_and_column(tmp_path):
 PLAIN_JSON_WRITERS = {
     "bench/judged.py": "a temporary file of (item, response) texts for its child process",
     "reward/sandbox_worker.py": "standard library only (it runs confined); its answers are a bool and a reason",
-    "miniature/sft.py": "its meta.json (the SFT run's loss and speed) is for miniature/'s own owner to move",
 }
 
 

@@ -20,24 +20,36 @@ def smoke(tmp_path_factory):
 
 def test_smoke_run_writes_every_output(smoke):
     out, _ = smoke
-    for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "config.json", "start_eval.json",
+    for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "judge_curves.png", "config.json",
+                 "start_eval.json",
                  "log.txt", "data/hard-only.jsonl", "data/refined.jsonl"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     with open(os.path.join(out, "results.json")) as f:
         res = json.load(f)
     variants = [r["variant"] for r in res["runs"]]
-    assert variants == parts.ARMS + ["hard-only full-FT"]
+    assert variants == parts.ARMS + ["soft-only, batched judge", "mixed, batched judge", "hard-only full-FT"]
     for r in res["runs"]:
-        for key in ("hard_prompt", "hard_instr", "soft_true", "soft_judged", "gap", "unseen", "wall_s"):
+        for key in ("hard_prompt", "hard_instr", "soft_true", "soft_judged", "gap", "unseen", "wall_s",
+                    "canary_recall_start", "canary_recall_end", "judge_unreadable_train"):
             assert key in r
+        for judge in parts.JUDGES:  # every judge on every policy's answers, readable rate included
+            for key in ("soft_judged_{}", "judge_{}_recall", "judge_{}_recall_readable", "judge_{}_unreadable",
+                        "audit_{}_soft_recall", "audit_{}_soft_unreadable"):
+                assert key.format(judge) in r
     table = open(os.path.join(out, "results.md")).read()
     assert "violation precision" in table and "Total wall time" in table
+    assert "#### The judges, against the world's truth" in table and "(the paper's, not ours)" in table
+    for name in parts.JUDGE_NAMES.values():
+        assert f"| {name}" in table
+    assert res["lm_judge_meta"]["params"] > 0 and res["lm_judge_meta"]["config"]["steps"] == 6
     for v in variants + ["SFT start"]:
         assert f"| {v} |" in table
     with open(os.path.join(out, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     assert {r["variant"] for r in rows} == set(variants)
     assert all("reward/true" in r for r in rows if r["step"] > 0)
+    # every run whose data has hard constraints asks its judge about canaries each step
+    assert all(r["canary/n"] > 0 for r in rows if r["step"] > 0 and not r["variant"].startswith("soft-only"))
     # the main variants really ran on the quantized base with an adapter, the extra row with full fine-tuning
     # the attention stage: the start and every run, each constraint kind scored, the section and its figure
     for path in ["start_attention.json"] + [f"runs/{t}/attention.json" for t in res["attention"]["runs"]]:
@@ -125,7 +137,12 @@ BEFORE = {
                                              prompts_per_step=2, group_size=4, max_new_tokens=24, micro_batch_size=8,
                                              ckpt_every=1, pool_size=16, refine_candidates=16, pilot_samples=2,
                                              eval_hard=6, eval_soft=6, eval_unseen=6, eval_samples=2,
-                                             attention_prompts=4),
+                                             attention_prompts=4,
+                                             # the smoke also runs the LM judge's path (#27): reward, both modes, canaries
+                                             lm_judge=parts.LMJudgeConfig(steps=6, batch_size=8, vocab_size=512,
+                                                                          hidden=32, layers=1, intermediate=64),
+                                             reward_judge="pointwise", batched_arms=("soft-only", "mixed"),
+                                             canaries=4, eval_judge=4),
 }
 
 
@@ -213,8 +230,8 @@ def test_nan_is_null_in_every_file_and_nan_again_on_resume(tmp_path, monkeypatch
     monkeypatch.setattr(parts.MiniatureParts, "evaluate", lambda *a, **k: pytest.fail("evaluated again"))
     reproduce_cmd.main(argv + ["--resume"])
     again = json.loads((out / "results.json").read_text())
-    assert {k: v for k, v in again.items() if k not in ("wall_s", "cpu_s")} == \
-        {k: v for k, v in first.items() if k not in ("wall_s", "cpu_s")}
+    assert {k: v for k, v in again.items() if k not in ("wall_s", "cpu_s", "machine")} == \
+        {k: v for k, v in first.items() if k not in ("wall_s", "cpu_s", "machine")}
 
     def without_total(md):
         return [line for line in md.splitlines() if not line.startswith("Total wall time")]

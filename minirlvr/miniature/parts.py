@@ -19,21 +19,31 @@ EXTRAS below. This file does not define the world, the judge or the GRPO math, a
 """
 
 import math
+import os
 import random
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from minirlvr.pipeline.report import by_variant, mean, mean_sd, table_head
+from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean, mean_sd, percent_cell, smoke_header,
+                                      table_head)
 from minirlvr.refine import filters as refine
-from minirlvr.reward.judge import judge_soft, precision_recall
+from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL
+from minirlvr.reward.constraint import constraint_reward
+from minirlvr.reward.judge import precision_recall
 from minirlvr.miniature import judge as judge_mod
+from minirlvr.miniature import lm_judge
 from minirlvr.miniature import sft as sft_mod
 from minirlvr.miniature import world
 from minirlvr.miniature.judge import JudgeConfig
+from minirlvr.miniature.lm_judge import LMJudgeConfig
 from minirlvr.miniature.sft import SFTConfig
 
 ARMS = ["hard-only", "soft-only", "mixed", "refined"]
+# The judges every evaluation asks: the LM judge in its two modes (lm_judge.py) and the bag classifier (judge.py),
+# the baseline row and the critic's soft check.
+JUDGES = ("pointwise", "batched", "bag")
+JUDGE_NAMES = {"pointwise": "LM judge, pointwise", "batched": "LM judge, batched", "bag": "bag classifier"}
 POOLS = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed"}
 
 
@@ -41,7 +51,13 @@ POOLS = {"hard-only": "hard", "soft-only": "soft", "mixed": "mixed"}
 class MiniatureConfig:
     preset: str = "miniature"
     sft: SFTConfig = field(default_factory=SFTConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # the bag classifier: critic and baseline
+    # The LM judge (lm_judge.py; None: none). Not in `python run.py` yet: trained from scratch at the sizes a CPU run
+    # affords it stays at the prior (always "yes"), see lm_judge.py; the smoke preset runs its whole path.
+    lm_judge: LMJudgeConfig = None
+    reward_judge: str = "bag"  # the main arms' soft reward: "bag", or the LM judge's mode ("pointwise", "batched")
+    batched_arms: tuple = ()  # arms also trained with the batched LM judge (seeds: extra_seeds)
+    canaries: int = 0  # hard constraints per step also asked of the judge (reward/monitor.py); LM judges only
     seeds: tuple = (0, 1)
     # GRPO (the same for every arm: the same budget)
     steps: int = 60
@@ -59,7 +75,7 @@ class MiniatureConfig:
     lora: bool = True  # main arms: 4-bit NF4 base + LoRA (True) or full fine-tuning (False)
     lora_lr: float = 3e-3  # LoRA updates a low-rank slice: it needs a larger step than full fine-tuning
     lora_r: int = 8
-    extra_seeds: tuple = (0,)  # seeds of the extra hard-only row that uses the other path
+    extra_seeds: tuple = (0,)  # seeds of the extra rows: the batched-judge arms, hard-only on the other path
     # refinement
     refine_candidates: int = 600
     pilot_samples: int = 4
@@ -68,6 +84,9 @@ class MiniatureConfig:
     eval_soft: int = 100
     eval_unseen: int = 100
     eval_samples: int = 4
+    # the judge audit: held-out mixed prompts (1-2 hard, 1-2 soft constraints) x eval_samples; each judge is asked
+    # about every constraint, soft ones as the reward asks them, hard ones as the canaries do
+    eval_judge: int = 60
     # the attention stage: this many held-out prompts of each kind (seen hard, soft, unseen hard type), one greedy
     # response each, per policy (~1 s per policy for 3 x 24 prompts: the stage stays a rounding error of the run)
     attention_prompts: int = 24
@@ -79,19 +98,30 @@ EXTRAS = {
     "miniature-quick": dict(sft=SFTConfig(steps=150), refine_candidates=200, eval_soft=60, eval_unseen=60,
                             eval_samples=2, attention_prompts=8),
     "miniature-smoke": dict(sft=SFTConfig(steps=8, batch_size=16), judge=JudgeConfig(n_records=200, epochs=1),
-                            ckpt_every=1, refine_candidates=16, eval_soft=6, eval_unseen=6, eval_samples=2,
+                            lm_judge=LMJudgeConfig(steps=6, batch_size=8, vocab_size=512, hidden=32, layers=1,
+                                                   intermediate=64),
+                            reward_judge="pointwise", batched_arms=("soft-only", "mixed"), canaries=4, eval_judge=4, ckpt_every=1, refine_candidates=16, eval_soft=6, eval_unseen=6, eval_samples=2,
                             attention_prompts=4),
 }
 
 
 def config_of(preset):
     """The MiniatureConfig of a miniature preset row (its shared numbers) plus its EXTRAS."""
-    return MiniatureConfig(preset=preset.name, seeds=tuple(preset.seeds), steps=preset.steps,
-                           prompts_per_step=preset.prompts_per_step, group_size=preset.group_size,
-                           max_new_tokens=preset.max_new_tokens, temperature=preset.temperature, beta=preset.beta,
-                           micro_batch_size=preset.micro_batch_size, pool_size=preset.train_prompts,
-                           lora=preset.load_in_4bit, lora_lr=preset.lr, lora_r=preset.lora_r,
-                           pilot_samples=preset.pilot_samples, eval_hard=preset.heldout_prompts, **EXTRAS[preset.name])
+    shared = dict(preset=preset.name, seeds=tuple(preset.seeds), steps=preset.steps,
+                  prompts_per_step=preset.prompts_per_step, group_size=preset.group_size,
+                  max_new_tokens=preset.max_new_tokens, temperature=preset.temperature, beta=preset.beta,
+                  micro_batch_size=preset.micro_batch_size, pool_size=preset.train_prompts, lora=preset.load_in_4bit,
+                  lora_lr=preset.lr, lora_r=preset.lora_r, pilot_samples=preset.pilot_samples,
+                  eval_hard=preset.heldout_prompts)
+    return MiniatureConfig(**{**shared, **EXTRAS[preset.name]})
+
+
+BATCHED = ", batched judge"  # the name suffix of a run whose soft reward is the batched LM judge
+
+
+def judge_of(cfg, name):
+    """The judge (a key of JUDGES) that pays a run's soft reward."""
+    return "batched" if name.endswith(BATCHED) else cfg.reward_judge
 
 
 def extra_arm(cfg):
@@ -108,25 +138,28 @@ def sample_texts(model, tokenizer, records, k, max_new_tokens, temperature, seed
     return out.texts, out.stopped, out.lengths
 
 
-def make_reward(judge):
-    """reward_fn(records, completions) for train(): mean pass over the prompt's constraints, soft ones judged.
-    parts: hard, soft_judged, soft_true (NaN where a rollout has none), true (the reward with the world's truth
-    in place of the judge: what the policy really achieves)."""
+def make_reward(judge, canaries=0, seed=0):
+    """reward_fn(records, completions) for train(): mean pass over the prompt's constraints, soft ones judged, as
+    the kit's constraint_reward computes it (with its canaries: `canaries` hard constraints per step also asked of
+    the judge, logged as canary/*). parts: hard, soft_judged, soft_true (NaN where a rollout has none), true (the
+    reward with the world's truth in place of the judge: what the policy really achieves)."""
+    judged_reward = constraint_reward("mixed", "mean", judge, canaries, seed)
 
     def reward_fn(records, completions):
-        judged = judge_soft(judge, records, completions).ok
-        rewards, parts = [], {"hard": [], "soft_judged": [], "soft_true": [], "true": []}
+        rewards, judged_parts = judged_reward(records, completions)
+        reward_fn.last_metrics = judged_reward.last_metrics
+        parts = {"hard": [], "soft_judged": [], "soft_true": [], "true": []}
         for n, (rec, text) in enumerate(zip(records, completions)):
             t = world.truth(rec, text)
             hard, soft_true = [float(x) for x in t["hard"]], [float(x) for x in t["soft"]]
-            soft_j = [float(y) for y in judged[n]]
-            rewards.append(mean(hard + soft_j) if hard + soft_j else 0.0)
+            soft_j = [judged_parts[f"soft:{i}"][n] for i in range(len(soft_true))]
             parts["true"].append(mean(hard + soft_true) if hard + soft_true else 0.0)
             parts["hard"].append(mean(hard))
             parts["soft_judged"].append(mean(soft_j))
             parts["soft_true"].append(mean(soft_true))
         return rewards, parts
 
+    reward_fn.last_metrics = {}
     return reward_fn
 
 
@@ -143,15 +176,54 @@ def world_critic(records, soft_check, tries=12, seed=0):
     return kept, dropped
 
 
+def judge_scores(prefix, judged, true, parsed):
+    """A judge against the world's truth (parallel lists, True = satisfied / readable): precision and recall on
+    violations with an unreadable answer counted as "not satisfied" (as the reward counts it), the recall over
+    readable answers only, the unreadable share and the number of true violations, as <prefix>_<name>."""
+    p, r = precision_recall(judged, true)
+    readable = [(j, t) for j, t, ok in zip(judged, true, parsed) if ok]
+    _, r_readable = precision_recall([j for j, _ in readable], [t for _, t in readable])
+    return {f"{prefix}_precision": p, f"{prefix}_recall": r, f"{prefix}_recall_readable": r_readable,
+            f"{prefix}_unreadable": 1 - mean(parsed), f"{prefix}_violations": sum(not t for t in true),
+            f"{prefix}_n": len(true)}
+
+
 def se(p, n):
     """Binomial standard error over n prompts (the samples of one prompt are correlated, so n is prompts)."""
     return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
 
 
-COLUMNS = [("hard prompt-level", "hard_prompt"), ("hard instr-level", "hard_instr"), ("soft true", "soft_true"),
-           ("soft judged", "soft_judged"), ("gap judged−true", "gap"), ("unseen", "unseen"),
-           ("unseen types", "unseen_types"), ("unseen kwargs", "unseen_kwargs"), ("no-EOS", "no_eos"),
-           ("len", "len")]
+COLUMNS = [("hard prompt-level %", "hard_prompt"), ("hard instr-level %", "hard_instr"), ("soft true %", "soft_true"),
+           ("soft judged %", "soft_judged"), ("gap judged−true, points", "gap"),
+           ("its judge's violation recall, readable answers % (unreadable %)", "judge_recall"), ("canary recall, first → last 10 steps %", "canary"),
+           ("unseen %", "unseen"), ("unseen types %", "unseen_types"), ("unseen kwargs %", "unseen_kwargs"),
+           ("no-EOS %", "no_eos"), ("len", "len")]
+CANARY_WINDOW = 10  # steps pooled for the canary recall at the start and at the end of a run
+
+
+def own_judge(cfg, row, variant=None):
+    """A run's soft columns as its own judge saw them (a batched-judge run: the batched judge's verdicts)."""
+    name = judge_of(cfg, variant or row["variant"])
+    judged = row[f"soft_judged_{name}"]
+    return {"soft_judged": judged, "gap": judged - row["soft_true"],
+            "judge_recall_readable": row[f"judge_{name}_recall_readable"],
+            "judge_unreadable": row[f"judge_{name}_unreadable"]}
+
+
+def cell(rows, key):
+    """One table cell over a variant's rows (one per seed): percent for rates, tokens for len, the canary recall
+    at the start and at the end of training."""
+    if key == "len":
+        return mean_sd([r[key] for r in rows], 1)
+    if key == "judge_recall":  # over readable answers first (#25), the unreadable share beside it
+        return (f"{percent_cell([r['judge_recall_readable'] for r in rows])} "
+                f"({percent_cell([r['judge_unreadable'] for r in rows])})")
+    if key == "canary":
+        if not any("canary_recall_start" in r for r in rows):
+            return ""
+        return (f"{percent_cell([r['canary_recall_start'] for r in rows])} → "
+                f"{percent_cell([r['canary_recall_end'] for r in rows])}")
+    return percent_cell([r[key] for r in rows])
 
 
 class MiniatureParts:
@@ -174,11 +246,17 @@ class MiniatureParts:
         self.sft_meta = sft_mod.load_meta(self.sft_path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.sft_path)
         self.model = AutoModelForCausalLM.from_pretrained(self.sft_path, dtype=torch.float32).eval()
-        self.judge, self.judge_stats = judge_mod.build_or_load(cfg.judge, self.sft_path, self.tokenizer, log=log)
+        self.bag, self.judge_stats = judge_mod.build_or_load(cfg.judge, self.sft_path, self.tokenizer, log=log)
+        self.judges, self.judge_meta = {"bag": self.bag}, None
+        if cfg.lm_judge:
+            judge_path = lm_judge.build_or_load(cfg.lm_judge, self.cache, log=log)
+            self.judge_meta = sft_mod.load_meta(judge_path)
+            self.judges.update(lm_judge.load(judge_path))
         # held-out prompts: seeds disjoint from every training set's (training sets use seeds 0..99)
         self.sets = {"hard": world.sample_records("eval_hard", cfg.eval_hard, seed=1001),
                      "soft": world.sample_records("eval_soft", cfg.eval_soft, seed=1002),
-                     "unseen": world.sample_records("eval_unseen", cfg.eval_unseen, seed=1003)}
+                     "unseen": world.sample_records("eval_unseen", cfg.eval_unseen, seed=1003),
+                     "judge": world.sample_records("mixed", cfg.eval_judge, seed=1004)}
         return self.model, self.tokenizer
 
     headline = ("unseen", "held-out unseen constraints' pass rate")
@@ -216,13 +294,20 @@ class MiniatureParts:
         recs = self.sets["soft"]
         texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed + 1)
         true = [world.truth(recs[i // k], t)["soft"][0] for i, t in enumerate(texts)]
-        judged = [v[0] for v in self.judge.check([(recs[i // k], t, recs[i // k]["soft_constraints"][:1])
-                                                  for i, t in enumerate(texts)]).ok]
+        items = [(recs[i // k], t, recs[i // k]["soft_constraints"][:1]) for i, t in enumerate(texts)]
         out["soft_true"] = mean(true)
-        out["soft_judged"] = mean(judged)
-        out["gap"] = out["soft_judged"] - out["soft_true"]
-        out["judge_precision"], out["judge_recall"] = precision_recall(judged, true)
         out["n_soft_violations"] = sum(not t for t in true)
+        for name in self.judge_names():
+            v = self.judges[name].check(items)
+            judged = [row[0] for row in v.ok]
+            out[f"soft_judged_{name}"] = mean(judged)
+            out.update(judge_scores(f"judge_{name}", judged, true, [row[0] for row in v.parsed]))
+        # the reward's judge: what the main arms were paid by
+        out["soft_judged"] = out[f"soft_judged_{cfg.reward_judge}"]
+        out["gap"] = out["soft_judged"] - out["soft_true"]
+        out["judge_precision"] = out[f"judge_{cfg.reward_judge}_precision"]
+        out["judge_recall"] = out[f"judge_{cfg.reward_judge}_recall"]
+        out.update(self.judge_audit(model, tokenizer, seed + 3))
 
         recs = self.sets["unseen"]
         texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed + 2)
@@ -233,16 +318,43 @@ class MiniatureParts:
         out["unseen_kwargs"] = mean(x for i, x in ok if i not in world.UNSEEN_HARD)
         return out
 
+    def judge_names(self):
+        return [name for name in JUDGES if name in self.judges]
+
+    def judge_audit(self, model, tokenizer, seed):
+        """Each judge on this policy's answers to the held-out mixed prompts: every constraint asked, the soft ones
+        as the reward asks them (a record's list: numbered in one call when batched), the hard ones as the canaries
+        do; scored against the world's truth. Keys judge_<name>_<soft|hard>_<precision|recall|...>."""
+        cfg, k, recs = self.cfg, self.cfg.eval_samples, self.sets["judge"]
+        texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed)
+        asked = {"soft": [], "hard": []}
+        for i, text in enumerate(texts):
+            cons = lm_judge.constraints_with_truth(recs[i // k], text)
+            for kind in asked:
+                mine = [(c, ok) for c, ok, kd in cons if kd == kind]
+                if mine:
+                    asked[kind].append((recs[i // k], text, [c for c, _ in mine], [ok for _, ok in mine]))
+        out = {}
+        for kind, items in asked.items():
+            true = [ok for *_, oks in items for ok in oks]
+            for name in self.judge_names():
+                if name == "bag" and kind == "hard":
+                    continue  # the classifier was taught soft constraints only
+                v = self.judges[name].check([(r, t, cs) for r, t, cs, _ in items])
+                out.update(judge_scores(f"audit_{name}_{kind}", [x for row in v.ok for x in row], true,
+                                        [x for row in v.parsed for x in row]))
+        return out
+
     # --- data
     def training_sets(self, log):
         """{arm: records}. Training seeds (0, 1, 2, 3) are disjoint from the evaluation seeds (1001..1003)."""
-        cfg, judge = self.cfg, self.judge
+        cfg, bag = self.cfg, self.bag
         sets = {v: world.sample_records(kind, cfg.pool_size, seed=i) for i, (v, kind) in enumerate(POOLS.items())}
         cands = world.sample_records("mixed", cfg.refine_candidates, seed=3)
-        kept, dropped = world_critic(cands, soft_check=lambda c, r: judge.check([(None, r, [c])]).ok[0][0])
+        kept, dropped = world_critic(cands, soft_check=lambda c, r: bag.check([(None, r, [c])]).ok[0][0])
         rng = random.Random(0)
         kept = [refine.one_soft(r, rng) for r in kept]
-        reward_fn = make_reward(judge)
+        reward_fn = make_reward(self.judges[cfg.reward_judge])
         k = cfg.pilot_samples
         texts, _, _ = sample_texts(self.model, self.tokenizer, kept, k, cfg.max_new_tokens, cfg.temperature, seed=77)
         rewards, _ = reward_fn([r for r in kept for _ in range(k)], texts)
@@ -261,9 +373,12 @@ class MiniatureParts:
 
     # --- runs
     def runs(self):
-        """[(run name, seed, the arm whose data it trains on)]: every arm x seed, then the extra path's row."""
+        """[(run name, seed, the arm whose data it trains on)]: every arm x seed, the arms also trained with the
+        batched judge, then the extra path's row."""
         cfg = self.cfg
-        return [(a, s, a) for a in ARMS for s in cfg.seeds] + [(extra_arm(cfg), s, "hard-only") for s in cfg.extra_seeds]
+        return ([(a, s, a) for a in ARMS for s in cfg.seeds]
+                + [(a + BATCHED, s, a) for a in cfg.batched_arms for s in cfg.extra_seeds]
+                + [(extra_arm(cfg), s, "hard-only") for s in cfg.extra_seeds])
 
     def train_config(self, name, seed, run_dir, resume):
         from minirlvr.engine.config import make_config
@@ -279,67 +394,135 @@ class MiniatureParts:
                            rollouts_shown=1, resume=resume, device="cpu")
 
     def reward(self, name):
-        return make_reward(self.judge)
+        return make_reward(self.judges[judge_of(self.cfg, name)], self.cfg.canaries, seed=0)
 
     def release(self):
         """Nothing to free: the SFT model is ~1M parameters."""
 
     def training_metrics(self, steps):
-        return {}
+        """The judge during training: canary recall on violated hard constraints pooled over the first and the
+        last CANARY_WINDOW steps (one step has too few violations), and its unreadable answers over the run."""
+        w = min(CANARY_WINDOW, len(steps) // 2)
+
+        def recall(rows):
+            violated = sum(r.get("canary/violated", 0) for r in rows)
+            return sum(r.get("canary/caught", 0) for r in rows) / violated if violated else math.nan
+
+        calls = sum(r.get("judge/calls", 0) for r in steps)
+        return {"canary_recall_start": recall(steps[:w]) if w else math.nan,
+                "canary_recall_end": recall(steps[-w:]) if w else math.nan,
+                "judge_unreadable_train": sum(r.get("judge/unparseable", 0) for r in steps) / calls if calls
+                else math.nan}
 
     def describe_run(self, tcfg):
         return "4-bit NF4 base + LoRA r=%d" % tcfg.lora_r if tcfg.use_lora else "full fine-tuning"
 
     # --- report
     def curves(self, histories, path):
+        """curves.png (reward vs the world's truth) and, beside it, judge_curves.png: judged vs true soft
+        satisfaction of every run with soft constraints, the batched-judge runs next to the pointwise ones."""
         from minirlvr.pipeline.report import reward_curves
 
         reward_curves(histories, path,
                       "red: training reward (judged where soft constraints are judged); blue dashed: world truth")
+        soft = {name: h for name, h in histories.items() if any(
+            r.get("reward/soft_true") == r.get("reward/soft_true") for rows in h for r in rows if "reward/soft_true" in r)}
+        if soft:
+            reward_curves(soft, os.path.join(os.path.dirname(path), "judge_curves.png"),
+                          "soft constraints during training: judged by the run's judge (red) vs the world's truth "
+                          "(blue dashed)", series=(("reward/soft_judged", "judged soft satisfaction"),
+                                                   ("reward/soft_true", "true soft satisfaction")))
+
+    def judge_table(self, base):
+        """The judges on the SFT policy's answers to the held-out mixed prompts, beside the paper's judge."""
+        cfg, pct = self.cfg, lambda v: percent_cell([v])
+        n = f"{cfg.eval_judge} held-out mixed prompts x {cfg.eval_samples} answers of the SFT policy"
+        lines = [f"#### The judges, against the world's truth ({n})", "",
+                 "Recall on violations: of the truly violated constraints, the share the judge said were not "
+                 "satisfied (an unreadable answer counts as 'not satisfied', as in the reward; the readable-only "
+                 "recall beside it). Soft constraints are asked as the reward asks them (a record's list: one call "
+                 "each pointwise, numbered in one call batched), hard ones as the canaries ask them.", "",
+                 *table_head(["soft: violation recall %", "readable only %", "violation precision %",
+                              "unreadable %", "violations", "hard: violation recall %", "readable only %",
+                              "unreadable %", "violations"], first="judge")]
+        for name in self.judge_names():
+            cells = []
+            for kind in ("soft", "hard"):
+                k = f"audit_{name}_{kind}"
+                if f"{k}_recall" not in base:
+                    cells += ["n/a"] * (5 if kind == "soft" else 4)
+                    continue
+                cells += [pct(base[f"{k}_recall"]), pct(base[f"{k}_recall_readable"])]
+                cells += [pct(base[f"{k}_precision"])] if kind == "soft" else []
+                cells += [pct(base[f"{k}_unreadable"]), str(base[f"{k}_violations"])]
+            about = [w for w, yes in (("the reward's judge", name == cfg.reward_judge),
+                                      ("the critic's soft check", name == "bag")) if yes]
+            about = f" ({'; '.join(about)})" if about else ""
+            lines.append(f"| {JUDGE_NAMES[name]}{about} | " + " | ".join(cells) + " |")
+        for mode, (lo, hi) in PAPER_RECALL.items():
+            lines.append(f"| {PAPER_LABEL}, {mode} (the paper's, not ours) | {100 * lo:.0f}–{100 * hi:.0f} | | | | "
+                         f"| | | | |")
+        meta = self.judge_meta
+        lines += ["", f"Bag classifier: {self.judge_stats['examples']} training examples (grammar answers, the world's "
+                      f"truth); on held-out grammar answers violation precision "
+                      f"{100 * self.judge_stats['heldout_violation_precision']:.1f}%, recall "
+                      f"{100 * self.judge_stats['heldout_violation_recall']:.1f}%."]
+        if meta:
+            lines[-1] += (f" LM judge: {meta['params'] / 1e6:.2f}M-parameter Qwen2 of its own BPE, trained from "
+                          f"scratch on {meta['config']['steps'] * meta['config']['batch_size']} judge questions in the "
+                          f"kit's two templates (minirlvr/miniature/lm_judge.py), final loss {meta['final_loss']:.3f}.")
+        return lines
 
     def table(self, base, rows, refine_stats):
-        cfg, judge_stats, sft_meta = self.cfg, self.judge_stats, self.sft_meta
-        n_soft = cfg.eval_soft * cfg.eval_samples
+        cfg, sft_meta = self.cfg, self.sft_meta
+        columns = [c for c in COLUMNS if c[1] != "canary" or cfg.canaries]
+        refined = "refined"
+        if refine_stats["kept"] == 0:  # the pilot kept nothing and the arm trained on the critic's output
+            refined = fallback_label("refined", [{"stage": "pilot", "in": refine_stats["after_critic"], "out": 0}],
+                                     refine_stats["after_critic"], "the critic's")
         lines = [f"### minirlvr CPU experiment ({cfg.preset}): GRPO {cfg.steps} steps x B={cfg.prompts_per_step} x "
                  f"G={cfg.group_size} per run, seeds {list(cfg.seeds)}",
+                 *smoke_header(cfg.preset),
                  "",
-                 f"Judge (learned, {judge_stats['examples']} training examples): on the SFT policy's samples of "
-                 f"{cfg.eval_soft} held-out soft prompts x {cfg.eval_samples}, violation precision "
-                 f"{base['judge_precision']:.3f}, recall {base['judge_recall']:.3f} "
-                 f"({base['n_soft_violations']} true violations of {n_soft}); on held-out grammar answers precision "
-                 f"{judge_stats['heldout_violation_precision']:.3f}, recall "
-                 f"{judge_stats['heldout_violation_recall']:.3f}.",
+                 f"Soft reward: the {JUDGE_NAMES[cfg.reward_judge]}"
+                 + (f"; rows ending in '{BATCHED.strip(', ')}' were paid by the LM judge in batched mode"
+                    if cfg.batched_arms else "")
+                 + (f"; {cfg.canaries} hard constraints per step also go to the run's judge (canaries)"
+                    if cfg.canaries else "") + f". {UNITS}",
                  f"SFT model: {sft_meta['params'] / 1e6:.2f}M params, {sft_meta['config']['steps']} steps. "
                  f"Held-out: {cfg.eval_hard} hard, {cfg.eval_soft} soft, {cfg.eval_unseen} unseen prompts x "
                  f"{cfg.eval_samples} samples at T={cfg.temperature}. Values: mean ± sd over seeds. Sampling noise of "
                  f"one evaluation (binomial SE over prompts) at the SFT start: hard prompt-level "
-                 f"±{se(base['hard_prompt'], cfg.eval_hard):.3f}, soft ±{se(base['soft_true'], cfg.eval_soft):.3f}, "
-                 f"unseen ±{se(base['unseen'], cfg.eval_unseen):.3f}.",
+                 f"±{100 * se(base['hard_prompt'], cfg.eval_hard):.1f}, soft "
+                 f"±{100 * se(base['soft_true'], cfg.eval_soft):.1f}, unseen "
+                 f"±{100 * se(base['unseen'], cfg.eval_unseen):.1f} points.",
                  f"Refined data: {refine_stats['candidates']} mixed prompts -> {refine_stats['kept']} "
                  f"(critic -{refine_stats['dropped_conflict'] + refine_stats['dropped_infeasible']}, "
                  f"pilot -{refine_stats['dropped_unlearnable']}).",
                  "",
-                 *table_head([c for c, _ in COLUMNS], first="variant", extra=["wall s/run"]),
-                 "| SFT start | " + " | ".join(mean_sd([base[k]]) if k != "len" else f"{base[k]:.1f}" for _, k in COLUMNS)
-                 + " | |"]
-        by = by_variant(rows)
+                 *table_head([c for c, _ in columns], first="variant", extra=["wall s/run"]),
+                 "| SFT start | " + " | ".join(cell([dict(base, **own_judge(cfg, base, "SFT start"))], k)
+                                              for _, k in columns) + " | |"]
+        by = by_variant([dict(r, **own_judge(cfg, r)) for r in rows])
         for name, rs in by.items():
-            cells = [mean_sd([r[k] for r in rs], 1 if k == "len" else 3) for _, k in COLUMNS]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean_sd([r['wall_s'] for r in rs], 0)} |")
+            label = refined if name == "refined" else name
+            lines.append(f"| {label} | " + " | ".join(cell(rs, k) for _, k in columns)
+                         + f" | {mean_sd([r['wall_s'] for r in rs], 0)} |")
         hard = [r["hard_prompt"] for r in by.get("hard-only", [])]
         if len(hard) == 1:
             lines += ["", f"Hard-only GRPO vs SFT start on held-out hard prompts (prompt-level): "
-                          f"{hard[0] - base['hard_prompt']:+.3f} (one seed: no seed spread measured)."]
+                          f"{100 * (hard[0] - base['hard_prompt']):+.1f} points (one seed: no seed spread measured)."]
         elif hard:
             m = mean(hard)
             sd = math.sqrt(mean((v - m) ** 2 for v in hard))
             spread = max(hard) - min(hard)
             lines += ["", f"Hard-only GRPO vs SFT start on held-out hard prompts (prompt-level): "
-                          f"{m - base['hard_prompt']:+.3f} (seed sd {sd:.3f}, range {spread:.3f}); above the seed "
-                          f"spread: {'yes' if m - base['hard_prompt'] > spread else 'no'}."]
-        return "\n".join(lines)
+                          f"{100 * (m - base['hard_prompt']):+.1f} points (seed sd {100 * sd:.1f}, range "
+                          f"{100 * spread:.1f}); above the seed spread: {'yes' if m - base['hard_prompt'] > spread else 'no'}."]
+        return "\n".join(lines + [""] + self.judge_table(base))
 
     def results(self):
         """What results.json keeps about the parts themselves."""
-        return {"judge": self.judge_stats, "sft_meta": {k: v for k, v in self.sft_meta.items() if k != "key"}}
+        return {"judge": self.judge_stats, "sft_meta": {k: v for k, v in self.sft_meta.items() if k != "key"},
+                "lm_judge_meta": {k: v for k, v in (self.judge_meta or {}).items() if k != "key"}}
 

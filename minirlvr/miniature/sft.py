@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from minirlvr.data import nan_for_null, to_json, write_atomic
 from minirlvr.miniature import world
 from minirlvr.engine.tokenizer import chat_prompt, train_tokenizer
 
@@ -107,8 +108,9 @@ def collate(batch, pad_id):
     return input_ids, labels, mask
 
 
-def train_sft(cfg, out_dir, records, responses, progress=True):
-    """Train tokenizer and model, save both to out_dir. Returns a dict of measured numbers."""
+def train_sft(cfg, out_dir, records, responses, progress=True, name="SFT"):
+    """Train tokenizer and model on (record prompt -> response) pairs, save both to out_dir. Returns a dict of
+    measured numbers. The miniature's LM judge (lm_judge.py) is trained by this same loop on judge questions."""
     t0 = time.time()
     tokenizer = train_tokenizer([r["prompt"] for r in records] + responses, vocab_size=cfg.vocab_size)
     examples = encode(tokenizer, records, responses, cfg.max_positions)
@@ -118,7 +120,7 @@ def train_sft(cfg, out_dir, records, responses, progress=True):
     rng = random.Random(cfg.seed)
     rng.shuffle(examples)
     tokens, losses = 0, []
-    bar = tqdm(range(cfg.steps), desc=f"SFT {n_params / 1e6:.2f}M params", disable=not progress, leave=False)
+    bar = tqdm(range(cfg.steps), desc=f"{name} {n_params / 1e6:.2f}M params", disable=not progress, leave=False)
     model.train()
     for step in bar:
         # linear warmup, cosine decay to 10%
@@ -145,31 +147,32 @@ def train_sft(cfg, out_dir, records, responses, progress=True):
             "wall_s": round(wall, 1), "tokens_per_s": round(tokens / wall)}
 
 
-def build_or_load(cfg, cache_dir, progress=True, log=print):
-    """Path of a cached SFT model for cfg, training (and caching) it first if needed."""
-    records, responses = corpus(cfg)
+def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, name="SFT"):
+    """Path of a cached model for cfg, training (and caching) it first if needed. `make_corpus(cfg)` gives the
+    (records, responses) it is trained on: the world's SFT corpus by default, the judge's questions for the LM
+    judge (`name` "judge", folder judge-<key>)."""
+    records, responses = make_corpus(cfg)
     key = cache_key(cfg, records, responses)
-    path = os.path.join(cache_dir, f"sft-{key[:16]}")
+    path = os.path.join(cache_dir, f"{name.lower()}-{key[:16]}")
     if is_cached(path, key):
-        log(f"SFT model: cached at {path}")
+        log(f"{name} model: cached at {path}")
         return path
     if os.path.exists(path):
-        log(f"SFT model: {path} is incomplete or was built for another world/config: rebuilding it")
+        log(f"{name} model: {path} is incomplete or was built for another world/config: rebuilding it")
         shutil.rmtree(path)
-    log(f"SFT model: training from scratch ({cfg.steps} steps x {cfg.batch_size} sequences) -> {path}")
+    log(f"{name} model: training from scratch ({cfg.steps} steps x {cfg.batch_size} sequences) -> {path}")
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    stats = train_sft(cfg, tmp, records, responses, progress=progress)
+    stats = train_sft(cfg, tmp, records, responses, progress=progress, name=name)
     meta = {"key": key, "format": FORMAT, "config": dataclasses.asdict(cfg), **stats}
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=1)
+    write_atomic(os.path.join(tmp, "meta.json"), to_json(meta, indent=1))
     os.replace(tmp, path)  # the folder appears complete or not at all
-    log(f"SFT model: {stats['params'] / 1e6:.2f}M params, final loss {stats['final_loss']:.3f}, "
+    log(f"{name} model: {stats['params'] / 1e6:.2f}M params, final loss {stats['final_loss']:.3f}, "
         f"{stats['tokens_per_s']} tokens/s, {stats['wall_s']:.0f}s")
     return path
 
 
 def load_meta(path):
     with open(os.path.join(path, "meta.json")) as f:
-        return json.load(f)
+        return nan_for_null(json.load(f))

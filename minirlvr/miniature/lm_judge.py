@@ -1,0 +1,104 @@
+"""The miniature's language-model judge: a small causal LM of the kit's own kind, taught from the world's truth to
+answer the LLM judge's two templates, so that `python run.py` can show the paper's judge finding on a CPU.
+
+    path = build_or_load(LMJudgeConfig(), cache_dir="runs/cache")      # a folder AutoModelForCausalLM can load
+    judges = load(path)                                                 # {"pointwise": LLMJudge, "batched": LLMJudge}
+    judges["batched"].check([(record, response, record["soft_constraints"])])
+
+The judge is a sibling of the SFT policy (a Qwen2 from scratch, its own byte-level BPE), trained by the same loop
+(sft.train_sft) on judge questions instead of prompts: a world record answered by the world's grammar, put into
+reward/llm_judge.py's POINTWISE_TEMPLATE (one constraint, answer "yes"/"no") or BATCHED_TEMPLATE (a numbered list,
+answer "1. yes\\n2. no" ...), the answers from the world's truth (verifiers for hard constraints, the hidden rules
+for soft ones). Hard constraints are asked too, worded by `verifiers.describe`: that is what the canaries and
+`python run.py judge-audit` ask. At use it is an ordinary LLMJudge: the kit's sampler, the same answer parser,
+the same unreadable-answer rule; nothing in the judge path knows it is small. Its mistakes are its own: the
+questions come from grammar-written answers, the policy's drift is never shown to it.
+This file does not compute rewards or measure the judge (parts.py does both).
+"""
+
+import random
+from dataclasses import dataclass
+
+from minirlvr import verifiers
+from minirlvr.miniature import sft, world
+from minirlvr.reward.llm_judge import BATCHED_TEMPLATE, NO_PROMPT, POINTWISE_TEMPLATE, LLMJudge, fill, numbered
+
+
+@dataclass(frozen=True)
+class LMJudgeConfig:
+    # the training loop's fields (sft.train_sft reads them): one judge question per sequence
+    steps: int = 500
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 30
+    vocab_size: int = 1024
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 384
+    max_positions: int = 512  # a batched question about 5 constraints is ~300 tokens
+    seed: int = 0
+    # the questions
+    p_follow: float = 0.5  # how often the grammar follows each constraint (as for the SFT corpus)
+    batched_share: float = 0.5  # questions in the batched template; the rest are pointwise
+    soft_share: float = 0.7  # pointwise questions about a soft constraint when the record has one
+    no_prompt_share: float = 0.1  # questions without the request ("(not shown)": the critic asks text alone)
+
+
+def constraints_with_truth(record, response):
+    """[(English text, satisfied?, "hard"|"soft")] for every constraint of a world record."""
+    t = world.truth(record, response)
+    hard = [(verifiers.describe(i, kw), ok, "hard")
+            for i, kw, ok in zip(record["instruction_id_list"], record["kwargs"], t["hard"])]
+    return hard + [(text, ok, "soft") for text, ok in zip(record["soft_constraints"], t["soft"])]
+
+
+def question(record, response, rng, cfg):
+    """One judge question about a response, and its true answer, in the form LLMJudge asks and parses."""
+    cons = constraints_with_truth(record, response)
+    prompt = NO_PROMPT if rng.random() < cfg.no_prompt_share else record["prompt"]
+    if rng.random() < cfg.batched_share:
+        # a numbered list as the reward asks it (the record's soft constraints), as the canaries and the audit ask
+        # it (hard ones), or everything at once
+        lists = [[c for c in cons if c[2] == "soft"], [c for c in cons if c[2] == "hard"], cons]
+        asked = rng.choice([x for x in lists if x])
+        q = fill(BATCHED_TEMPLATE, {"prompt": prompt, "response": response,
+                                    "constraints": numbered([text for text, _, _ in asked])})
+        return q, "\n".join(f"{i}. {'yes' if ok else 'no'}" for i, (_, ok, _) in enumerate(asked, 1))
+    soft = [c for c in cons if c[2] == "soft"]
+    text, ok, _ = rng.choice(soft if soft and rng.random() < cfg.soft_share else cons)
+    return fill(POINTWISE_TEMPLATE, {"prompt": prompt, "response": response, "constraint": text}), (
+        "yes" if ok else "no")
+
+
+def corpus(cfg):
+    """(records, answers) for sft.train_sft: steps x batch_size judge questions (as {"prompt": question})."""
+    rng = random.Random(f"lm-judge:{cfg.seed}")
+    n = cfg.steps * cfg.batch_size
+    records, answers = [], []
+    # seeds 20000+: disjoint from the SFT corpus (0..), the training pools (0..3) and the held-out sets (1001..)
+    for rec in world.sample_records("sft", 2 * n, seed=20_000 + cfg.seed):
+        if len(records) == n:
+            break
+        if not world.constraints_of(rec):
+            continue
+        q, a = question(rec, world.write_response(rec, rng, p_follow=cfg.p_follow), rng, cfg)
+        records.append({"prompt": q})
+        answers.append(a)
+    return records, answers
+
+
+def build_or_load(cfg, cache_dir, progress=True, log=print):
+    """Path of the cached judge model for cfg (trained first if needed; folder <cache_dir>/judge-<key>)."""
+    return sft.build_or_load(cfg, cache_dir, progress=progress, log=log, make_corpus=corpus, name="judge")
+
+
+def load(path, batch_rows=256):
+    """{mode: LLMJudge} over one loaded copy of the judge model at path."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return {mode: LLMJudge(model, tokenizer, mode, batch_rows=batch_rows) for mode in ("pointwise", "batched")}
