@@ -398,6 +398,19 @@ def test_cli_bad_input(configs, capsys, tmp_path, monkeypatch):
     assert "--gpu-gb 4 is too small" in out and "weights" in out
 
 
+def test_rows_without_a_model_ask_for_one(tmp_path):
+    """gpu and cpu-smoke (train's presets before the one table) train a model the user names: plan asks for its
+    config.json and reproduce for --model, before anything is written."""
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    for name in ("gpu", "cpu-smoke"):
+        with pytest.raises(SystemExit, match=f"preset '{name}' trains a model you name: pass --config PATH"):
+            plan_cmd.main(["--preset", name])
+        with pytest.raises(SystemExit, match=f"preset '{name}' trains a model you name: pass --model PATH"):
+            reproduce_cmd.main(["--preset", name, "--out", str(tmp_path / name)])
+        assert not os.path.exists(tmp_path / name)
+
+
 def test_help_through_run_py():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, os.path.join(root, "run.py"), "plan", "--help"], capture_output=True,

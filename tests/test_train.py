@@ -172,14 +172,15 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="--use_lora: expected true/false"):
         parse_args(["--use_lora=maybe"])
     with pytest.raises(ConfigError, match="unknown preset"):
-        parse_args(["--preset=huge"])
+        train_cmd.parse_args(["--preset=huge"])
     with pytest.raises(ConfigError, match="expected --key=value"):
         parse_args(["steps=3"])
     with pytest.raises(ConfigError, match="'steps': expected int, got str"):
         make_config(steps="3")
     with pytest.raises(ConfigError, match="loss_agg"):
         parse_args(["--loss_agg=mean"])
-    c = parse_args(["--preset=tiny", "--steps=3", "--lr=1", "--stop_strings=a,b", "--scale_rewards=false"])
+    c = train_cmd.parse_args(["--preset=cpu-smoke", "--steps=3", "--lr=1", "--stop_strings=a,b",
+                              "--scale_rewards=false"])
     assert (c.steps, c.lr, c.stop_strings, c.scale_rewards, c.group_size) == (3, 1.0, ("a", "b"), False, 8)
 
 
@@ -273,8 +274,8 @@ def test_cpu_mmap_threshold_is_pinned_as_configured(tmp_path, monkeypatch, kb):
 
 
 def test_train_takes_key_value_and_dashes_and_names_the_closest_key():
-    a = parse_args(["--preset", "tiny", "--steps", "3", "--max-new-tokens=12", "--lr", "0.5"])
-    b = parse_args(["--preset=tiny", "--steps=3", "--max_new_tokens=12", "--lr=0.5"])
+    a = train_cmd.parse_args(["--preset", "cpu-smoke", "--steps", "3", "--max-new-tokens=12", "--lr", "0.5"])
+    b = train_cmd.parse_args(["--preset=cpu-smoke", "--steps=3", "--max_new_tokens=12", "--lr=0.5"])
     assert a == b and (a.steps, a.max_new_tokens, a.lr) == (3, 12, 0.5)
     with pytest.raises(ConfigError, match=r"unknown config key --max_new_token \(did you mean --max_new_tokens\?\)"):
         parse_args(["--max-new-token=8"])
@@ -347,3 +348,40 @@ def test_no_nan_in_a_written_json_file_and_resume_sees_nan_again(tmp_path):
     assert back[0]["reward/sometimes"] == 1.0  # nanmean over rows: the NaN rows are left out
     assert rows[0]["reward/never"] is None and math.isnan(back[0]["reward/never"])
     assert json.loads(to_json({"x": math.nan})) == {"x": None}
+
+
+def test_train_presets_are_the_rows_reproduce_and_plan_read():
+    """One preset table (issue #25): `train --preset NAME` gives the training values of the row reproduce and plan
+    read, and a reproduce run of that row trains with them (plus its own folder, seed, reward and checkpoints)."""
+    from minirlvr.engine import config
+    from minirlvr.pipeline import presets
+    from minirlvr.pipeline.hf_parts import HFParts
+
+    assert not hasattr(config, "TRAIN_PRESETS")  # no second table
+    c, p = train_cmd.parse_args(["--preset", "qwen2.5-7b"]), presets.get("qwen2.5-7b")
+    assert (c.model, c.load_in_4bit, c.use_lora, c.lora_r, c.lora_alpha, c.gradient_checkpointing) == \
+        (p.model, True, True, p.lora_r, 2 * p.lora_r, True)
+    assert (c.prompts_per_step, c.group_size, c.max_new_tokens, c.lr, c.beta, c.steps, c.micro_batch_size,
+            c.temperature, c.judge_batch_rows, c.canaries) == \
+        (4, 8, 1024, p.lr, p.beta, p.steps, 2, p.temperature, 12, p.canaries)
+    run_keys = {"model", "out_dir", "seed", "reward", "ckpt_every", "keep_ckpts", "log_every", "rollouts_every",
+                "resume"}
+    for name in train_cmd.train_presets():
+        parts = HFParts.__new__(HFParts)  # train_config reads only the preset and the start folder
+        parts.p, parts.start = presets.get(name), "start"
+        run = config.to_dict(parts.train_config("mixed", 0, "runs/x", False))
+        alone = config.to_dict(train_cmd.parse_args(["--preset", name]))
+        assert {k for k in run if run[k] != alone[k]} <= run_keys, name
+    # every name means one thing: train's own `tiny` of before is now cpu-smoke (with its values), and `tiny`, the
+    # pipeline's tiny random model, is an error that says so; rows whose model the pipeline builds are reproduce's
+    old_tiny = train_cmd.parse_args(["--preset=cpu-smoke", "--model=m"])
+    assert (old_tiny.steps, old_tiny.prompts_per_step, old_tiny.group_size, old_tiny.max_new_tokens, old_tiny.lr,
+            old_tiny.micro_batch_size, old_tiny.lora_r, old_tiny.load_in_4bit) == (20, 4, 8, 16, 3e-3, 32, 8, False)
+    with pytest.raises(ConfigError, match="is now --preset=cpu-smoke"):
+        train_cmd.parse_args(["--preset=tiny"])
+    with pytest.raises(SystemExit, match="reproduce --preset miniature"):
+        train_cmd.main(["--preset=miniature"])
+    gpu = train_cmd.parse_args(["--preset=gpu", "--model=m"])
+    assert (gpu.load_in_4bit, gpu.gradient_checkpointing, gpu.lora_r, gpu.max_new_tokens) == (True, True, 16, 1024)
+    assert set(train_cmd.train_presets()) | {"tiny", "miniature", "miniature-quick", "miniature-smoke"} == \
+        set(presets.PRESETS)

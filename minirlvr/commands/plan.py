@@ -16,7 +16,8 @@ def main(argv=None):
         description="Estimate a preset's GPU memory from its model's config.json (no download): a table of components, "
                     "the peak, whether it fits --gpu-gb, the largest G x completion length that fits, and what to "
                     "lower if it does not. Estimates until a GPU run measures them.")
-    p.add_argument("--preset", required=True, help=f"one of: {', '.join(presets.PRESETS)}")
+    p.add_argument("--preset", required=True, help=f"a row of the one preset table (reproduce and train read it "
+                                                   f"too): {', '.join(presets.PRESETS)}")
     p.add_argument("--gpu-gb", type=float, help="card size in GiB, e.g. 12, 16 or 24 (default: the preset's gpu_gb, "
                                                 "else 24)")
     p.add_argument("--config", help="a model's config.json (default: minirlvr/configs/<the preset's shape>.json)")
@@ -30,7 +31,9 @@ def main(argv=None):
     try:
         preset = presets.get(args.preset)
         if args.config is None and not preset.shape:
-            raise PlanError(f"preset {preset.name!r} builds its own model, with no Hugging Face config.json "
+            raise PlanError(f"preset {preset.name!r} trains a model you name: pass --config PATH to its config.json"
+                            if not preset.model else
+                            f"preset {preset.name!r} builds its own model, with no Hugging Face config.json "
                             f"({preset.about}); pass --config PATH to plan its settings on another model")
         m = read_config(args.config if args.config is not None else shape_config_path(preset.shape))
         overrides = {k: v for k, v in (("group_size", args.G), ("max_new_tokens", args.completion_len),

@@ -1,10 +1,12 @@
-"""One flat training config, named presets, and `--key=value` overrides.
+"""One flat training config and `--key=value` overrides over an optional preset.
 
-    cfg = parse_args(["--preset=tiny", "--steps=20", "--lr=3e-4"])
+    cfg = parse_args(["--steps=20", "--lr=3e-4"])
 
 Unknown keys and values of the wrong type are errors that name the key (a typo must fail at start, not
-after an hour of training). This file does not read config files or environment variables: the command
-line and the presets are the only sources, and the resolved config is saved as JSON with each run.
+after an hour of training). The presets are not here: the kit's one preset table is minirlvr/pipeline/presets.py
+(train, reproduce and plan read the same rows), which the engine does not import, so `parse_args` takes a function
+that gives a preset's values (commands/train.py passes it). This file does not read environment variables: the
+command line and the presets are the only sources, and the resolved config is saved as JSON with each run.
 """
 
 import dataclasses
@@ -132,17 +134,6 @@ HELP = {
 }
 
 
-TRAIN_PRESETS = {
-    # a few-second CPU run on a tiny model (tests, smoke checks)
-    "tiny": dict(steps=20, prompts_per_step=4, group_size=8, max_new_tokens=16, lr=3e-3, micro_batch_size=32,
-                 lora_r=8, lora_alpha=16, ckpt_every=0, rollouts_every=5),
-    # the paper's setting on one GPU: 4-bit base, LoRA on all linear layers
-    "gpu": dict(load_in_4bit=True, gradient_checkpointing=True, prompts_per_step=8, group_size=8,
-                max_new_tokens=1024, lr=1e-5, micro_batch_size=4, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-                ckpt_every=50, rollouts_every=10),
-}
-
-
 class ConfigError(ValueError):
     """A bad command-line key or value; the message names it."""
 
@@ -175,14 +166,10 @@ def _types():
     return {f.name: type(f.default) for f in fields(TrainConfig)}
 
 
-def make_config(preset=None, **overrides):
-    """A TrainConfig from a preset plus Python overrides, with the same checks as the command line."""
+def make_config(**overrides):
+    """A TrainConfig from Python keyword values, with the same checks as the command line."""
     types = _types()
     values = {}
-    if preset is not None:
-        if preset not in TRAIN_PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(TRAIN_PRESETS)}")
-        values.update(TRAIN_PRESETS[preset])
     for key, value in overrides.items():
         if key not in types:
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(types)}")
@@ -200,9 +187,10 @@ def make_config(preset=None, **overrides):
     return cfg
 
 
-def parse_args(argv):
-    """`--preset=name` (optional, applied first) then overrides, each `--key=value` or `--key value`; a key may be
-    spelled with dashes (`--max-new-tokens`) as other commands spell options. An unknown key names the closest."""
+def parse_args(argv, presets=None):
+    """`--preset=NAME` (optional, applied first: presets(NAME) gives its values) then overrides, each `--key=value` or
+    `--key value`; a key may be spelled with dashes (`--max-new-tokens`) as other commands spell options. An unknown
+    key names the closest."""
     types = _types()
     preset, overrides = None, {}
     args = list(argv)
@@ -224,7 +212,9 @@ def parse_args(argv):
             raise ConfigError(f"unknown config key --{key}" + (f" (did you mean --{close[0]}?)" if close else "")
                               + f"; known keys: {', '.join(types)}")
         overrides[key] = _convert(key, types[key], text)
-    return make_config(preset, **overrides)
+    if preset is not None and presets is None:
+        raise ConfigError("--preset: no preset table given (python run.py train reads minirlvr/pipeline/presets.py)")
+    return make_config(**{**(presets(preset) if preset is not None else {}), **overrides})
 
 
 def check(cfg):
