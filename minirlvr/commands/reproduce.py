@@ -1,7 +1,7 @@
 """`python run.py reproduce --preset NAME [options]` (and `python run.py` = the preset `miniature`): the paper's
 whole pipeline (pipeline/reproduce.py) with the parts the preset names.
 
-    python run.py reproduce --preset NAME [--out DIR] [--resume] [--data FILE] [--ifeval FILE] [--ifbench FILE]
+    python run.py reproduce --preset NAME [--out DIR] [--resume] [--data FILE] [--ifeval FILE] [--group-size N] ...
     python run.py                     the same as: python run.py reproduce --preset miniature
     python run.py --quick | --smoke   the presets miniature-quick / miniature-smoke
 """
@@ -13,6 +13,7 @@ import sys
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
 from minirlvr.engine.model import ModelError
+from minirlvr.pipeline import presets
 from minirlvr.pipeline.presets import PRESETS, PresetError, get
 from minirlvr.pipeline.reproduce import PipelineError, reproduce
 
@@ -35,7 +36,26 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --multiif FILE    real presets: Multi-IF's CSV (three turns, scored by its rules)
   --cfbench FILE    real presets: CFBench's cfbench_data.json (judged by the preset's judge, official prompt)
   --followbench DIR real presets: FollowBench's data/ folder (rule-checked items by rule, the rest judged)
-  --steps N         real presets: override the preset's GRPO steps per run"""
+
+real presets, replacing the row's value (the options `python run.py plan` advises, in the same spelling):
+"""
+
+
+def _option_lines():
+    """USAGE's lines for presets.OPTIONS: `--group-size N` and its help."""
+    lines = []
+    for field, text in presets.OPTIONS.items():
+        name = f"{presets.option(field)} {presets.metavar(field)}"
+        lines.append(f"  {name:<25} {text}" if len(name) < 26 else f"  {name}\n{' ' * 28}{text}")
+    return "\n".join(lines)
+
+
+USAGE += _option_lines()
+
+SWITCHES = ("--quick", "--smoke", "--resume", "--overwrite", "--list")
+VALUES = ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench", "--multiif",
+          "--cfbench", "--followbench")
+PRESET_OPTIONS = {presets.option(f): f for f in presets.OPTIONS}  # --group-size -> group_size
 
 
 class UsageError(ValueError):
@@ -43,29 +63,32 @@ class UsageError(ValueError):
 
 
 def parse_args(argv):
+    """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
     opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
-            "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False,
-            "multiif": None, "cfbench": None, "followbench": None}
+            "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
+            "cfbench": None, "followbench": None, "set": {}}
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-        if name in ("--quick", "--smoke", "--resume", "--overwrite", "--list") and not eq:
+        if name in SWITCHES and not eq:
             if name in ("--quick", "--smoke"):
                 opts["size"] = name[2:]
             else:
                 opts[name[2:]] = True
-        elif name in ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench",
-                      "--steps", "--multiif", "--cfbench", "--followbench"):
+        elif name in VALUES or name in PRESET_OPTIONS:
             if not eq:
                 if not args or args[0].startswith("--"):
                     raise UsageError(f"option {name} needs a value")
                 value = args.pop(0)
-            if name in ("--threads", "--steps"):
+            if name in PRESET_OPTIONS:
+                opts["set"][PRESET_OPTIONS[name]] = presets.option_value(PRESET_OPTIONS[name], value)
+            elif name == "--threads":
                 if not value.isdigit() or int(value) < 1:
                     raise UsageError(f"option {name} needs a positive integer, got {value!r}")
-                value = int(value)
-            opts[name[2:]] = value
+                opts["threads"] = int(value)
+            else:
+                opts[name[2:]] = value
         else:
             raise UsageError(f"unknown option {arg!r}")
     if "size" in opts:
@@ -97,14 +120,14 @@ def make_parts(opts):
     if opts["preset"].startswith("miniature"):
         from minirlvr.miniature.parts import MiniatureParts
 
-        for key in ("model", "data", "ifeval", "ifbench", "steps", "multiif", "cfbench", "followbench"):
-            if opts[key] is not None:
-                raise UsageError(f"--{key} is for the real-model presets; the miniature builds its own")
+        given = [f"--{k}" for k in ("model", "data", "ifeval", "ifbench", "multiif", "cfbench", "followbench")
+                 if opts[k] is not None] + [presets.option(f) for f in opts["set"]]
+        if given:
+            raise UsageError(f"{given[0]} is for the real-model presets; the miniature builds its own")
         return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
     from minirlvr.pipeline.hf_parts import HFParts
 
-    overrides = {"steps": opts["steps"]} if opts["steps"] else {}
-    return HFParts(get(opts["preset"], **overrides), opts["out"], model=opts["model"], data=opts["data"],
+    return HFParts(get(opts["preset"], **opts["set"]), opts["out"], model=opts["model"], data=opts["data"],
                    ifeval=opts["ifeval"], ifbench=opts["ifbench"], threads=opts["threads"], multiif=opts["multiif"],
                    cfbench=opts["cfbench"], followbench=opts["followbench"])
 

@@ -11,7 +11,8 @@ model the pipeline builds (BUILT).
 
     judge_model / critic_model: "base" = the policy's own base model with the adapter switched off (no second
     copy of the weights: the default on one GPU), or a model id / folder (loaded in 4-bit when load_in_4bit).
-This file holds numbers only; pipeline/reproduce.py runs them.
+OPTIONS are the fields `reproduce` and `plan` take on the command line over a row, spelled alike (`--group-size 4`).
+This file holds numbers and their spelling only; pipeline/reproduce.py runs them.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -114,6 +115,52 @@ def train_values(p):
 
 class PresetError(ValueError):
     """An unknown preset or override; the message lists what exists."""
+
+
+# The fields `reproduce` and `plan` take as options over a row (`--group-size 4` replaces group_size): plan prints
+# its advice in exactly these spellings, so an advised command line runs as printed.
+OPTIONS = {
+    "steps": "GRPO steps per run",
+    "prompts_per_step": "B: prompts per step",
+    "group_size": "G: samples per prompt",
+    "max_new_tokens": "L: the longest training completion, in tokens",
+    "micro_batch_size": "rollouts per forward/backward",
+    "gradient_checkpointing": "recompute activations in the backward pass (less memory, more time)",
+    "eval_max_new_tokens": "the longest evaluation (and attention-stage) response, in tokens",
+    "eval_batch_rows": "evaluation prompts decoded together",
+    "judge_batch_rows": "judge and critic questions answered together (each holds a whole response)",
+}
+
+
+def option(field):
+    """The command-line spelling of a preset field: group_size -> --group-size."""
+    return "--" + field.replace("_", "-")
+
+
+def metavar(field):
+    """What an option takes: true|false (a switch field) or N."""
+    return "true|false" if {f.name: f.type for f in fields(Preset)}[field] is bool else "N"
+
+
+def option_value(field, text):
+    """The value of `option(field) text`: true/false for a switch, else a positive integer; errors name the option."""
+    if metavar(field) == "true|false":
+        if text.lower() not in ("true", "false"):
+            raise PresetError(f"{option(field)} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    if not text.isdigit() or int(text) < 1:
+        raise PresetError(f"{option(field)} needs a positive integer, got {text!r}")
+    return int(text)
+
+
+def options_line(values):
+    """OPTIONS values ({field: value}) as a command line spells them: --group-size 4 --gradient-checkpointing true."""
+    return " ".join(f"{option(k)} {str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items())
+
+
+def reproduce_command(name, values):
+    """The command line that runs row `name` with OPTIONS `values`, as `reproduce` reads it."""
+    return f"python run.py reproduce --preset {name} {options_line(values)}".rstrip()
 
 
 def get(name, **overrides):
