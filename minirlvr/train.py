@@ -39,7 +39,7 @@ from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, vali
 from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.engine.malloc import return_freed_memory
-from minirlvr.engine.model import (final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device, prepare, reference_mode, trainable_state)
+from minirlvr.engine.model import (cpu_threads, final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device, prepare, reference_mode, trainable_state)
 from minirlvr.reward.constraint import call_reward, reward_from_config
 from minirlvr.engine.sampler import generate, positions
 
@@ -267,6 +267,8 @@ def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
     """Folder, records, seeds, model (+ LoRA), reward, optimizer; a checkpoint's state when resuming."""
     records = load_records(cfg, records, check_constraints=reward_fn is None)
     run_dir, resume_from = prepare_run_dir(cfg)
+    if cfg.threads:  # 0: the caller's setting stands (a pipeline sets its own for all its runs)
+        cpu_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -302,8 +304,8 @@ def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
         write_atomic(os.path.join(run_dir, "config.json"), json.dumps(to_dict(cfg), indent=2))
     defaults = to_dict(TrainConfig())
     print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
-    print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, "
-          f"B={cfg.prompts_per_step} G={cfg.group_size}")
+    print(f"run {run_dir}: device {device}, {torch.get_num_threads()} torch threads, "
+          f"{sum(p.numel() for p in params):,} trainable parameters, B={cfg.prompts_per_step} G={cfg.group_size}")
     return run
 
 

@@ -385,3 +385,21 @@ def test_train_presets_are_the_rows_reproduce_and_plan_read():
     assert (gpu.load_in_4bit, gpu.gradient_checkpointing, gpu.lora_r, gpu.max_new_tokens) == (True, True, 16, 1024)
     assert set(train_cmd.train_presets()) | {"tiny", "miniature", "miniature-quick", "miniature-smoke"} == \
         set(presets.PRESETS)
+
+
+def test_threads_key_sets_torch_threads_and_zero_leaves_the_callers(tmp_path):
+    """train(cfg) with threads=N uses N torch threads; threads=0 (the default, what a pipeline's runs get) leaves
+    the caller's setting, so `reproduce` keeps the threads it chose for all its runs."""
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        for n, preset in ((0, 2), (1, 2)):
+            torch.set_num_threads(preset)
+            model, tok = tiny()
+            train(cfg(tmp_path, f"t{n}", steps=1, threads=n), x_fraction, records=RECORDS, model=model, tokenizer=tok,
+                  on_step=lambda step, m, t: seen.append(torch.get_num_threads()))
+        assert seen == [2, 2, 1, 1]  # on_step runs at step 0 and at the end
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="'threads' must be >= 0"):
+        make_config(threads=-1)

@@ -17,6 +17,7 @@ import os
 import torch
 
 from minirlvr.data import DataError, read_jsonl, read_records, write_atomic, write_jsonl
+from minirlvr.engine.model import THREADS_HELP, cpu_threads, load_tokenizer
 from minirlvr.evaluation.attention import analyze, heatmap, load, markdown_table, prepare, stage_scores
 from minirlvr.kernels.attention import resolve_backend
 
@@ -35,13 +36,13 @@ def parse_args(argv):
                    help="constraint text = hard constraints only (soft constraints' text counts as task text)")
     p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from minirlvr.engine.model import load_tokenizer
-
+    cpu_threads(args.threads)
     device = torch.device(args.device)
     backend = resolve_backend(args.backend, device)
     print(f"attention report: device {device}, attention_mass backend {backend}")

@@ -24,7 +24,7 @@ import sys
 
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError, write_atomic, write_jsonl
-from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.engine.model import THREADS_HELP, ModelError, cpu_threads, load_for_inference
 from minirlvr.refine.critic import model_ask
 from minirlvr.refine.stages import KEEP, RefineError, open_work, pilot_reward, policy_sampler, read_data, refine
 from minirlvr.reward.sandbox import RUN_FLAG, SandboxError
@@ -73,8 +73,7 @@ def build_parser():
     p.add_argument("--device", default="auto")
     p.add_argument(RUN_FLAG, dest="run_dataset_code", action="store_true",
                    help="run the records' dataset rule checks (VerInstruct) in the sandbox during the pilot")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a busy machine "
-                                               "1 can be much faster")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     return p
 
 
@@ -91,10 +90,7 @@ def format_report(report):
 
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    cpu_threads(args.threads)
     report_path = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "refine_report.json")
     work = args.work or args.out + ".work"
     try:

@@ -28,7 +28,9 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --quick, --smoke  with the miniature: the presets miniature-quick / miniature-smoke
   --cache DIR       miniature: where SFT models and judges are cached (default runs/cache)
   --threads N       torch CPU threads (default 1 for the miniature: a ~1M-parameter model's ops are too small to
-                    gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1)
+                    gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1. Real
+                    presets: 1 on a machine of <= 2 cores, where a GRPO step measured 6-8x faster than with 2 under
+                    load, else torch's, one per core)
   --model PATH      real presets: the policy's base (default: the preset's hub id; a local folder works offline)
   --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
   --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)

@@ -9,7 +9,7 @@ import sys
 from minirlvr.data import DataError
 from minirlvr.engine import config
 from minirlvr.engine.config import ConfigError, TrainConfig
-from minirlvr.engine.model import ModelError
+from minirlvr.engine.model import ModelError, cpu_threads
 from minirlvr.pipeline import presets
 from minirlvr.train import TrainError, train
 
@@ -90,6 +90,7 @@ def main(argv=None):
         return
     try:
         cfg = parse_args(argv)
+        cpu_threads(cfg.threads)  # 0: the machine's default (the library's train() leaves 0 to its caller)
         train(cfg)
     except (ConfigError, DataError, ModelError, TrainError) as e:
         sys.exit(f"error: {e}\n(python run.py train --help lists the presets and keys)")

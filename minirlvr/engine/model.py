@@ -45,6 +45,26 @@ def pick_device(device="auto"):
     return chosen
 
 
+# Measured on the kit's 2-core CI machine while other jobs shared it (2026-12-06, `bench step --shape small`, 3
+# GRPO steps, runs alternated 1, 2, 1, 2 threads): 15.0-17.1 s per step with 1 thread, 103.9-137.1 s with 2; an
+# eval there took 17 s with 1 thread and 159 s with torch's default (issue #25). Torch's threads spin while they
+# wait for a core that another process holds. Larger machines were not measured: they keep torch's default.
+SMALL_MACHINE_CORES = 2
+THREADS_HELP = (f"torch CPU threads (default: 1 on a machine of <= {SMALL_MACHINE_CORES} cores, where it measured "
+                f"4-9x faster than 2 under load; else torch's, one per core)")
+
+
+def cpu_threads(n=None):
+    """Set torch's CPU threads for this process: n, or (n 0 or None) the kit's default for this machine (1 thread
+    on a machine of <= SMALL_MACHINE_CORES cores, torch's own elsewhere). Every command's --threads goes through
+    here. Returns the threads now in use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = n or (1 if cores <= SMALL_MACHINE_CORES else 0)
+    if n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def _check_weights(path):
     if os.path.isdir(path):
         if not any(glob.glob(os.path.join(path, p)) for p in WEIGHT_PATTERNS):

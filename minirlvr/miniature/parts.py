@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from minirlvr.engine.model import cpu_threads
 from minirlvr.pipeline.report import by_variant, mean, mean_sd, table_head
 from minirlvr.refine import filters as refine
 from minirlvr.reward.judge import judge_soft, precision_recall
@@ -160,7 +161,7 @@ class MiniatureParts:
     def __init__(self, preset, cache, threads=1):
         self.cfg = config_of(preset)
         self.cache = cache
-        torch.set_num_threads(threads)
+        cpu_threads(threads)
 
     def describe(self):
         return asdict(self.cfg)

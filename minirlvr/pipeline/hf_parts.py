@@ -36,7 +36,7 @@ from minirlvr.refine import critic
 from minirlvr.refine import stages as refine_cli
 from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
-from minirlvr.engine.model import ModelError, load_for_inference
+from minirlvr.engine.model import ModelError, cpu_threads, load_for_inference
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
 from minirlvr.pipeline.report import by_variant, mean_sd, nanmean, table_head
 
@@ -132,8 +132,7 @@ class HFParts:
                 raise DataError(f"{option}: no such file {path!r}")
         if followbench is not None and not os.path.exists(followbench):
             raise DataError(f"--followbench: no such folder or file {followbench!r}")
-        if threads:
-            torch.set_num_threads(threads)
+        cpu_threads(threads)  # None: the machine's default
         if not self.model_name:
             raise ModelError(f"preset {preset.name!r} trains a model you name: pass --model PATH (a local folder, or a "
                              f"hub id in the local Hugging Face cache)")
