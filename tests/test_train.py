@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import sys
 
 import pytest
 import torch
@@ -403,3 +404,93 @@ def test_threads_key_sets_torch_threads_and_zero_leaves_the_callers(tmp_path):
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="'threads' must be >= 0"):
         make_config(threads=-1)
+
+
+def metrics_rows(run_dir):
+    from minirlvr.data import nan_for_null
+
+    return [nan_for_null(json.loads(line)) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+
+
+def numbers(row):
+    """A metrics row's numbers as a tracker receives them (bools as 0/1), without the step."""
+    return {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+
+
+def same(a, b):
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_report_to_tensorboard_holds_the_metrics_of_metrics_jsonl(tmp_path, folder):
+    """--report_to=tensorboard: <out_dir>/tensorboard holds, read back with TensorBoard's EventAccumulator, one scalar
+    per metric and step equal (as float32) to metrics.jsonl's, step 0's evaluation included; a resumed run's re-run
+    steps replace the old ones there as in metrics.jsonl."""
+    pytest.importorskip("tensorboard")
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = dict(model=folder, report_to="tensorboard", ckpt_every=2, keep_ckpts=3)
+    first = train(cfg(tmp_path, steps=3, **common), x_fraction, records=RECORDS,
+                  on_step=lambda step, m, t: {"eval_score": float(step)})
+    # as if killed after step 3 was logged but before its checkpoint: the resume goes on from step 2
+    import shutil
+    shutil.rmtree(os.path.join(first.run_dir, "checkpoints", "step-000003"))
+    train(cfg(tmp_path, steps=4, resume=True, **common), x_fraction, records=RECORDS)
+    rows = metrics_rows(first.run_dir)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
+    events = EventAccumulator(os.path.join(first.run_dir, "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    want = {}
+    for r in rows:
+        for name, value in numbers(r).items():
+            want.setdefault(name, []).append((r["step"], float(np.float32(value))))
+    assert set(events.Tags()["scalars"]) == set(want) and "reward" in want and "eval_score" in want
+    for name, series in want.items():
+        got = [(e.step, e.value) for e in events.Scalars(name)]
+        assert [s for s, _ in got] == [s for s, _ in series], name  # no step twice after the resume
+        assert all(same(a, b) for (_, a), (_, b) in zip(got, series)), name
+
+
+def test_report_to_wandb_logs_every_row_and_finishes(tmp_path, monkeypatch):
+    """--report_to=wandb with WANDB_MODE=offline: init once (project, the run's name from out_dir, its folder and
+    config), one log per metrics.jsonl row with its numbers at its step, finish at the end. A fake `wandb` module
+    records the calls (the real one is not needed to test what the kit sends)."""
+    import types
+
+    calls = []
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kw: calls.append(("init", kw))
+    fake.log = lambda data, step=None: calls.append(("log", step, data))
+    fake.finish = lambda: calls.append(("finish",))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    model, tok = tiny()
+    res = train(cfg(tmp_path, "wb", steps=2, report_to="wandb"), x_fraction, records=RECORDS, model=model,
+                tokenizer=tok)
+    assert [c[0] for c in calls] == ["init", "log", "log", "finish"]
+    init = calls[0][1]
+    assert init["name"] == str(tmp_path / "wb") and init["dir"] == res.run_dir and init["project"] == "minirlvr"
+    assert init["config"]["report_to"] == "wandb" and init["config"]["steps"] == 2
+    rows = metrics_rows(res.run_dir)
+    for (_, step, data), row in zip(calls[1:3], rows):
+        assert step == row["step"] and data.keys() == numbers(row).keys()
+        assert all(same(data[k], v) for k, v in numbers(row).items())
+
+
+def test_report_to_without_its_package_is_an_error_at_parse_time(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.delitem(sys.modules, "wandb", raising=False)
+    with pytest.raises(SystemExit, match=r"--report-to wandb needs the wandb package.*pip install wandb"):
+        train_cmd.main(["--report-to", "wandb", "--model=m", "--data=d.jsonl"])
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    with pytest.raises(SystemExit, match=r"--report-to wandb needs the wandb package.*pip install wandb"):
+        reproduce_cmd.main(["--preset", "tiny", "--report-to", "wandb"])
+    with pytest.raises(SystemExit, match="--report-to takes one of none, tensorboard, wandb"):
+        reproduce_cmd.main(["--preset", "tiny", "--report-to", "mlflow"])
+    with pytest.raises(ConfigError, match="'report_to' must be one of"):
+        train_cmd.parse_args(["--report-to=tensorbored"])
+    assert train_cmd.parse_args([]).report_to == "none"

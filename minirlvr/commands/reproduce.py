@@ -13,6 +13,7 @@ import sys
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
 from minirlvr.engine.model import ModelError
+from minirlvr.engine.report_to import REPORT_TO, missing_package
 from minirlvr.pipeline import presets
 from minirlvr.pipeline.presets import PRESETS, PresetError, get
 from minirlvr.pipeline.reproduce import PipelineError, reproduce
@@ -38,6 +39,8 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --multiif FILE    real presets: Multi-IF's CSV (three turns, scored by its rules)
   --cfbench FILE    real presets: CFBench's cfbench_data.json (judged by the preset's judge, official prompt)
   --followbench DIR real presets: FollowBench's data/ folder (rule-checked items by rule, the rest judged)
+  --report-to NAME  none (default), tensorboard or wandb: every training run's metrics also go there, as with
+                    `train --report-to` (runs/<run>/tensorboard; wandb runs named by their folders)
 
 real presets, replacing the row's value (the options `python run.py plan` advises, in the same spelling):
 """
@@ -56,7 +59,7 @@ USAGE += _option_lines()
 
 SWITCHES = ("--quick", "--smoke", "--resume", "--overwrite", "--list")
 VALUES = ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench", "--multiif",
-          "--cfbench", "--followbench")
+          "--cfbench", "--followbench", "--report-to")
 PRESET_OPTIONS = {presets.option(f): f for f in presets.OPTIONS}  # --group-size -> group_size
 
 
@@ -68,7 +71,7 @@ def parse_args(argv):
     """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
     opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
             "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
-            "cfbench": None, "followbench": None, "set": {}}
+            "cfbench": None, "followbench": None, "report-to": "none", "set": {}}
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -99,6 +102,10 @@ def parse_args(argv):
         opts["preset"] = f"miniature-{opts.pop('size')}"
     if opts["preset"] not in PRESETS:
         raise UsageError(f"unknown preset {opts['preset']!r}; presets: {', '.join(PRESETS)}")
+    if opts["report-to"] not in REPORT_TO:
+        raise UsageError(f"--report-to takes one of {', '.join(REPORT_TO)}, got {opts['report-to']!r}")
+    if missing_package(opts["report-to"]):
+        raise UsageError(missing_package(opts["report-to"]))
     opts["out"] = opts["out"] or os.path.join("runs", opts["preset"])
     return opts
 
@@ -147,7 +154,7 @@ def main(argv):
             return
         parts = make_parts(opts)
         claim_folder(opts)
-        reproduce(parts, opts["preset"], opts["out"], opts["resume"])
+        reproduce(parts, opts["preset"], opts["out"], opts["resume"], opts["report-to"])
     except (UsageError, PresetError) as e:
         sys.exit(f"error: {e}\n\n{USAGE.format(presets=', '.join(PRESETS))}")
     except (DataError, ModelError, ConfigError, PipelineError) as e:

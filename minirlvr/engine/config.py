@@ -14,6 +14,8 @@ import difflib
 import json
 from dataclasses import dataclass, fields
 
+from minirlvr.engine.report_to import REPORT_TO, missing_package
+
 
 @dataclass
 class TrainConfig:
@@ -27,7 +29,7 @@ class TrainConfig:
     lora_targets: str = "all-linear"  # peft target_modules: "all-linear" or comma-separated module names
     gradient_checkpointing: bool = False
     device: str = "auto"  # auto -> cuda if available else cpu
-    threads: int = 0  # torch CPU threads; 0: as the process has them (`run.py train`: engine/model.cpu_threads' default)
+    threads: int = 0  # torch CPU threads; 0: as the process has them (`run.py train`: the machine's default)
     # data and run
     data: str = ""  # JSONL of records (minirlvr.data.read_records)
     out_dir: str = "runs/grpo"
@@ -75,6 +77,7 @@ class TrainConfig:
     resume: bool = False
     max_bad_steps: int = 3  # stop after this many non-finite losses in a row
     progress: bool = True  # tqdm bar
+    report_to: str = "none"  # also send each logged step's metrics to "tensorboard" or "wandb" (engine/report_to.py)
     cpu_mmap_threshold_kb: int = 4096  # CPU: glibc maps blocks >= this and unmaps them when freed (0: glibc's default)
 
 
@@ -132,6 +135,8 @@ HELP = {
     "resume": "continue from the last checkpoint in out_dir",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "progress": "tqdm progress bar",
+    "report_to": '"none", "tensorboard" (<out_dir>/tensorboard) or "wandb" (WANDB_MODE=offline works): each logged '
+                 "step's metrics also go there, as TRL's report_to",
     "cpu_mmap_threshold_kb": "CPU only: glibc maps blocks of this size or more and unmaps them when freed, so the "
                              "resident set follows live tensors (engine/malloc.py); 0 leaves glibc's default",
 }
@@ -229,7 +234,7 @@ def check(cfg):
             raise ConfigError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
     for key, allowed in (("reward", ("hard", "soft", "mixed")), ("reward_combine", ("mean", "product")),
                          ("judge_mode", ("pointwise", "batched")),
-                         ("sampler", ("auto", "static", "compiled", "eager"))):
+                         ("sampler", ("auto", "static", "compiled", "eager")), ("report_to", REPORT_TO)):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
     if cfg.group_size < 2:
@@ -237,6 +242,8 @@ def check(cfg):
                           f"minus its group's mean, so a group of one is always 0 and nothing is learned")
     if not cfg.lr > 0:
         raise ConfigError(f"config key 'lr' must be > 0, got {cfg.lr}")
+    if missing_package(cfg.report_to):
+        raise ConfigError(missing_package(cfg.report_to))
     if cfg.threads < 0:
         raise ConfigError(f"config key 'threads' must be >= 0 (0: the machine's default), got {cfg.threads}")
     if cfg.cpu_mmap_threshold_kb < 0:
