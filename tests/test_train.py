@@ -494,3 +494,44 @@ def test_report_to_without_its_package_is_an_error_at_parse_time(monkeypatch):
     with pytest.raises(ConfigError, match="'report_to' must be one of"):
         train_cmd.parse_args(["--report-to=tensorbored"])
     assert train_cmd.parse_args([]).report_to == "none"
+
+
+def test_a_run_starts_again_or_resumes_from_its_saved_config(tmp_path, folder):
+    """`train --config RUN/config.json`: the saved config is the run's whole command line (it reads back equal), so
+    the same run starts again elsewhere with the same numbers, or goes on from its checkpoint with --resume=true;
+    later --key=value still override it. A bad file names itself and the key."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"key": i, "prompt": f"w{i} w{i + 1}", "instruction_id_list":
+                                        ["keywords:existence"], "kwargs": [{"keywords": ["x"]}]}) + "\n"
+                            for i in range(8)))
+    first = str(tmp_path / "first")
+    argv = [f"--model={folder}", f"--data={data}", f"--out_dir={first}", "--steps=2", "--prompts-per-step=4",
+            "--group-size=4", "--max-new-tokens=6", "--lr=1e-2", "--micro-batch-size=16", "--lora-r=4",
+            "--lora-alpha=8", "--progress=false", "--log-every=0", "--rollouts-every=0", "--ckpt-every=2",
+            "--threads=1"]
+    train_cmd.main(argv)
+    saved = os.path.join(first, "config.json")
+    assert train_cmd.parse_args(["--config", saved]) == train_cmd.parse_args(argv)
+
+    def numbers_of(run):
+        keys = ("step", "reward", "loss", "kl", "grad_norm", "len")
+        return [{k: r.get(k) for k in keys} for r in metrics_rows(run)]
+
+    again = str(tmp_path / "again")
+    train_cmd.main(["--config", saved, "--out_dir", again])
+    assert numbers_of(again) == numbers_of(first) and len(numbers_of(first)) == 2
+    train_cmd.main([f"--config={saved}", "--resume=true", "--steps=3"])
+    assert [r["step"] for r in numbers_of(first)] == [1, 2, 3]
+    assert json.load(open(os.path.join(first, "config.resume-2.json")))["steps"] == 3
+
+    with pytest.raises(SystemExit, match="--config: cannot read"):
+        train_cmd.main(["--config", str(tmp_path / "none.json")])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.load(open(saved)), "lr_rate": 1.0}))
+    with pytest.raises(SystemExit, match=f"--config: {bad}: unknown config key 'lr_rate'"):
+        train_cmd.main(["--config", str(bad)])
+    bad.write_text(json.dumps({**json.load(open(saved)), "steps": "many"}))
+    with pytest.raises(SystemExit, match=f"--config: {bad}: config key 'steps': expected int"):
+        train_cmd.main(["--config", str(bad)])
+    with pytest.raises(SystemExit, match="--preset and --config exclude each other"):
+        train_cmd.main(["--config", saved, "--preset=gpu"])

@@ -38,7 +38,8 @@ def preset_values(name):
 
 
 def parse_args(argv):
-    """The TrainConfig of train's command line: --preset=NAME from the one preset table, then --key=value."""
+    """The TrainConfig of train's command line: --preset=NAME from the one preset table or --config=FILE (a run's
+    config.json), then --key=value."""
     return config.parse_args(argv, presets=preset_values)
 
 
@@ -59,8 +60,11 @@ def usage():
     from minirlvr.engine.config import HELP
 
     lines = ["GRPO training of one model on one data file (minirlvr/train.py).", "",
-             "usage: python run.py train [--preset=NAME] [--key=value ...]     (or: minirlvr train ...)",
-             "  e.g. python run.py train --model=path/to/model --data=train.jsonl --steps=200", "",
+             "usage: python run.py train [--preset=NAME | --config=FILE] [--key=value ...]     (or: minirlvr train ...)",
+             "  e.g. python run.py train --model=path/to/model --data=train.jsonl --steps=200",
+             "       python run.py train --config=runs/grpo/config.json --resume=true    (a run goes on from its last "
+             "checkpoint;", "       without --resume, with another --out_dir: the same run again)",
+             "  --config=FILE: a run's saved config.json (every key), then the --key=value overrides", "",
              "presets (the rows of minirlvr/pipeline/presets.py that reproduce and plan read too; applied first, then "
              "the --key=value", "overrides; shown: the keys a preset sets to other than the default):"]
     defaults = config.to_dict(TrainConfig())

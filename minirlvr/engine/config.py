@@ -1,12 +1,13 @@
-"""One flat training config and `--key=value` overrides over an optional preset.
+"""One flat training config and `--key=value` overrides over an optional preset or a run's saved config.json.
 
     cfg = parse_args(["--steps=20", "--lr=3e-4"])
+    cfg = parse_args(["--config=runs/grpo/config.json", "--resume=true"])   # a run again, or on from its checkpoint
 
 Unknown keys and values of the wrong type are errors that name the key (a typo must fail at start, not
 after an hour of training). The presets are not here: the kit's one preset table is minirlvr/pipeline/presets.py
 (train, reproduce and plan read the same rows), which the engine does not import, so `parse_args` takes a function
 that gives a preset's values (commands/train.py passes it). This file does not read environment variables: the
-command line and the presets are the only sources, and the resolved config is saved as JSON with each run.
+command line, the presets and a saved config.json (what each run writes) are the only sources.
 """
 
 import dataclasses
@@ -195,12 +196,31 @@ def make_config(**overrides):
     return cfg
 
 
+def read_saved(path):
+    """The values of a run's saved config.json (to_dict's output), checked as the command line's are: a bad file, an
+    unknown key or a wrong type is an error that names the file (and the key)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--config: {path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config: {path}: expected a JSON object of config keys (a run's config.json)")
+    try:
+        make_config(**values)
+    except ConfigError as e:
+        raise ConfigError(f"--config: {path}: {e}") from None
+    return values
+
+
 def parse_args(argv, presets=None):
-    """`--preset=NAME` (optional, applied first: presets(NAME) gives its values) then overrides, each `--key=value` or
-    `--key value`; a key may be spelled with dashes (`--max-new-tokens`) as other commands spell options. An unknown
-    key names the closest."""
+    """`--preset=NAME` (presets(NAME) gives its values) or `--config=FILE` (a run's saved config.json), applied
+    first, then overrides, each `--key=value` or `--key value`; a key may be spelled with dashes (`--max-new-tokens`)
+    as other commands spell options. An unknown key names the closest."""
     types = _types()
-    preset, overrides = None, {}
+    preset, saved, overrides = None, None, {}
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -215,14 +235,20 @@ def parse_args(argv, presets=None):
         if key == "preset":
             preset = text
             continue
+        if key == "config":
+            saved = text
+            continue
         if key not in types:
-            close = difflib.get_close_matches(key, list(types) + ["preset"], n=1)
+            close = difflib.get_close_matches(key, list(types) + ["preset", "config"], n=1)
             raise ConfigError(f"unknown config key --{key}" + (f" (did you mean --{close[0]}?)" if close else "")
                               + f"; known keys: {', '.join(types)}")
         overrides[key] = _convert(key, types[key], text)
+    if preset is not None and saved is not None:
+        raise ConfigError("--preset and --config exclude each other: a run's config.json holds every key")
     if preset is not None and presets is None:
         raise ConfigError("--preset: no preset table given (python run.py train reads minirlvr/pipeline/presets.py)")
-    return make_config(**{**(presets(preset) if preset is not None else {}), **overrides})
+    base = presets(preset) if preset is not None else read_saved(saved) if saved is not None else {}
+    return make_config(**{**base, **overrides})
 
 
 def check(cfg):
