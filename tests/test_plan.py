@@ -392,7 +392,8 @@ def test_cli_bad_input(configs, capsys, tmp_path, monkeypatch):
     assert "num_hidden_layers" in error("--preset", "qwen2.5-7b", "--config", str(bad))
     bad.write_text('{"hidden_size": 896,\n "vocab_size": }')
     assert f"{bad}:2" in error("--preset", "qwen2.5-7b", "--config", str(bad))
-    assert "cannot read config" in error("--preset", "qwen2.5-7b", "--config", str(tmp_path / "missing.json"))
+    msg = error("--preset", "qwen2.5-7b", "--config", str(tmp_path / "missing.json"))
+    assert "model config: cannot read" in msg and "missing.json" in msg
     path = configs["qwen2.5-7b"]
     assert "--group-size needs a positive integer, got '0'" in error("--preset", "qwen2.5-7b", "--config", path,
                                                                      "--group-size", "0")

@@ -15,6 +15,7 @@ import difflib
 import json
 from dataclasses import dataclass, fields
 
+from minirlvr.data import read_json_object
 from minirlvr.engine.report_to import REPORT_TO, missing_package
 
 
@@ -199,15 +200,7 @@ def make_config(**overrides):
 def read_saved(path):
     """The values of a run's saved config.json (to_dict's output), checked as the command line's are: a bad file, an
     unknown key or a wrong type is an error that names the file (and the key)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
-    except OSError as e:
-        raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--config: {path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"--config: {path}: expected a JSON object of config keys (a run's config.json)")
+    values = read_json_object(path, "--config", ConfigError)
     try:
         make_config(**values)
     except ConfigError as e:

@@ -20,12 +20,12 @@ measuring (train's log does that).
 """
 
 import functools
-import json
 import math
 import os
 from importlib import resources
 from dataclasses import dataclass, replace
 
+from minirlvr.data import read_json_object
 from minirlvr.pipeline import presets
 
 
@@ -95,15 +95,7 @@ def shape_config_path(shape):
 
 def read_config(path):
     """Shape of a Hugging Face config.json; a missing or bad field is an error naming the file and the field."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
-    except OSError as e:
-        raise PlanError(f"cannot read config {path!r}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise PlanError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(cfg, dict):
-        raise PlanError(f"{path}: expected a JSON object (a model's config.json)")
+    cfg = read_json_object(path, "model config", PlanError)
     cfg = cfg.get("text_config", cfg)  # multimodal configs keep the language model's numbers here
 
     def num(field, default=None):
