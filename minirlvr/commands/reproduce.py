@@ -30,8 +30,8 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --cache DIR       miniature: where SFT models and judges are cached (default runs/cache)
   --threads N       torch CPU threads (default 1 for the miniature: a ~1M-parameter model's ops are too small to
                     gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1. Real
-                    presets: 1 on a machine of <= 2 cores, where a GRPO step measured 6-8x faster than with 2 under
-                    load, else torch's, one per core)
+                    presets: 1 on a machine of <= 2 cores, where a GRPO step measured 6-8x faster than with 2
+                    under load, else torch's, one per core)
   --model PATH      real presets: the policy's base (default: the preset's hub id; a local folder works offline)
   --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
   --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)
@@ -71,7 +71,7 @@ def parse_args(argv):
     """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
     opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
             "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
-            "cfbench": None, "followbench": None, "report-to": "none", "set": {}}
+            "cfbench": None, "followbench": None, "report_to": "none", "set": {}}
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -93,7 +93,7 @@ def parse_args(argv):
                     raise UsageError(f"option {name} needs a positive integer, got {value!r}")
                 opts["threads"] = int(value)
             else:
-                opts[name[2:]] = value
+                opts[name[2:].replace("-", "_")] = value
         else:
             raise UsageError(f"unknown option {arg!r}")
     if "size" in opts:
@@ -102,10 +102,10 @@ def parse_args(argv):
         opts["preset"] = f"miniature-{opts.pop('size')}"
     if opts["preset"] not in PRESETS:
         raise UsageError(f"unknown preset {opts['preset']!r}; presets: {', '.join(PRESETS)}")
-    if opts["report-to"] not in REPORT_TO:
-        raise UsageError(f"--report-to takes one of {', '.join(REPORT_TO)}, got {opts['report-to']!r}")
-    if missing_package(opts["report-to"]):
-        raise UsageError(missing_package(opts["report-to"]))
+    if opts["report_to"] not in REPORT_TO:
+        raise UsageError(f"--report-to takes one of {', '.join(REPORT_TO)}, got {opts['report_to']!r}")
+    if missing_package(opts["report_to"]):
+        raise UsageError(missing_package(opts["report_to"]))
     opts["out"] = opts["out"] or os.path.join("runs", opts["preset"])
     return opts
 
@@ -154,7 +154,7 @@ def main(argv):
             return
         parts = make_parts(opts)
         claim_folder(opts)
-        reproduce(parts, opts["preset"], opts["out"], opts["resume"], opts["report-to"])
+        reproduce(parts, opts["preset"], opts["out"], opts["resume"], opts["report_to"])
     except (UsageError, PresetError) as e:
         sys.exit(f"error: {e}\n\n{USAGE.format(presets=', '.join(PRESETS))}")
     except (DataError, ModelError, ConfigError, PipelineError) as e:

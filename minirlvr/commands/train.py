@@ -60,7 +60,8 @@ def usage():
     from minirlvr.engine.config import HELP
 
     lines = ["GRPO training of one model on one data file (minirlvr/train.py).", "",
-             "usage: python run.py train [--preset=NAME | --config=FILE] [--key=value ...]     (or: minirlvr train ...)",
+             "usage: python run.py train [--preset=NAME | --config=FILE] [--key=value ...]     "
+             "(or: minirlvr train ...)",
              "  e.g. python run.py train --model=path/to/model --data=train.jsonl --steps=200",
              "       python run.py train --config=runs/grpo/config.json --resume=true    (a run goes on from its last "
              "checkpoint;", "       without --resume, with another --out_dir: the same run again)",

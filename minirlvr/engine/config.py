@@ -94,8 +94,8 @@ HELP = {
     "lora_targets": 'peft target_modules: "all-linear" or comma-separated module names',
     "gradient_checkpointing": "recompute activations in the backward pass: less memory, more time",
     "device": "auto -> cuda if available else cpu",
-    "threads": "torch CPU threads; 0: the machine's default (1 on a machine of <= 2 cores, where it measured 4-9x "
-               "faster than 2 under load; else torch's, one per core)",
+    "threads": "torch CPU threads; 0: the machine's default (1 on a machine of <= 2 cores, where a GRPO step "
+               "measured 6-8x faster than with 2 under load; else torch's, one per core)",
     "data": "JSONL of records (minirlvr.data.read_records)",
     "out_dir": "run folder: config, metrics, rollouts, checkpoints, the final adapter",
     "chat_template": "wrap prompts with the tokenizer's chat template when it has one",
