@@ -41,6 +41,21 @@ def read_jsonl(path):
     return [row for _, row in iter_jsonl(path)]
 
 
+def read_json_object(path, what, error=DataError):
+    """The JSON object in the file at `path`; an unreadable file, bad JSON or another JSON value raises `error` with
+    a message that starts with `what` (the option that named the file) and names the file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except OSError as e:
+        raise error(f"{what}: cannot read {path!r}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{what}: {path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise error(f"{what}: {path}: expected a JSON object")
+    return value
+
+
 def strict_json(value):
     """`value` with NaN and infinities as None (null) and dict keys as strings: what strict JSON readers (jq,
     JavaScript, most JSON libraries) accept. Python's json writes bare NaN, which is not JSON."""

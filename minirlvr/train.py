@@ -39,7 +39,10 @@ from minirlvr.data import DataError, append_jsonl, iter_jsonl, prompt_text, to_j
 from minirlvr.engine.grpo import group_advantages, grpo_loss, loss_denominator
 from minirlvr.kernels import token_logprobs
 from minirlvr.engine.malloc import return_freed_memory
-from minirlvr.engine.model import (final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device, prepare, reference_mode, trainable_state)
+from minirlvr.engine.machine import cpu_threads
+from minirlvr.engine.model import (final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
+                                   prepare, reference_mode, trainable_state)
+from minirlvr.engine.report_to import open_reporter
 from minirlvr.reward.constraint import call_reward, reward_from_config
 from minirlvr.engine.sampler import generate, positions
 
@@ -261,12 +264,15 @@ class Run:
     history: list = field(default_factory=list)
     saved: list = field(default_factory=list)
     bad_steps: int = 0
+    reporter: object = None  # --report_to's TensorBoard / wandb writer (engine/report_to.py), or None
 
 
 def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
     """Folder, records, seeds, model (+ LoRA), reward, optimizer; a checkpoint's state when resuming."""
     records = load_records(cfg, records, check_constraints=reward_fn is None)
     run_dir, resume_from = prepare_run_dir(cfg)
+    if cfg.threads:  # 0: the caller's setting stands (a pipeline sets its own for all its runs)
+        cpu_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -300,10 +306,11 @@ def start_run(cfg, reward_fn, on_step, records, model, tokenizer):
         print(f"resumed from {resume_from} at step {run.start}")
     else:
         write_atomic(os.path.join(run_dir, "config.json"), to_json(to_dict(cfg), indent=2))
+    run.reporter = open_reporter(cfg, run_dir, resumed_at=run.start)
     defaults = to_dict(TrainConfig())
     print("config (non-default keys):", json.dumps({k: v for k, v in to_dict(cfg).items() if v != defaults[k]}))
-    print(f"run {run_dir}: device {device}, {sum(p.numel() for p in params):,} trainable parameters, "
-          f"B={cfg.prompts_per_step} G={cfg.group_size}")
+    print(f"run {run_dir}: device {device}, {torch.get_num_threads()} torch threads, "
+          f"{sum(p.numel() for p in params):,} trainable parameters, B={cfg.prompts_per_step} G={cfg.group_size}")
     return run
 
 
@@ -360,6 +367,14 @@ def evaluate_hook(run, step, record):
         record.update(extra)
 
 
+def record(run, m):
+    """One metrics row: metrics.jsonl, the run's history, and --report_to's TensorBoard or wandb."""
+    append_jsonl(run.metrics_path, m)
+    run.history.append(m)
+    if run.reporter is not None:
+        run.reporter.log(m)
+
+
 def log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_used, times):
     """One metrics row (metrics.jsonl, the console), a few raw rollouts every rollouts_every steps, the on_step
     evaluation when due, a checkpoint when due; stops the run after max_bad_steps non-finite steps in a row."""
@@ -385,8 +400,7 @@ def log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_us
             tqdm.write(f"  rollout {n} reward {row['reward']:.2f} {row['parts']}: {texts[n][:200]!r}")
     if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
         evaluate_hook(run, step, m)
-    append_jsonl(run.metrics_path, m)
-    run.history.append(m)
+    record(run, m)
     if cfg.log_every and (step % cfg.log_every == 0 or st["skipped"]):
         tqdm.write(console_line(m))
     if run.bad_steps >= cfg.max_bad_steps:
@@ -409,27 +423,30 @@ def train(cfg, reward_fn=None, on_step=None, records=None, model=None, tokenizer
     `records` replaces cfg.data; a plain HF `model` + `tokenizer` (e.g. tiny_model) replace cfg.model and get
     cfg's LoRA / checkpointing setup here (4-bit needs a folder: quantization happens while loading)."""
     run = start_run(cfg, reward_fn, on_step, records, model, tokenizer)
-    if run.start == 0 and on_step is not None:
-        rec = {"step": 0}
-        evaluate_hook(run, 0, rec)
-        append_jsonl(run.metrics_path, rec)
-        run.history.append(rec)
+    try:
+        if run.start == 0 and on_step is not None:
+            rec = {"step": 0}
+            evaluate_hook(run, 0, rec)
+            record(run, rec)
 
-    bar = tqdm(range(run.start + 1, cfg.steps + 1), initial=run.start, total=cfg.steps, disable=not cfg.progress,
-               desc="grpo", file=sys.stderr)
-    for step in bar:
-        t0 = time.perf_counter()
-        rollout_records, ro, texts = sample(run, step)  # N = B*G completions
-        t_sample = time.perf_counter() - t0
-        rewards, parts, adv, b = score(run, rollout_records, ro, texts)  # verifiers / judge -> group advantages
-        t1 = time.perf_counter()
-        ref_logp = reference_logp(run, b)  # adapter off, no grad
-        lr_used = run.optimizer.param_groups[0]["lr"]
-        st = update_policy(run, b, adv, ref_logp)  # clipped PG + k3 KL, AdamW on the LoRA parameters
-        t_train = time.perf_counter() - t1
-        m = log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_used, (t0, t_sample, t_train))
-        bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl']:.4f}")
-    bar.close()
+        bar = tqdm(range(run.start + 1, cfg.steps + 1), initial=run.start, total=cfg.steps, disable=not cfg.progress,
+                   desc="grpo", file=sys.stderr)
+        for step in bar:
+            t0 = time.perf_counter()
+            rollout_records, ro, texts = sample(run, step)  # N = B*G completions
+            t_sample = time.perf_counter() - t0
+            rewards, parts, adv, b = score(run, rollout_records, ro, texts)  # verifiers / judge -> group advantages
+            t1 = time.perf_counter()
+            ref_logp = reference_logp(run, b)  # adapter off, no grad
+            lr_used = run.optimizer.param_groups[0]["lr"]
+            st = update_policy(run, b, adv, ref_logp)  # clipped PG + k3 KL, AdamW on the LoRA parameters
+            t_train = time.perf_counter() - t1
+            m = log_step(run, step, rollout_records, texts, ro, b, rewards, parts, st, lr_used, (t0, t_sample, t_train))
+            bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl']:.4f}")
+        bar.close()
+    finally:
+        if run.reporter is not None:  # also when a step fails: what was logged reaches TensorBoard / wandb
+            run.reporter.close()
 
     final = write_policy(run.run_dir, run.model, run.tokenizer)
     if hasattr(run.model, "peft_config"):

@@ -2,6 +2,7 @@
 on the spot, data from the kit's seed tasks, the LLM judge and critic as the base with the adapter off, an
 IFEval-format fixture file), and a run killed after its first arm and resumed gives the same results.json."""
 
+import importlib.util
 import json
 import os
 
@@ -19,6 +20,8 @@ IFEVAL = [
      "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["bread", "oven"]}]},
 ]
 TIMING = {"wall_s", "train_s", "cpu_s", "policy", "responses_s"}
+# the [test] extra installs tensorboard; without it the pipeline runs report to nothing
+REPORT_TO = ["--report-to", "tensorboard"] if importlib.util.find_spec("tensorboard") else []
 
 
 def without_timing(obj):
@@ -41,13 +44,15 @@ def fixture(tmp_path_factory):
 def straight(fixture):
     root, ifeval = fixture
     out = str(root / "straight")
-    reproduce_cmd.main(["--preset", "tiny", "--out", out, "--ifeval", ifeval, "--threads", "1"])
+    # --report-to reaches every training run (tensorboard: in the [test] extra); no number of the report changes
+    reproduce_cmd.main(["--preset", "tiny", "--out", out, "--ifeval", ifeval, "--threads", "1"] + REPORT_TO)
     return out
 
 
 def test_tiny_pipeline_writes_every_output(straight):
     for name in ("results.md", "results.json", "metrics.jsonl", "curves.png", "config.json", "start_eval.json",
-                 "data/hard-only.jsonl", "data/refined.jsonl", "build/heldout.jsonl", "runs/mixed-s0/adapter"):
+                 "data/hard-only.jsonl", "data/refined.jsonl", "build/heldout.jsonl", "runs/mixed-s0/adapter",
+                 *(["runs/mixed-s0/tensorboard", "runs/refined-s0/tensorboard"] if REPORT_TO else [])):
         assert os.path.exists(os.path.join(straight, name)), name
     res = json.load(open(os.path.join(straight, "results.json")))
     assert [r["variant"] for r in res["runs"]] == ["hard-only", "soft-only", "mixed", "refined"]

@@ -301,23 +301,26 @@ def test_cli_prints_estimates_and_flips_at_the_right_card(configs, capsys, name)
     assert "ESTIMATES" in above and "weights: linear layers in 4-bit" in above and "KV cache" in above
     assert "training step FITS" in above and "largest completion length L that fits" in above
     below = run_plan(capsys, "--preset", name, "--config", configs[name], "--gpu-gb", f"{need - 0.02:.2f}")
-    assert "training step DOES NOT FIT" in below and "to fit, lower one of" in below
+    assert "training step DOES NOT FIT" in below and "to fit, run one of" in below
 
 
 def test_cli_suggestion_is_exact(configs, capsys):
     path = configs["qwen2.5-7b"]
-    out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", path, "--gpu-gb", "12", "--G", "16")
+    out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", path, "--gpu-gb", "12", "--group-size", "16")
     assert "DOES NOT FIT" in out
-    L = int(out.split("--completion-len ")[1].split()[0])
-    G = int(out.split("--G ")[1].split()[0])
+    L = int(out.split("--max-new-tokens ")[1].split()[0])
+    G = int(out.split("\n  python run.py reproduce --preset qwen2.5-7b --group-size ")[2].split()[0])
     assert 0 < L < 1024 and 0 < G < 16
 
     def fits(*extra):
         return "training step FITS" in run_plan(capsys, "--preset", "qwen2.5-7b", "--config", path, "--gpu-gb", "12",
                                                 *extra)
 
-    assert fits("--G", "16", "--completion-len", str(L)) and not fits("--G", "16", "--completion-len", str(L + 1))
-    assert fits("--G", str(G)) and not fits("--G", str(G + 1))
+    assert fits("--group-size", "16", "--max-new-tokens", str(L))
+    assert not fits("--group-size", "16", "--max-new-tokens", str(L + 1))
+    assert fits("--group-size", str(G)) and not fits("--group-size", str(G + 1))
+    # plan's spellings of before still read: --G, --completion-len, --micro-batch
+    assert fits("--G", "16", "--completion-len", str(L), "--micro-batch", "2")
 
 
 def test_cli_evaluation_stage_and_defaults(configs, capsys, monkeypatch):
@@ -330,11 +333,11 @@ def test_cli_evaluation_stage_and_defaults(configs, capsys, monkeypatch):
     assert "qwen2.5-7b.json" in out and "evaluation stage: 64 rows" in out
     # 7B on 12 GiB: the training step fits, evaluating 64 rows at a time does not; plan says how many rows fit
     assert "training step FITS" in out and "evaluation" in out and "DOES NOT FIT" in out
-    rows = int(out.split("--batch-rows ")[1].split(";")[0])
+    rows = int(out.split("--eval-batch-rows ")[1].split()[0])
     m, s = read_config(configs["qwen2.5-7b"]), gpu_settings("qwen2.5-7b")
     assert 0 < rows < 64
-    assert estimate(m, replace(s, eval_rows=rows))["eval_total"] <= plan.usable_bytes(12)
-    assert estimate(m, replace(s, eval_rows=rows + 1))["eval_total"] > plan.usable_bytes(12)
+    assert estimate(m, replace(s, eval_batch_rows=rows))["eval_total"] <= plan.usable_bytes(12)
+    assert estimate(m, replace(s, eval_batch_rows=rows + 1))["eval_total"] > plan.usable_bytes(12)
     cpu = run_plan(capsys, "--preset", "qwen2.5-7b", "--device", "cpu")
     assert "CPU mode" in cpu and "card:" not in cpu
 
@@ -354,18 +357,18 @@ def test_attention_stage_estimate(configs, capsys):
     m = read_config(configs["qwen2.5-7b"])
     s = gpu_settings("qwen2.5-7b")
     e = estimate(m, s)
-    T, a, V = s.prompt_len + s.eval_new_tokens, 2, m.vocab
+    T, a, V = s.prompt_len + s.eval_max_new_tokens, 2, m.vocab
     logits_and_mask = a * T * V + T * T
     assert e["attention"] > logits_and_mask + e["dequant"]
     assert e["attention_total"] == e["persistent"] + e["attention"] + e["allowance"]
-    assert estimate(m, replace(s, eval_new_tokens=2 * s.eval_new_tokens))["attention"] > e["attention"]
-    assert estimate(m, replace(s, eval_new_tokens=0))["attention"] == 0
+    assert estimate(m, replace(s, eval_max_new_tokens=2 * s.eval_max_new_tokens))["attention"] > e["attention"]
+    assert estimate(m, replace(s, eval_max_new_tokens=0))["attention"] == 0
     for name in CONFIGS:
         p = presets.get(name)
         assert estimate(read_config(configs[name]), settings_from_preset(p))["attention_total"] <= \
             plan.usable_bytes(p.gpu_gb), name
     out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", configs["qwen2.5-7b"], "--gpu-gb", "24")
-    assert f"attention stage: one prompt + response of P + {s.eval_new_tokens} tokens" in out
+    assert f"attention stage: one prompt + response of P + {s.eval_max_new_tokens} tokens" in out
     assert f"| {plan.gib(e['attention_total'])} |" in out
 
 
@@ -389,20 +392,101 @@ def test_cli_bad_input(configs, capsys, tmp_path, monkeypatch):
     assert "num_hidden_layers" in error("--preset", "qwen2.5-7b", "--config", str(bad))
     bad.write_text('{"hidden_size": 896,\n "vocab_size": }')
     assert f"{bad}:2" in error("--preset", "qwen2.5-7b", "--config", str(bad))
-    assert "cannot read config" in error("--preset", "qwen2.5-7b", "--config", str(tmp_path / "missing.json"))
+    msg = error("--preset", "qwen2.5-7b", "--config", str(tmp_path / "missing.json"))
+    assert "model config: cannot read" in msg and "missing.json" in msg
     path = configs["qwen2.5-7b"]
-    assert "'group_size' must be >= 1" in error("--preset", "qwen2.5-7b", "--config", path, "--G", "0")
+    assert "--group-size needs a positive integer, got '0'" in error("--preset", "qwen2.5-7b", "--config", path,
+                                                                     "--group-size", "0")
     assert "--gpu-gb must be > 0" in error("--preset", "qwen2.5-7b", "--config", path, "--gpu-gb", "0")
     # a card smaller than the weights: which setting to lower is none of G / L / micro-batch
     out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", path, "--gpu-gb", "4")
     assert "--gpu-gb 4 is too small" in out and "weights" in out
 
 
+def test_every_advised_line_is_a_reproduce_command_that_fits(configs, capsys):
+    """Each knob plan advises is an option of the command it advises (issue #25): every advice line is a `python run.py
+    reproduce` command that reproduce's own parser reads, with the values printed, and plan, given the same options,
+    finds the advised stage fits. No other option spelling appears in the advice."""
+    import re
+    import shlex
+
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    path = configs["qwen2.5-7b"]
+    cases = [("--gpu-gb", "12", "--group-size", "16"),  # training step, evaluation, judge
+             ("--gpu-gb", "12", "--micro-batch-size", "2", "--gradient-checkpointing", "false"),
+             ("--gpu-gb", "12", "--micro-batch-size", "32"),
+             ("--gpu-gb", "24", "--eval-max-new-tokens", "60000"),  # evaluation and attention stage
+             ("--gpu-gb", "16", "--judge-batch-rows", "40")]
+    training = {"max_new_tokens", "group_size", "micro_batch_size", "gradient_checkpointing"}
+    # the line a stage gets when it does not fit
+    not_fit = {"eval_batch_rows": "evaluation (", "judge_batch_rows": "the judge (",
+               "eval_max_new_tokens": "the attention stage ("}
+    advised = set()
+    for case in cases:
+        out = run_plan(capsys, "--preset", "qwen2.5-7b", "--config", path, *case)
+        lines = [line.strip() for line in out.splitlines() if line.startswith("  python run.py ")]
+        assert lines, out
+        advice = out[out.index("card:"):]
+        spelled = set(re.findall(r"(--[a-z][a-z_-]*)", advice)) - {"--gpu-gb"}
+        assert spelled <= set(reproduce_cmd.PRESET_OPTIONS) | {"--preset"}, spelled
+        for line in lines:
+            argv = shlex.split(line)
+            assert argv[:3] == ["python", "run.py", "reproduce"], line
+            opts = reproduce_cmd.parse_args(argv[3:])  # the advised command's own parser
+            assert opts["preset"] == "qwen2.5-7b"
+            field = reproduce_cmd.PRESET_OPTIONS[argv[-2]]  # the advised knob is the last option
+            printed = argv[-1]
+            assert presets.options_line({field: opts["set"][field]}) == f"{argv[-2]} {printed}"
+            advised.add(field)
+            after = run_plan(capsys, "--config", path, *case[:2], *argv[3:])
+            if field in training:
+                assert "training step FITS" in after, line
+            else:
+                assert not_fit[field] not in after, line
+    assert advised == training | set(not_fit)  # every kind of advice was printed and checked
+
+
+def test_reproduce_options_replace_the_rows_values(tmp_path):
+    """reproduce's preset options (the ones plan advises) reach the runs: the row the parts hold and each run's
+    training config; the miniature, whose sizes are its own, refuses them."""
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    opts = reproduce_cmd.parse_args(["--preset", "tiny", "--out", str(tmp_path), "--group-size", "2",
+                                     "--micro-batch-size=3", "--judge-batch-rows", "5", "--eval-batch-rows", "6",
+                                     "--eval-max-new-tokens", "7", "--gradient-checkpointing", "true", "--steps", "4"])
+    parts = reproduce_cmd.make_parts(opts)
+    p = parts.p
+    assert (p.group_size, p.micro_batch_size, p.judge_batch_rows, p.eval_batch_rows, p.eval_max_new_tokens,
+            p.gradient_checkpointing, p.steps) == (2, 3, 5, 6, 7, True, 4)
+    parts.start = str(tmp_path / "start")  # setup() builds the tiny model there
+    c = parts.train_config("mixed", 0, str(tmp_path / "run"), False)
+    assert (c.group_size, c.micro_batch_size, c.judge_batch_rows, c.gradient_checkpointing, c.steps) == \
+        (2, 3, 5, True, 4)
+    with pytest.raises(SystemExit, match="--judge-batch-rows is for the real-model presets"):
+        reproduce_cmd.main(["--quick", "--judge-batch-rows", "4", "--out", str(tmp_path / "m")])
+    with pytest.raises(SystemExit, match="--eval-batch-rows needs a positive integer, got '0'"):
+        reproduce_cmd.main(["--preset", "tiny", "--eval-batch-rows", "0"])
+
+
+def test_rows_without_a_model_ask_for_one(tmp_path):
+    """gpu and cpu-smoke (train's presets before the one table) train a model the user names: plan asks for its
+    config.json and reproduce for --model, before anything is written."""
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    for name in ("gpu", "cpu-smoke"):
+        with pytest.raises(SystemExit, match=f"preset '{name}' trains a model you name: pass --config PATH"):
+            plan_cmd.main(["--preset", name])
+        with pytest.raises(SystemExit, match=f"preset '{name}' trains a model you name: pass --model PATH"):
+            reproduce_cmd.main(["--preset", name, "--out", str(tmp_path / name)])
+        assert not os.path.exists(tmp_path / name)
+
+
 def test_help_through_run_py():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, os.path.join(root, "run.py"), "plan", "--help"], capture_output=True,
                           text=True)
-    assert proc.returncode == 0 and "--gpu-gb" in proc.stdout and "--completion-len" in proc.stdout
+    assert proc.returncode == 0 and "--gpu-gb" in proc.stdout and "--max-new-tokens" in proc.stdout
 
 
 if __name__ == "__main__":

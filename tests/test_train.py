@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import sys
 
 import pytest
 import torch
@@ -172,14 +173,15 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="--use_lora: expected true/false"):
         parse_args(["--use_lora=maybe"])
     with pytest.raises(ConfigError, match="unknown preset"):
-        parse_args(["--preset=huge"])
+        train_cmd.parse_args(["--preset=huge"])
     with pytest.raises(ConfigError, match="expected --key=value"):
         parse_args(["steps=3"])
     with pytest.raises(ConfigError, match="'steps': expected int, got str"):
         make_config(steps="3")
     with pytest.raises(ConfigError, match="loss_agg"):
         parse_args(["--loss_agg=mean"])
-    c = parse_args(["--preset=tiny", "--steps=3", "--lr=1", "--stop_strings=a,b", "--scale_rewards=false"])
+    c = train_cmd.parse_args(["--preset=cpu-smoke", "--steps=3", "--lr=1", "--stop_strings=a,b",
+                              "--scale_rewards=false"])
     assert (c.steps, c.lr, c.stop_strings, c.scale_rewards, c.group_size) == (3, 1.0, ("a", "b"), False, 8)
 
 
@@ -273,8 +275,8 @@ def test_cpu_mmap_threshold_is_pinned_as_configured(tmp_path, monkeypatch, kb):
 
 
 def test_train_takes_key_value_and_dashes_and_names_the_closest_key():
-    a = parse_args(["--preset", "tiny", "--steps", "3", "--max-new-tokens=12", "--lr", "0.5"])
-    b = parse_args(["--preset=tiny", "--steps=3", "--max_new_tokens=12", "--lr=0.5"])
+    a = train_cmd.parse_args(["--preset", "cpu-smoke", "--steps", "3", "--max-new-tokens=12", "--lr", "0.5"])
+    b = train_cmd.parse_args(["--preset=cpu-smoke", "--steps=3", "--max_new_tokens=12", "--lr=0.5"])
     assert a == b and (a.steps, a.max_new_tokens, a.lr) == (3, 12, 0.5)
     with pytest.raises(ConfigError, match=r"unknown config key --max_new_token \(did you mean --max_new_tokens\?\)"):
         parse_args(["--max-new-token=8"])
@@ -347,3 +349,189 @@ def test_no_nan_in_a_written_json_file_and_resume_sees_nan_again(tmp_path):
     assert back[0]["reward/sometimes"] == 1.0  # nanmean over rows: the NaN rows are left out
     assert rows[0]["reward/never"] is None and math.isnan(back[0]["reward/never"])
     assert json.loads(to_json({"x": math.nan})) == {"x": None}
+
+
+def test_train_presets_are_the_rows_reproduce_and_plan_read():
+    """One preset table (issue #25): `train --preset NAME` gives the training values of the row reproduce and plan
+    read, and a reproduce run of that row trains with them (plus its own folder, seed, reward and checkpoints)."""
+    from minirlvr.engine import config
+    from minirlvr.pipeline import presets
+    from minirlvr.pipeline.hf_parts import HFParts
+
+    assert not hasattr(config, "TRAIN_PRESETS")  # no second table
+    c, p = train_cmd.parse_args(["--preset", "qwen2.5-7b"]), presets.get("qwen2.5-7b")
+    assert (c.model, c.load_in_4bit, c.use_lora, c.lora_r, c.lora_alpha, c.gradient_checkpointing) == \
+        (p.model, True, True, p.lora_r, 2 * p.lora_r, True)
+    assert (c.prompts_per_step, c.group_size, c.max_new_tokens, c.lr, c.beta, c.steps, c.micro_batch_size,
+            c.temperature, c.judge_batch_rows, c.canaries) == \
+        (4, 8, 1024, p.lr, p.beta, p.steps, 2, p.temperature, 12, p.canaries)
+    run_keys = {"model", "out_dir", "seed", "reward", "ckpt_every", "keep_ckpts", "log_every", "rollouts_every",
+                "resume"}
+    for name in train_cmd.train_presets():
+        parts = HFParts.__new__(HFParts)  # train_config reads only the preset and the start folder
+        parts.p, parts.start = presets.get(name), "start"
+        run = config.to_dict(parts.train_config("mixed", 0, "runs/x", False))
+        alone = config.to_dict(train_cmd.parse_args(["--preset", name]))
+        assert {k for k in run if run[k] != alone[k]} <= run_keys, name
+    # every name means one thing: train's own `tiny` of before is now cpu-smoke (with its values), and `tiny`, the
+    # pipeline's tiny random model, is an error that says so; rows whose model the pipeline builds are reproduce's
+    old_tiny = train_cmd.parse_args(["--preset=cpu-smoke", "--model=m"])
+    assert (old_tiny.steps, old_tiny.prompts_per_step, old_tiny.group_size, old_tiny.max_new_tokens, old_tiny.lr,
+            old_tiny.micro_batch_size, old_tiny.lora_r, old_tiny.load_in_4bit) == (20, 4, 8, 16, 3e-3, 32, 8, False)
+    with pytest.raises(ConfigError, match="is now --preset=cpu-smoke"):
+        train_cmd.parse_args(["--preset=tiny"])
+    with pytest.raises(SystemExit, match="reproduce --preset miniature"):
+        train_cmd.main(["--preset=miniature"])
+    gpu = train_cmd.parse_args(["--preset=gpu", "--model=m"])
+    assert (gpu.load_in_4bit, gpu.gradient_checkpointing, gpu.lora_r, gpu.max_new_tokens) == (True, True, 16, 1024)
+    assert set(train_cmd.train_presets()) | {"tiny", "miniature", "miniature-quick", "miniature-smoke"} == \
+        set(presets.PRESETS)
+
+
+def test_threads_key_sets_torch_threads_and_zero_leaves_the_callers(tmp_path):
+    """train(cfg) with threads=N uses N torch threads; threads=0 (the default, what a pipeline's runs get) leaves
+    the caller's setting, so `reproduce` keeps the threads it chose for all its runs."""
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        for n, preset in ((0, 2), (1, 2)):
+            torch.set_num_threads(preset)
+            model, tok = tiny()
+            train(cfg(tmp_path, f"t{n}", steps=1, threads=n), x_fraction, records=RECORDS, model=model, tokenizer=tok,
+                  on_step=lambda step, m, t: seen.append(torch.get_num_threads()))
+        assert seen == [2, 2, 1, 1]  # on_step runs at step 0 and at the end
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="'threads' must be >= 0"):
+        make_config(threads=-1)
+
+
+def metrics_rows(run_dir):
+    from minirlvr.data import nan_for_null
+
+    return [nan_for_null(json.loads(line)) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+
+
+def numbers(row):
+    """A metrics row's numbers as a tracker receives them (bools as 0/1), without the step."""
+    return {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+
+
+def same(a, b):
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_report_to_tensorboard_holds_the_metrics_of_metrics_jsonl(tmp_path, folder):
+    """--report_to=tensorboard: <out_dir>/tensorboard holds, read back with TensorBoard's EventAccumulator, one scalar
+    per metric and step equal (as float32) to metrics.jsonl's, step 0's evaluation included; a resumed run's re-run
+    steps replace the old ones there as in metrics.jsonl."""
+    pytest.importorskip("tensorboard")
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = dict(model=folder, report_to="tensorboard", ckpt_every=2, keep_ckpts=3)
+    first = train(cfg(tmp_path, steps=3, **common), x_fraction, records=RECORDS,
+                  on_step=lambda step, m, t: {"eval_score": float(step)})
+    # as if killed after step 3 was logged but before its checkpoint: the resume goes on from step 2
+    import shutil
+    shutil.rmtree(os.path.join(first.run_dir, "checkpoints", "step-000003"))
+    train(cfg(tmp_path, steps=4, resume=True, **common), x_fraction, records=RECORDS)
+    rows = metrics_rows(first.run_dir)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
+    events = EventAccumulator(os.path.join(first.run_dir, "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    want = {}
+    for r in rows:
+        for name, value in numbers(r).items():
+            want.setdefault(name, []).append((r["step"], float(np.float32(value))))
+    assert set(events.Tags()["scalars"]) == set(want) and "reward" in want and "eval_score" in want
+    for name, series in want.items():
+        got = [(e.step, e.value) for e in events.Scalars(name)]
+        assert [s for s, _ in got] == [s for s, _ in series], name  # no step twice after the resume
+        assert all(same(a, b) for (_, a), (_, b) in zip(got, series)), name
+
+
+def test_report_to_wandb_logs_every_row_and_finishes(tmp_path, monkeypatch):
+    """--report_to=wandb with WANDB_MODE=offline: init once (project, the run's name from out_dir, its folder and
+    config), one log per metrics.jsonl row with its numbers at its step, finish at the end. A fake `wandb` module
+    records the calls (the real one is not needed to test what the kit sends)."""
+    import types
+
+    calls = []
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kw: calls.append(("init", kw))
+    fake.log = lambda data, step=None: calls.append(("log", step, data))
+    fake.finish = lambda: calls.append(("finish",))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    model, tok = tiny()
+    res = train(cfg(tmp_path, "wb", steps=2, report_to="wandb"), x_fraction, records=RECORDS, model=model,
+                tokenizer=tok)
+    assert [c[0] for c in calls] == ["init", "log", "log", "finish"]
+    init = calls[0][1]
+    assert init["name"] == str(tmp_path / "wb") and init["dir"] == res.run_dir and init["project"] == "minirlvr"
+    assert init["config"]["report_to"] == "wandb" and init["config"]["steps"] == 2
+    rows = metrics_rows(res.run_dir)
+    for (_, step, data), row in zip(calls[1:3], rows):
+        assert step == row["step"] and data.keys() == numbers(row).keys()
+        assert all(same(data[k], v) for k, v in numbers(row).items())
+
+
+def test_report_to_without_its_package_is_an_error_at_parse_time(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.delitem(sys.modules, "wandb", raising=False)
+    with pytest.raises(SystemExit, match=r"--report-to wandb needs the wandb package.*pip install wandb"):
+        train_cmd.main(["--report-to", "wandb", "--model=m", "--data=d.jsonl"])
+    from minirlvr.commands import reproduce as reproduce_cmd
+
+    with pytest.raises(SystemExit, match=r"--report-to wandb needs the wandb package.*pip install wandb"):
+        reproduce_cmd.main(["--preset", "tiny", "--report-to", "wandb"])
+    with pytest.raises(SystemExit, match="--report-to takes one of none, tensorboard, wandb"):
+        reproduce_cmd.main(["--preset", "tiny", "--report-to", "mlflow"])
+    with pytest.raises(ConfigError, match="'report_to' must be one of"):
+        train_cmd.parse_args(["--report-to=tensorbored"])
+    assert train_cmd.parse_args([]).report_to == "none"
+
+
+def test_a_run_starts_again_or_resumes_from_its_saved_config(tmp_path, folder):
+    """`train --config RUN/config.json`: the saved config is the run's whole command line (it reads back equal), so
+    the same run starts again elsewhere with the same numbers, or goes on from its checkpoint with --resume=true;
+    later --key=value still override it. A bad file names itself and the key."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"key": i, "prompt": f"w{i} w{i + 1}", "instruction_id_list":
+                                        ["keywords:existence"], "kwargs": [{"keywords": ["x"]}]}) + "\n"
+                            for i in range(8)))
+    first = str(tmp_path / "first")
+    argv = [f"--model={folder}", f"--data={data}", f"--out_dir={first}", "--steps=2", "--prompts-per-step=4",
+            "--group-size=4", "--max-new-tokens=6", "--lr=1e-2", "--micro-batch-size=16", "--lora-r=4",
+            "--lora-alpha=8", "--progress=false", "--log-every=0", "--rollouts-every=0", "--ckpt-every=2",
+            "--threads=1"]
+    train_cmd.main(argv)
+    saved = os.path.join(first, "config.json")
+    assert train_cmd.parse_args(["--config", saved]) == train_cmd.parse_args(argv)
+
+    def numbers_of(run):
+        keys = ("step", "reward", "loss", "kl", "grad_norm", "len")
+        return [{k: r.get(k) for k in keys} for r in metrics_rows(run)]
+
+    again = str(tmp_path / "again")
+    train_cmd.main(["--config", saved, "--out_dir", again])
+    assert numbers_of(again) == numbers_of(first) and len(numbers_of(first)) == 2
+    train_cmd.main([f"--config={saved}", "--resume=true", "--steps=3"])
+    assert [r["step"] for r in numbers_of(first)] == [1, 2, 3]
+    assert json.load(open(os.path.join(first, "config.resume-2.json")))["steps"] == 3
+
+    with pytest.raises(SystemExit, match="--config: cannot read"):
+        train_cmd.main(["--config", str(tmp_path / "none.json")])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.load(open(saved)), "lr_rate": 1.0}))
+    with pytest.raises(SystemExit, match=f"--config: {bad}: unknown config key 'lr_rate'"):
+        train_cmd.main(["--config", str(bad)])
+    bad.write_text(json.dumps({**json.load(open(saved)), "steps": "many"}))
+    with pytest.raises(SystemExit, match=f"--config: {bad}: config key 'steps': expected int"):
+        train_cmd.main(["--config", str(bad)])
+    with pytest.raises(SystemExit, match="--preset and --config exclude each other"):
+        train_cmd.main(["--config", saved, "--preset=gpu"])

@@ -22,6 +22,8 @@ import sys
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError, prompt_text, read_jsonl, read_records, to_json, write_atomic, write_jsonl
 
+from minirlvr.engine.machine import THREADS_HELP, cpu_threads
+
 GENERATE = "generate"
 
 
@@ -43,6 +45,7 @@ def parse_args(argv):
                    help="constraint text = hard constraints only (soft constraints' text counts as task text)")
     p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     for name in ("max_new_tokens", "batch_rows", "limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -85,6 +88,7 @@ def report(args):
     from minirlvr.evaluation.attention import analyze, heatmap, load, markdown_table, prepare, stage_scores
     from minirlvr.kernels.attention import resolve_backend
 
+    cpu_threads(args.threads)
     records = read_records(args.data)[:args.limit]
     if args.responses is None:
         bare = next((i for i, r in enumerate(records) if "response" not in r), None)

@@ -27,6 +27,7 @@ import sys
 
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
+from minirlvr.engine.machine import THREADS_HELP, cpu_threads
 from minirlvr.evaluation.benchmarks import BENCHES, BENCHMARKS
 
 
@@ -58,8 +59,7 @@ def parse_args(argv):
     p.add_argument("--batch-rows", type=positive, default=64, help="rows (prompts x samples) decoded together")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (unused when greedy)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's, one per core); on a busy "
-                                                      "machine 1 can be much faster")
+    p.add_argument("--threads", type=positive, help=THREADS_HELP)
     p.add_argument("--judge-model", help="cfbench, followbench: the judge, a local model folder or hub id")
     p.add_argument("--judge-mode", choices=("official", "pointwise"),
                    help="official (default): the benchmark's own prompt, all constraints in one call; pointwise: "
@@ -86,10 +86,7 @@ def main(argv=None):
     from minirlvr.evaluation.conversations import format_conversations, run_conversations
     from minirlvr.evaluation.generate import default_out, format_eval, run
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    cpu_threads(args.threads)
     if args.bench in BENCHMARKS:
         args.out = args.out or default_out(args)
     try:

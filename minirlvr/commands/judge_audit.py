@@ -12,6 +12,7 @@ import sys
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
+from minirlvr.engine.machine import THREADS_HELP, cpu_threads
 
 
 def parser():
@@ -27,6 +28,7 @@ def parser():
     p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load --model in 4-bit NF4")
     p.add_argument("--limit", type=int, default=None, help="audit at most N responses")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--template-pointwise", dest="template_pointwise", help="file replacing POINTWISE_TEMPLATE")
     p.add_argument("--template-batched", dest="template_batched", help="file replacing BATCHED_TEMPLATE")
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=64, help="judge calls decoded together")
@@ -45,6 +47,7 @@ def main(argv=None):
     from minirlvr.engine.model import ModelError
     from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL, pct, run
 
+    cpu_threads(args.threads)
     try:
         result, text = run(args)
     except (ConfigError, DataError, ModelError, OSError) as e:

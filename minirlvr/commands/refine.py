@@ -23,6 +23,7 @@ import sys
 
 from minirlvr.cli import HelpFormatter
 from minirlvr.data import DataError, to_json, write_atomic, write_jsonl
+from minirlvr.engine.machine import THREADS_HELP, cpu_threads
 from minirlvr.refine.filters import KEEP
 
 # reward/sandbox.RUN_FLAG, written out: importing the reward package loads torch, and --help loads no model code
@@ -75,8 +76,7 @@ def build_parser():
     p.add_argument("--device", default="auto")
     p.add_argument(RUN_FLAG, dest="run_dataset_code", action="store_true",
                    help="run the records' dataset rule checks (VerInstruct) in the sandbox during the pilot")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a busy machine "
-                                               "1 can be much faster")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     return p
 
 
@@ -98,10 +98,7 @@ def main(argv=None):
     from minirlvr.refine.stages import RefineError, open_work, pilot_reward, policy_sampler, read_data, refine
     from minirlvr.reward.sandbox import SandboxError
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    cpu_threads(args.threads)
     report_path = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "refine_report.json")
     work = args.work or args.out + ".work"
     try:

@@ -1,7 +1,7 @@
 """`python run.py reproduce --preset NAME [options]` (and `python run.py` = the preset `miniature`): the paper's
 whole pipeline (pipeline/reproduce.py) with the parts the preset names.
 
-    python run.py reproduce --preset NAME [--out DIR] [--resume] [--data FILE] [--ifeval FILE] [--ifbench FILE]
+    python run.py reproduce --preset NAME [--out DIR] [--resume] [--data FILE] [--ifeval FILE] [--group-size N] ...
     python run.py                     the same as: python run.py reproduce --preset miniature
     python run.py --quick | --smoke   the presets miniature-quick / miniature-smoke
 """
@@ -12,6 +12,8 @@ import sys
 
 from minirlvr.data import DataError
 from minirlvr.engine.config import ConfigError
+from minirlvr.engine.report_to import REPORT_TO, missing_package
+from minirlvr.pipeline import presets
 from minirlvr.pipeline.presets import PRESETS, PresetError, get
 
 USAGE = """usage: python run.py reproduce --preset NAME [options]     (python run.py = --preset miniature)
@@ -25,7 +27,9 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --quick, --smoke  with the miniature: the presets miniature-quick / miniature-smoke
   --cache DIR       miniature: where SFT models and judges are cached (default runs/cache)
   --threads N       torch CPU threads (default 1 for the miniature: a ~1M-parameter model's ops are too small to
-                    gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1)
+                    gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1. Real
+                    presets: 1 on a machine of <= 2 cores, where a GRPO step measured 6-8x faster than with 2
+                    under load, else torch's, one per core)
   --model PATH      real presets: the policy's base (default: the preset's hub id; a local folder works offline)
   --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
   --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)
@@ -33,7 +37,28 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
   --multiif FILE    real presets: Multi-IF's CSV (three turns, scored by its rules)
   --cfbench FILE    real presets: CFBench's cfbench_data.json (judged by the preset's judge, official prompt)
   --followbench DIR real presets: FollowBench's data/ folder (rule-checked items by rule, the rest judged)
-  --steps N         real presets: override the preset's GRPO steps per run"""
+  --report-to NAME  none (default), tensorboard or wandb: every training run's metrics also go there, as with
+                    `train --report-to` (runs/<run>/tensorboard; wandb runs named by their folders)
+
+real presets, replacing the row's value (the options `python run.py plan` advises, in the same spelling):
+"""
+
+
+def _option_lines():
+    """USAGE's lines for presets.OPTIONS: `--group-size N` and its help."""
+    lines = []
+    for field, text in presets.OPTIONS.items():
+        name = f"{presets.option(field)} {presets.metavar(field)}"
+        lines.append(f"  {name:<25} {text}" if len(name) < 26 else f"  {name}\n{' ' * 28}{text}")
+    return "\n".join(lines)
+
+
+USAGE += _option_lines()
+
+SWITCHES = ("--quick", "--smoke", "--resume", "--overwrite", "--list")
+VALUES = ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench", "--multiif",
+          "--cfbench", "--followbench", "--report-to")
+PRESET_OPTIONS = {presets.option(f): f for f in presets.OPTIONS}  # --group-size -> group_size
 
 
 class UsageError(ValueError):
@@ -41,29 +66,32 @@ class UsageError(ValueError):
 
 
 def parse_args(argv):
+    """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
     opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
-            "model": None, "data": None, "ifeval": None, "ifbench": None, "steps": None, "list": False,
-            "multiif": None, "cfbench": None, "followbench": None}
+            "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
+            "cfbench": None, "followbench": None, "report_to": "none", "set": {}}
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-        if name in ("--quick", "--smoke", "--resume", "--overwrite", "--list") and not eq:
+        if name in SWITCHES and not eq:
             if name in ("--quick", "--smoke"):
                 opts["size"] = name[2:]
             else:
                 opts[name[2:]] = True
-        elif name in ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench",
-                      "--steps", "--multiif", "--cfbench", "--followbench"):
+        elif name in VALUES or name in PRESET_OPTIONS:
             if not eq:
                 if not args or args[0].startswith("--"):
                     raise UsageError(f"option {name} needs a value")
                 value = args.pop(0)
-            if name in ("--threads", "--steps"):
+            if name in PRESET_OPTIONS:
+                opts["set"][PRESET_OPTIONS[name]] = presets.option_value(PRESET_OPTIONS[name], value)
+            elif name == "--threads":
                 if not value.isdigit() or int(value) < 1:
                     raise UsageError(f"option {name} needs a positive integer, got {value!r}")
-                value = int(value)
-            opts[name[2:]] = value
+                opts["threads"] = int(value)
+            else:
+                opts[name[2:].replace("-", "_")] = value
         else:
             raise UsageError(f"unknown option {arg!r}")
     if "size" in opts:
@@ -72,6 +100,10 @@ def parse_args(argv):
         opts["preset"] = f"miniature-{opts.pop('size')}"
     if opts["preset"] not in PRESETS:
         raise UsageError(f"unknown preset {opts['preset']!r}; presets: {', '.join(PRESETS)}")
+    if opts["report_to"] not in REPORT_TO:
+        raise UsageError(f"--report-to takes one of {', '.join(REPORT_TO)}, got {opts['report_to']!r}")
+    if missing_package(opts["report_to"]):
+        raise UsageError(missing_package(opts["report_to"]))
     opts["out"] = opts["out"] or os.path.join("runs", opts["preset"])
     return opts
 
@@ -95,14 +127,14 @@ def make_parts(opts):
     if opts["preset"].startswith("miniature"):
         from minirlvr.miniature.parts import MiniatureParts
 
-        for key in ("model", "data", "ifeval", "ifbench", "steps", "multiif", "cfbench", "followbench"):
-            if opts[key] is not None:
-                raise UsageError(f"--{key} is for the real-model presets; the miniature builds its own")
+        given = [f"--{k}" for k in ("model", "data", "ifeval", "ifbench", "multiif", "cfbench", "followbench")
+                 if opts[k] is not None] + [presets.option(f) for f in opts["set"]]
+        if given:
+            raise UsageError(f"{given[0]} is for the real-model presets; the miniature builds its own")
         return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
     from minirlvr.pipeline.hf_parts import HFParts
 
-    overrides = {"steps": opts["steps"]} if opts["steps"] else {}
-    return HFParts(get(opts["preset"], **overrides), opts["out"], model=opts["model"], data=opts["data"],
+    return HFParts(get(opts["preset"], **opts["set"]), opts["out"], model=opts["model"], data=opts["data"],
                    ifeval=opts["ifeval"], ifbench=opts["ifbench"], threads=opts["threads"], multiif=opts["multiif"],
                    cfbench=opts["cfbench"], followbench=opts["followbench"])
 
@@ -124,7 +156,7 @@ def main(argv):
             return
         parts = make_parts(opts)
         claim_folder(opts)
-        reproduce(parts, opts["preset"], opts["out"], opts["resume"])
+        reproduce(parts, opts["preset"], opts["out"], opts["resume"], opts["report_to"])
     except (UsageError, PresetError) as e:
         sys.exit(f"error: {e}\n\n{USAGE.format(presets=', '.join(PRESETS))}")
     except (DataError, ModelError, ConfigError, PipelineError) as e:

@@ -1,14 +1,37 @@
-"""How fast is this machine? One number a run prints so that wall times measured on different machines can be
-compared: fp32 matrix-multiply throughput on one thread (GFLOP/s), plus the core count.
+"""This machine: how many torch threads to use on it (`cpu_threads`, every command's --threads), and how fast it is
+(`machine_speed`: one number a run prints so that wall times measured on different machines can be compared: fp32
+matrix-multiply throughput on one thread, GFLOP/s, plus the core count).
 
     speed = machine_speed()        # {"cores": 2, "gflops_1_thread": 41.3, ...}
 
 Machines of one kind differ by up to 3x per core (a busy neighbour, another CPU generation); a miniature run's
-wall time scales with this number roughly inversely. This file does not time training or decide anything.
+wall time scales with this number roughly inversely. This file imports torch only inside its functions (the
+commands' parsers read THREADS_HELP and --help stays instant); it does not time training.
 """
 
 import os
 import time
+
+# Measured on the kit's 2-core CI machine while other jobs shared it (2026-12-06, `bench step --shape small`, 3
+# GRPO steps, runs alternated 1, 2, 1, 2 threads): 15.0-17.1 s per step with 1 thread, 103.9-137.1 s with 2; an
+# eval there took 17 s with 1 thread and 159 s with torch's default (issue #25). Torch's threads spin while they
+# wait for a core that another process holds. Larger machines were not measured: they keep torch's default.
+SMALL_MACHINE_CORES = 2
+THREADS_HELP = (f"torch CPU threads (default: 1 on a machine of <= {SMALL_MACHINE_CORES} cores, where a GRPO step "
+                f"measured 6-8x faster than with 2 under load; else torch's, one per core)")
+
+
+def cpu_threads(n=None):
+    """Set torch's CPU threads for this process: n, or (n 0 or None) the kit's default for this machine (1 thread
+    on a machine of <= SMALL_MACHINE_CORES cores, torch's own elsewhere). Every command's --threads goes through
+    here. Returns the threads now in use."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = n or (1 if cores <= SMALL_MACHINE_CORES else 0)
+    if n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def machine_speed(n=256, seconds=0.3):

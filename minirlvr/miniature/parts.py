@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from minirlvr.engine.machine import cpu_threads
 from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean, mean_sd, percent_cell, smoke_header,
                                       table_head)
 from minirlvr.refine import filters as refine
@@ -232,7 +233,7 @@ class MiniatureParts:
     def __init__(self, preset, cache, threads=1):
         self.cfg = config_of(preset)
         self.cache = cache
-        torch.set_num_threads(threads)
+        cpu_threads(threads)
 
     def describe(self):
         return asdict(self.cfg)

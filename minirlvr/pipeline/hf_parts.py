@@ -36,6 +36,7 @@ from minirlvr.refine import critic
 from minirlvr.refine import stages as refine_cli
 from minirlvr.engine.chat import complete
 from minirlvr.data import DataError, read_records
+from minirlvr.engine.machine import cpu_threads
 from minirlvr.engine.model import ModelError, load_for_inference
 from minirlvr.evaluation.benchmarks import BENCHMARKS, Judging
 from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean_sd, nanmean, percent_cell, smoke_header,
@@ -144,8 +145,10 @@ class HFParts:
                 raise DataError(f"{option}: no such file {path!r}")
         if followbench is not None and not os.path.exists(followbench):
             raise DataError(f"--followbench: no such folder or file {followbench!r}")
-        if threads:
-            torch.set_num_threads(threads)
+        cpu_threads(threads)  # None: the machine's default
+        if not self.model_name:
+            raise ModelError(f"preset {preset.name!r} trains a model you name: pass --model PATH (a local folder, or a "
+                             f"hub id in the local Hugging Face cache)")
         # a missing model is an error before anything is written (tiny is built in setup)
         self.start = None if self.model_name == "tiny" else resolve_model(self.model_name)
 
@@ -301,17 +304,13 @@ class HFParts:
 
     def train_config(self, name, seed, run_dir, resume):
         from minirlvr.engine.config import make_config
+        from minirlvr.pipeline.presets import train_values
 
         p = self.p
-        return make_config(model=self.start, load_in_4bit=p.load_in_4bit, use_lora=True, lora_r=p.lora_r,
-                           lora_alpha=2 * p.lora_r, gradient_checkpointing=p.gradient_checkpointing, out_dir=run_dir,
-                           seed=seed, steps=p.steps, prompts_per_step=p.prompts_per_step, group_size=p.group_size,
-                           max_new_tokens=p.max_new_tokens, temperature=p.temperature, lr=p.lr, beta=p.beta,
-                           micro_batch_size=p.micro_batch_size, reward=ARM_REWARD[name], judge_model=p.judge_model,
-                           judge_mode=p.judge_mode, judge_4bit=p.load_in_4bit, canaries=p.canaries,
-                           judge_batch_rows=p.judge_batch_rows,
-                           ckpt_every=max(1, p.steps // 4), keep_ckpts=1, log_every=1, rollouts_every=max(1, p.steps // 10),
-                           resume=resume)
+        # the preset row's training values (the same as `train --preset NAME`), then this run's own
+        return make_config(**{**train_values(p), "model": self.start}, out_dir=run_dir, seed=seed,
+                           reward=ARM_REWARD[name], ckpt_every=max(1, p.steps // 4), keep_ckpts=1, log_every=1,
+                           rollouts_every=max(1, p.steps // 10), resume=resume)
 
     def reward(self, name):
         return None  # the engine builds it from the config (reward_from_config): judge = the policy's base

@@ -19,11 +19,14 @@ off, with prompts and batch sizes this file does not know), no full fine-tuning,
 measuring (train's log does that).
 """
 
-import json
+import functools
 import math
 import os
 from importlib import resources
 from dataclasses import dataclass, replace
+
+from minirlvr.data import read_json_object
+from minirlvr.pipeline import presets
 
 
 GiB = 2 ** 30
@@ -74,9 +77,9 @@ class Settings:
     top_p: float = 1.0
     top_k: int = 0
     device: str = "cuda"  # "cuda": bf16 compute; "cpu": fp32 everywhere
-    eval_new_tokens: int = 0  # the evaluation stage's max new tokens (0: no evaluation estimate)
-    eval_rows: int = 64  # rows the evaluation samples together (chat.complete's batch_rows)
-    judge_rows: int = 16  # judge / critic questions answered together (the LLM judge's batch_rows)
+    eval_max_new_tokens: int = 0  # the evaluation stage's max new tokens (0: no evaluation estimate)
+    eval_batch_rows: int = 64  # rows the evaluation samples together (chat.complete's batch_rows)
+    judge_batch_rows: int = 16  # judge / critic questions answered together (the LLM judge's batch_rows)
     judge_extra_tokens: int = 200  # a judge question: the request, a whole response and ~200 tokens of template
     judge_new_tokens: int = 16  # a judge answer (pointwise)
 
@@ -92,15 +95,7 @@ def shape_config_path(shape):
 
 def read_config(path):
     """Shape of a Hugging Face config.json; a missing or bad field is an error naming the file and the field."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
-    except OSError as e:
-        raise PlanError(f"cannot read config {path!r}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise PlanError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(cfg, dict):
-        raise PlanError(f"{path}: expected a JSON object (a model's config.json)")
+    cfg = read_json_object(path, "model config", PlanError)
     cfg = cfg.get("text_config", cfg)  # multimodal configs keep the language model's numbers here
 
     def num(field, default=None):
@@ -127,14 +122,14 @@ def settings_from_preset(preset, **overrides):
                  prompt_len=preset.prompt_len, max_new_tokens=preset.max_new_tokens,
                  micro_batch_size=preset.micro_batch_size, load_in_4bit=preset.load_in_4bit, lora_r=preset.lora_r,
                  gradient_checkpointing=preset.gradient_checkpointing, beta=preset.beta,
-                 eval_new_tokens=preset.eval_max_new_tokens, eval_rows=preset.eval_batch_rows,
-                 judge_rows=preset.judge_batch_rows)
+                 eval_max_new_tokens=preset.eval_max_new_tokens, eval_batch_rows=preset.eval_batch_rows,
+                 judge_batch_rows=preset.judge_batch_rows)
     return replace(s, **overrides)
 
 
 def check_settings(s):
     for name in ("prompts_per_step", "group_size", "prompt_len", "max_new_tokens", "micro_batch_size", "lora_r",
-                 "eval_rows", "judge_rows"):
+                 "eval_batch_rows", "judge_batch_rows"):
         if getattr(s, name) < 1:
             raise PlanError(f"setting {name!r} must be >= 1, got {getattr(s, name)}")
     if s.device not in ("cuda", "cpu"):
@@ -279,9 +274,9 @@ def estimate(m, s):
     Returns a dict: the LABELS keys; "sampling" and "training" (each phase's own memory at its peak, 4-bit
     dequantization included); "persistent" (weights + LoRA state); "peak" = persistent + max(sampling, training);
     "allowance" (CUDA context and allocator, 0 on a CPU); "total" = peak + allowance; "eval" and "eval_total" (the
-    evaluation stage's sampling, alone and with the rest; 0 without eval_new_tokens); "attention" and
+    evaluation stage's sampling, alone and with the rest; 0 without eval_max_new_tokens); "attention" and
     "attention_total" (the attention stage's forward of one prompt + response, alone and with the rest; 0 without
-    eval_new_tokens); "params"."""
+    eval_max_new_tokens); "params"."""
     check_settings(s)
     gpu = s.device == "cuda"
     a = 2 if gpu else 4  # model.py: bf16 on a GPU, fp32 on a CPU
@@ -304,19 +299,19 @@ def estimate(m, s):
     rounded = SLOT_ROUND if gpu else 1  # sampler.generate's default: compiled on CUDA, static elsewhere
     e.update(sampling_bytes(m, a, cast, r, B, G, P, L, s.top_p, s.top_k, slot_round=rounded))
     e["sampling"] += e["dequant"]
-    # the evaluation stage (chat.complete): eval_rows prompts at a time, one greedy sample each
-    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_rows, 1, P, s.eval_new_tokens, slot_round=rounded)["sampling"]
-                 + e["dequant"] if s.eval_new_tokens else 0)
+    # the evaluation stage (chat.complete): eval_batch_rows prompts at a time, one greedy sample each
+    e["eval"] = (sampling_bytes(m, a, cast, r, s.eval_batch_rows, 1, P, s.eval_max_new_tokens,
+                                slot_round=rounded)["sampling"] + e["dequant"] if s.eval_max_new_tokens else 0)
     # the attention stage (evaluation/attention.stage_scores): one held-out prompt + its greedy response (P + the
     # evaluation's tokens) at a time, no grad: a layer's forward, the boolean mask, the logits at every position
     # (the forward computes them), the hook's slice of the response queries and their per-segment mass (the
     # kernel never forms T x T); its responses come from the evaluation's sampling, counted above
-    Ta, R = P + s.eval_new_tokens, s.eval_new_tokens
+    Ta, R = P + s.eval_max_new_tokens, s.eval_max_new_tokens
     e["attention"] = (Ta * layer_bytes(m, a, cast, r, Ta)[1] + Ta * Ta + a * Ta * m.vocab
                       + a * m.heads * m.head_dim * R + 4 * m.heads * R * ATTENTION_SEGMENTS + e["dequant"]
-                      if s.eval_new_tokens else 0)
-    # the LLM judge and critic (the base, adapter off): judge_rows questions of request + response + template
-    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_rows, 1, P + L + s.judge_extra_tokens, s.judge_new_tokens,
+                      if s.eval_max_new_tokens else 0)
+    # the LLM judge and critic (the base, adapter off): judge_batch_rows questions of request + response + template
+    e["judge"] = sampling_bytes(m, a, cast, r, s.judge_batch_rows, 1, P + L + s.judge_extra_tokens, s.judge_new_tokens,
                                 slot_round=rounded)["sampling"] + e["dequant"]
 
     # --- training (train.py): reference pass, then the policy pass, micro-batch by micro-batch
@@ -400,9 +395,11 @@ def gib(x):
     return f"{x / GiB:.2f}"
 
 
-def report(m, s, gpu_gb, name=""):
+def report(m, s, gpu_gb, name="", planned=None):
     """The plan as text, and whether the run fits: a table of components (GiB), the phases, the peak, the
-    verdict for a card of gpu_gb GiB, what fits it and, if the run does not, which setting to lower."""
+    verdict for a card of gpu_gb GiB, what fits it and, if the run does not, which setting to lower. The advice is
+    printed as `reproduce` command lines of preset `name` with the presets.OPTIONS values in `planned` (those the
+    plan was asked about) and the advised one: each runs as printed."""
     e = estimate(m, s)
     B, G, P, L = s.prompts_per_step, s.group_size, s.prompt_len, s.max_new_tokens
     M = min(s.micro_batch_size, B * G)
@@ -433,13 +430,13 @@ def report(m, s, gpu_gb, name=""):
         lines.append(f"| CUDA context + allocator allowance (fixed) | {gib(e['allowance'])} |")
         lines.append(f"| **total, one training step** | {gib(e['total'])} |")
     if e["eval"]:
-        lines.append(f"| evaluation stage: {s.eval_rows} rows of P + {s.eval_new_tokens} tokens, with weights"
+        lines.append(f"| evaluation stage: {s.eval_batch_rows} rows of P + {s.eval_max_new_tokens} tokens, with weights"
                      f"{' and allowance' if e['allowance'] else ''} | {gib(e['eval_total'])} |")
     if e["attention"]:
-        lines.append(f"| attention stage: one prompt + response of P + {s.eval_new_tokens} tokens at a time, with "
+        lines.append(f"| attention stage: one prompt + response of P + {s.eval_max_new_tokens} tokens at a time, with "
                      f"weights{' and allowance' if e['allowance'] else ''} | {gib(e['attention_total'])} |")
-    lines.append(f"| judge / critic: {s.judge_rows} questions of P + L + {s.judge_extra_tokens} tokens, with weights"
-                 f"{' and allowance' if e['allowance'] else ''} | {gib(e['judge_total'])} |")
+    lines.append(f"| judge / critic: {s.judge_batch_rows} questions of P + L + {s.judge_extra_tokens} tokens, with "
+                 f"weights{' and allowance' if e['allowance'] else ''} | {gib(e['judge_total'])} |")
     lines.append("")
     if not gpu:
         lines.append("CPU mode: tensors only (the process's libraries, ~0.5 GiB, come on top); no card verdict.")
@@ -449,48 +446,51 @@ def report(m, s, gpu_gb, name=""):
     lines.append(f"card: {gpu_gb:g} GiB, {SAFETY:.0%} kept free -> {gib(usable)} GiB usable: training step "
                  f"{'FITS' if ok else 'DOES NOT FIT'} ({gib(e['total'])} GiB, estimate)")
     fit = largest_fit(m, s, gpu_gb)
+    advise = functools.partial(advised, name, planned or {})
     if not ok:
-        lines.append(suggestion(m, s, e, fit, gpu_gb))
+        lines += suggestion(m, s, e, fit, gpu_gb, advise)
     by_g = ", ".join(f"G={g}: {v or 'none'}" for g, v in fit["L_by_G"].items())
     lines.append(f"largest completion length L that fits (B={B}, micro-batch {M}): {by_g}")
     lines.append(f"largest G at L={L}: {fit['G'] or 'none'} (estimates)")
-    eval_ok = not e["eval"] or e["eval_total"] <= usable
-    if not eval_ok:
-        rows = largest(m, s, "eval_rows", gpu_gb, s.eval_rows, "eval_total")
-        lines.append(f"evaluation ({gib(e['eval_total'])} GiB) DOES NOT FIT: "
-                     + (f"evaluate {rows} rows at a time (run.py eval --batch-rows {rows}; estimate)" if rows else
-                        "not even one row at a time (estimate)"))
-    judge_ok = e["judge_total"] <= usable
-    if not judge_ok:
-        rows = largest(m, s, "judge_rows", gpu_gb, s.judge_rows, "judge_total")
-        lines.append(f"the judge ({gib(e['judge_total'])} GiB) DOES NOT FIT: "
-                     + (f"ask {rows} questions at a time (--judge_batch_rows={rows}; estimate)" if rows else
-                        "not even one question at a time (estimate)"))
-    att_ok = not e["attention"] or e["attention_total"] <= usable
-    if not att_ok:
-        lines.append(f"the attention stage ({gib(e['attention_total'])} GiB) DOES NOT FIT: shorten the evaluation's "
-                     f"responses (eval_max_new_tokens; estimate)")
-    return "\n".join(lines), ok and eval_ok and judge_ok and att_ok
+    # the other stages, each with the one setting that shrinks it: (estimate, stage, setting, advice, when none fits)
+    stages = [("eval_total", "evaluation", "eval_batch_rows", "evaluate {} rows at a time", "not even one row"),
+              ("judge_total", "the judge", "judge_batch_rows", "ask {} questions at a time", "not even one question"),
+              ("attention_total", "the attention stage", "eval_max_new_tokens",
+               "shorten the evaluation's responses to {} tokens", "not even with one-token responses")]
+    stages_ok = True
+    for key, stage, field, what, none in stages:
+        if not e[key] or e[key] <= usable:
+            continue
+        stages_ok = False
+        v = largest(m, s, field, gpu_gb, getattr(s, field), key)
+        lines.append(f"{stage} ({gib(e[key])} GiB) DOES NOT FIT: {what.format(v) if v else none} (estimate)"
+                     + (":" if v else ""))
+        lines += [advise(field, v)] if v else []
+    return "\n".join(lines), ok and stages_ok
 
 
-def suggestion(m, s, e, fit, gpu_gb):
-    """Which setting to lower, and to what, for a training step that does not fit."""
+def advised(name, planned, field, value):
+    """One line of advice: the command that runs the planned settings with `field` set to `value`."""
+    values = {**{k: v for k, v in planned.items() if k != field}, field: value}  # the advised one last
+    return "  " + (presets.reproduce_command(name, values) if name else presets.options_line(values))
+
+
+def suggestion(m, s, e, fit, gpu_gb, advise):
+    """Lines saying which setting to lower, and to what, for a training step that does not fit."""
     floor = e["persistent"] + e["allowance"]
     if floor > usable_bytes(gpu_gb):
         need = math.ceil(floor / GiB / (1 - SAFETY))
-        return (f"--gpu-gb {gpu_gb:g} is too small: the weights, LoRA state and CUDA allowance alone take "
+        return [f"--gpu-gb {gpu_gb:g} is too small: the weights, LoRA state and CUDA allowance alone take "
                 f"{gib(floor)} GiB; use a card of at least {need} GiB or a smaller model"
-                f"{'' if s.load_in_4bit else ', or load it in 4-bit'} (estimate)")
-    options = []
-    if fit["L_by_G"][s.group_size]:
-        options.append(f"--completion-len {fit['L_by_G'][s.group_size]}")
-    if fit["G"]:
-        options.append(f"--G {fit['G']}")
-    if fit["micro_batch"]:
-        options.append(f"--micro-batch {fit['micro_batch']}")
-    if not s.gradient_checkpointing:
-        options.append("gradient checkpointing on")
+                f"{'' if s.load_in_4bit else ', or load it in 4-bit'} (estimate)"]
+    # G = 1 is no GRPO (every advantage is 0): a group that small is no way to fit
+    options = [("max_new_tokens", fit["L_by_G"][s.group_size]), ("group_size", fit["G"] if fit["G"] > 1 else 0),
+               ("micro_batch_size", fit["micro_batch"])]
+    if not s.gradient_checkpointing and fits(m, replace(s, gradient_checkpointing=True), gpu_gb):
+        options.append(("gradient_checkpointing", True))
+    options = [advise(field, v) for field, v in options if v]
     if not options:
-        return (f"--gpu-gb {gpu_gb:g} is too small for this preset with any one of --completion-len, --G, "
-                f"--micro-batch lowered: lower several together or use a larger card (estimate)")
-    return "to fit, lower one of: " + " or ".join(options) + " (each alone, the others as set; estimate)"
+        return [f"--gpu-gb {gpu_gb:g} is too small for this preset with any one of "
+                f"{', '.join(presets.option(f) for f in ('max_new_tokens', 'group_size', 'micro_batch_size'))} "
+                f"lowered: lower several together or use a larger card (estimate)"]
+    return ["to fit, run one of (each alone, the other settings as planned; estimate):"] + options

@@ -1,14 +1,18 @@
-"""Presets of the one pipeline (`python run.py reproduce --preset NAME`): data in one place, readable as a table.
+"""The kit's one preset table: `python run.py reproduce --preset NAME`, `plan --preset NAME` and `train --preset NAME`
+all read it, so a name means one thing everywhere. Data in one place, readable as a table.
 
 A preset names the policy, the judge and the critic, the data, the training budget (the same for every arm) and
 the evaluation, plus the GPU memory it needs (`python run.py plan --preset NAME` estimates it from the model's
 config.json in minirlvr/configs/, with no download). `miniature` (and its -quick / -smoke sizes) is the embedded CPU
 experiment (its own world, SFT start and learned judge: see minirlvr/miniature/); `tiny` is a tiny random HF model,
-the pipeline's smoke test; the others are real models a user downloads.
+the pipeline's smoke test; `gpu` and `cpu-smoke` train a model the user names (--model); the others are real models
+a user downloads. `train --preset NAME` takes a row's training values (`train_values`): every row but those whose
+model the pipeline builds (BUILT).
 
     judge_model / critic_model: "base" = the policy's own base model with the adapter switched off (no second
     copy of the weights: the default on one GPU), or a model id / folder (loaded in 4-bit when load_in_4bit).
-This file holds numbers only; pipeline/reproduce.py runs them.
+OPTIONS are the fields `reproduce` and `plan` take on the command line over a row, spelled alike (`--group-size 4`).
+This file holds numbers and their spelling only; pipeline/reproduce.py runs them.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -18,7 +22,7 @@ from dataclasses import dataclass, fields, replace
 class Preset:
     name: str
     about: str
-    model: str  # HF hub id or local folder of the policy's base; "miniature" / "tiny": built by the kit
+    model: str  # HF hub id or local folder of the policy's base; "miniature" / "tiny": built by the kit; "": --model
     shape: str  # config file minirlvr/configs/<shape>.json (plan needs no download); "" = not an HF architecture
     load_in_4bit: bool = True  # NF4 + double quantization (bitsandbytes), LoRA on every linear layer
     lora_r: int = 16
@@ -82,11 +86,81 @@ PRESETS = {p.name: p for p in [
     Preset("llama-3.2-1b", "Llama-3.2-1B-Instruct, 4-bit + LoRA (another family: the finding should not be "
            "Qwen-specific)", model="meta-llama/Llama-3.2-1B-Instruct", shape="llama-3.2-1b", max_new_tokens=768,
            gpu_gb=8),
+    # Settings without a model: the user names one (--model). `gpu` was train's own preset before the one table; so
+    # was `cpu-smoke`, under the name `tiny` (which is the pipeline's tiny random model above).
+    Preset("gpu", "the paper's setting on one GPU for a model you name (--model): 4-bit + LoRA r=16 on every linear "
+           "layer, B=8 x G=8, L=1024", model="", shape=""),
+    Preset("cpu-smoke", "a few-second CPU run on a small model you name (--model): 20 steps, B=4 x G=8, L=16",
+           model="", shape="", load_in_4bit=False, lora_r=8, gradient_checkpointing=False, train_prompts=24,
+           heldout_prompts=8, pilot_samples=2, canaries=0, steps=20, prompts_per_step=4, group_size=8,
+           prompt_len=128, max_new_tokens=16, micro_batch_size=32, lr=3e-3, eval_max_new_tokens=16),
 ]}
+
+
+BUILT = ("miniature", "tiny")  # models the pipeline builds itself: no folder `train` could load
+
+
+def train_values(p):
+    """The TrainConfig keys (minirlvr/engine/config.py) that preset row `p` sets: what `train --preset NAME` starts
+    from and what every run of `reproduce` trains with (which adds the run's own: folder, seed, reward, checkpoints)."""
+    values = {"model": p.model} if p.model and p.model not in BUILT else {}  # "": the user's --model
+    values.update(load_in_4bit=p.load_in_4bit, use_lora=True, lora_r=p.lora_r, lora_alpha=2 * p.lora_r,
+                  gradient_checkpointing=p.gradient_checkpointing, steps=p.steps, prompts_per_step=p.prompts_per_step,
+                  group_size=p.group_size, max_new_tokens=p.max_new_tokens, temperature=p.temperature, lr=p.lr,
+                  beta=p.beta, micro_batch_size=p.micro_batch_size, judge_model=p.judge_model,
+                  judge_mode=p.judge_mode, judge_4bit=p.load_in_4bit, canaries=p.canaries,
+                  judge_batch_rows=p.judge_batch_rows)
+    return values
 
 
 class PresetError(ValueError):
     """An unknown preset or override; the message lists what exists."""
+
+
+# The fields `reproduce` and `plan` take as options over a row (`--group-size 4` replaces group_size): plan prints
+# its advice in exactly these spellings, so an advised command line runs as printed.
+OPTIONS = {
+    "steps": "GRPO steps per run",
+    "prompts_per_step": "B: prompts per step",
+    "group_size": "G: samples per prompt",
+    "max_new_tokens": "L: the longest training completion, in tokens",
+    "micro_batch_size": "rollouts per forward/backward",
+    "gradient_checkpointing": "recompute activations in the backward pass (less memory, more time)",
+    "eval_max_new_tokens": "the longest evaluation (and attention-stage) response, in tokens",
+    "eval_batch_rows": "evaluation prompts decoded together",
+    "judge_batch_rows": "judge and critic questions answered together (each holds a whole response)",
+}
+
+
+def option(field):
+    """The command-line spelling of a preset field: group_size -> --group-size."""
+    return "--" + field.replace("_", "-")
+
+
+def metavar(field):
+    """What an option takes: true|false (a switch field) or N."""
+    return "true|false" if {f.name: f.type for f in fields(Preset)}[field] is bool else "N"
+
+
+def option_value(field, text):
+    """The value of `option(field) text`: true/false for a switch, else a positive integer; errors name the option."""
+    if metavar(field) == "true|false":
+        if text.lower() not in ("true", "false"):
+            raise PresetError(f"{option(field)} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    if not text.isdigit() or int(text) < 1:
+        raise PresetError(f"{option(field)} needs a positive integer, got {text!r}")
+    return int(text)
+
+
+def options_line(values):
+    """OPTIONS values ({field: value}) as a command line spells them: --group-size 4 --gradient-checkpointing true."""
+    return " ".join(f"{option(k)} {str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items())
+
+
+def reproduce_command(name, values):
+    """The command line that runs row `name` with OPTIONS `values`, as `reproduce` reads it."""
+    return f"python run.py reproduce --preset {name} {options_line(values)}".rstrip()
 
 
 def get(name, **overrides):
@@ -106,5 +180,5 @@ def table():
             "seeds", "gpu_gb"]
     lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for p in PRESETS.values():
-        lines.append("| " + " | ".join(str(getattr(p, c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(str(getattr(p, c)) or "(--model)" for c in cols) + " |")
     return "\n".join(lines)

@@ -100,8 +100,9 @@ def attention_stage(parts, model, tokenizer, path, resume, log, label):
     return att
 
 
-def run_one(parts, name, seed, records, root, resume, log):
-    """GRPO of one run through the engine, then its evaluation. Returns the result row (also runs/<tag>/result.json)."""
+def run_one(parts, name, seed, records, root, resume, log, report_to="none"):
+    """GRPO of one run through the engine, then its evaluation. Returns the result row (also runs/<tag>/result.json).
+    report_to: the run's --report_to (TensorBoard / wandb get its metrics; no number of the run changes)."""
     from minirlvr.train import TrainError, train
 
     tag = run_tag(name, seed)
@@ -112,7 +113,7 @@ def run_one(parts, name, seed, records, root, resume, log):
         return read_numbers(done)
     if not resume and os.path.exists(run_dir):
         shutil.rmtree(run_dir)  # a fresh experiment replaces its own earlier run folders
-    tcfg = parts.train_config(name, seed, run_dir, resume and os.path.isdir(run_dir))
+    tcfg = replace(parts.train_config(name, seed, run_dir, resume and os.path.isdir(run_dir)), report_to=report_to)
     log(f"{tag}: GRPO {tcfg.steps} steps x {tcfg.prompts_per_step} prompts x {tcfg.group_size} samples on "
         f"{len(records)} prompts ({parts.describe_run(tcfg)})")
     t0 = time.time()
@@ -138,9 +139,10 @@ def run_one(parts, name, seed, records, root, resume, log):
     return row
 
 
-def reproduce(parts, preset, out, resume=False):
+def reproduce(parts, preset, out, resume=False, report_to="none"):
     """Run the pipeline with `parts` (see pipeline/parts.py) into folder `out`; `preset` names the run in its
-    config and report. resume: keep what finished in `out`, continue interrupted runs, refuse other settings."""
+    config and report. resume: keep what finished in `out`, continue interrupted runs, refuse other settings.
+    report_to: every training run's --report_to (engine/report_to.py)."""
     t_start = time.time()
     os.makedirs(out, exist_ok=True)
     resolved = {"preset": preset, "parts": parts.describe()}
@@ -200,7 +202,7 @@ def reproduce(parts, preset, out, resume=False):
 
     # --- every arm x seed from the same start, then the extra rows the parts ask for
     plan = parts.runs()
-    rows = [run_one(parts, name, seed, data[arm], out, resume, log) for name, seed, arm in plan]
+    rows = [run_one(parts, name, seed, data[arm], out, resume, log, report_to) for name, seed, arm in plan]
 
     # --- report: all runs' per-step metrics in one file, curves, the table
     metrics_path = os.path.join(out, "metrics.jsonl")
