@@ -33,12 +33,13 @@ def test_smoke_run_writes_every_output(smoke):
                     "canary_recall_start", "canary_recall_end", "judge_unreadable_train"):
             assert key in r
         for judge in parts.JUDGES:  # every judge on every policy's answers, readable rate included
-            for key in ("soft_judged_{}", "judge_{}_recall", "judge_{}_recall_readable", "judge_{}_unreadable",
-                        "audit_{}_soft_recall", "audit_{}_soft_unreadable"):
+            for key in ("soft_judged_{}", "judge_{}_recall", "judge_{}_recall_readable", "judge_{}_unreadable"):
                 assert key.format(judge) in r
+            # the LM judges also on hard constraints, asked as canaries (the classifier knows soft ones only)
+            assert ("audit_{}_hard_recall".format(judge) in r) == (judge != "bag")
     table = open(os.path.join(out, "results.md")).read()
     assert "violation precision" in table and "Total wall time" in table
-    assert "#### The judges, against the world's truth" in table and "(the paper's, not ours)" in table
+    assert "#### The judges on the SFT policy's answers, against the world's truth" in table and "(the paper's, not ours)" in table
     for name in parts.JUDGE_NAMES.values():
         assert f"| {name}" in table
     assert res["lm_judge_meta"]["params"] > 0 and res["lm_judge_meta"]["config"]["steps"] == 6

@@ -85,9 +85,9 @@ class MiniatureConfig:
     eval_soft: int = 100
     eval_unseen: int = 100
     eval_samples: int = 4
-    # the judge audit: held-out mixed prompts (1-2 hard, 1-2 soft constraints) x eval_samples; each judge is asked
-    # about every constraint, soft ones as the reward asks them, hard ones as the canaries do
-    eval_judge: int = 60
+    # the LM judges' canary audit: held-out mixed prompts (1-2 hard constraints) x eval_samples, each answer's hard
+    # constraints asked as the canaries ask them (0: none; the bag classifier knows soft constraints only)
+    eval_judge: int = 0
     # the attention stage: this many held-out prompts of each kind (seen hard, soft, unseen hard type), one greedy
     # response each, per policy (~1 s per policy for 3 x 24 prompts: the stage stays a rounding error of the run)
     attention_prompts: int = 24
@@ -308,7 +308,7 @@ class MiniatureParts:
         out["gap"] = out["soft_judged"] - out["soft_true"]
         out["judge_precision"] = out[f"judge_{cfg.reward_judge}_precision"]
         out["judge_recall"] = out[f"judge_{cfg.reward_judge}_recall"]
-        out.update(self.judge_audit(model, tokenizer, seed + 3))
+        out.update(self.canary_audit(model, tokenizer, seed + 3))
 
         recs = self.sets["unseen"]
         texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed + 2)
@@ -322,28 +322,26 @@ class MiniatureParts:
     def judge_names(self):
         return [name for name in JUDGES if name in self.judges]
 
-    def judge_audit(self, model, tokenizer, seed):
-        """Each judge on this policy's answers to the held-out mixed prompts: every constraint asked, the soft ones
-        as the reward asks them (a record's list: numbered in one call when batched), the hard ones as the canaries
-        do; scored against the world's truth. Keys judge_<name>_<soft|hard>_<precision|recall|...>."""
+    def canary_audit(self, model, tokenizer, seed):
+        """The LM judges on this policy's answers to the held-out mixed prompts, asked about each answer's HARD
+        constraints as the canaries ask them (a list: one call each pointwise, numbered in one call batched),
+        scored against the verifiers. Keys audit_<judge>_hard_<recall|precision|...>; none without an LM judge (the
+        bag classifier was taught soft constraints only) or with eval_judge = 0."""
         cfg, k, recs = self.cfg, self.cfg.eval_samples, self.sets["judge"]
+        names = [n for n in self.judge_names() if n != "bag"]
+        if not names or not recs:
+            return {}
         texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed)
-        asked = {"soft": [], "hard": []}
+        items, true = [], []
         for i, text in enumerate(texts):
-            cons = lm_judge.constraints_with_truth(recs[i // k], text)
-            for kind in asked:
-                mine = [(c, ok) for c, ok, kd in cons if kd == kind]
-                if mine:
-                    asked[kind].append((recs[i // k], text, [c for c, _ in mine], [ok for _, ok in mine]))
+            hard = [(c, ok) for c, ok, kind in lm_judge.constraints_with_truth(recs[i // k], text) if kind == "hard"]
+            items.append((recs[i // k], text, [c for c, _ in hard]))
+            true += [ok for _, ok in hard]
         out = {}
-        for kind, items in asked.items():
-            true = [ok for *_, oks in items for ok in oks]
-            for name in self.judge_names():
-                if name == "bag" and kind == "hard":
-                    continue  # the classifier was taught soft constraints only
-                v = self.judges[name].check([(r, t, cs) for r, t, cs, _ in items])
-                out.update(judge_scores(f"audit_{name}_{kind}", [x for row in v.ok for x in row], true,
-                                        [x for row in v.parsed for x in row]))
+        for name in names:
+            v = self.judges[name].check(items)
+            out.update(judge_scores(f"audit_{name}_hard", [x for row in v.ok for x in row], true,
+                                    [x for row in v.parsed for x in row]))
         return out
 
     # --- data
@@ -435,26 +433,25 @@ class MiniatureParts:
                                                    ("reward/soft_true", "true soft satisfaction")))
 
     def judge_table(self, base):
-        """The judges on the SFT policy's answers to the held-out mixed prompts, beside the paper's judge."""
+        """The judges on the SFT policy's answers, against the world's truth, beside the paper's judge."""
         cfg, pct = self.cfg, lambda v: percent_cell([v])
-        n = f"{cfg.eval_judge} held-out mixed prompts x {cfg.eval_samples} answers of the SFT policy"
-        lines = [f"#### The judges, against the world's truth ({n})", "",
-                 "Recall on violations: of the truly violated constraints, the share the judge said were not "
-                 "satisfied (an unreadable answer counts as 'not satisfied', as in the reward; the readable-only "
-                 "recall beside it). Soft constraints are asked as the reward asks them (a record's list: one call "
-                 "each pointwise, numbered in one call batched), hard ones as the canaries ask them.", "",
-                 *table_head(["soft: violation recall %", "readable only %", "violation precision %",
-                              "unreadable %", "violations", "hard: violation recall %", "readable only %",
-                              "unreadable %", "violations"], first="judge")]
+        lines = [f"#### The judges on the SFT policy's answers, against the world's truth", "",
+                 f"Soft: the {cfg.eval_soft} held-out soft prompts x {cfg.eval_samples} answers of the main table, "
+                 f"one soft constraint each. Hard (LM judges only): {cfg.eval_judge} held-out mixed prompts x "
+                 f"{cfg.eval_samples} answers, their hard constraints asked as the canaries ask them. Recall on "
+                 "violations: of the truly violated constraints, the share the judge said were not satisfied (an "
+                 "unreadable answer counts as 'not satisfied', as in the reward; the readable-only recall beside it).",
+                 "", *table_head(["soft: violation recall %", "readable only %", "violation precision %",
+                                  "unreadable %", "violations", "hard: violation recall %", "readable only %",
+                                  "unreadable %", "violations"], first="judge")]
         for name in self.judge_names():
             cells = []
-            for kind in ("soft", "hard"):
-                k = f"audit_{name}_{kind}"
+            for k, precision in ((f"judge_{name}", True), (f"audit_{name}_hard", False)):
                 if f"{k}_recall" not in base:
-                    cells += ["n/a"] * (5 if kind == "soft" else 4)
+                    cells += ["n/a"] * (5 if precision else 4)
                     continue
                 cells += [pct(base[f"{k}_recall"]), pct(base[f"{k}_recall_readable"])]
-                cells += [pct(base[f"{k}_precision"])] if kind == "soft" else []
+                cells += [pct(base[f"{k}_precision"])] if precision else []
                 cells += [pct(base[f"{k}_unreadable"]), str(base[f"{k}_violations"])]
             about = [w for w, yes in (("the reward's judge", name == cfg.reward_judge),
                                       ("the critic's soft check", name == "bag")) if yes]
