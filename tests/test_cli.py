@@ -216,3 +216,18 @@ def test_every_command_sets_the_threads_of_this_kind_of_machine(machine, tmp_pat
         dashed = "--threads=2" if name == "train" else "--threads"
         assert threads_after(main, argv + ([dashed] if name == "train" else [dashed, "2"])) == 2, name
     assert train.parse_args(["--threads", "4"]).threads == 4 == train.parse_args(["--threads=4"]).threads
+
+
+def test_4bit_is_spelled_one_way_in_every_command_that_loads_a_model():
+    """`--4bit` loads the command's model in 4-bit NF4 everywhere (#25: it was spelled five ways); train takes it as
+    its config key load_in_4bit, and any true/false key given alone is true."""
+    from minirlvr.commands import attention, eval as eval_cmd, judge_audit, refine
+    from minirlvr.engine.config import parse_args as train_args
+
+    assert attention.parse_args(["--model", "m", "--data", "d", "--4bit"]).load_4bit is True
+    assert eval_cmd.parse_args(["--model", "m", "--bench", "ifeval", "--data", "d", "--4bit"]).load_4bit is True
+    assert judge_audit.parser().parse_args(["--model", "m", "--data", "d", "--responses", "r", "--4bit"]).load_in_4bit
+    assert refine.build_parser().parse_args(["--data", "d", "--model", "m", "--out", "o", "--4bit"]).load_in_4bit
+    cfg = train_args(["--model=m", "--data=d", "--4bit", "--use-lora", "--steps", "3"])
+    assert cfg.load_in_4bit is True and cfg.use_lora is True and cfg.steps == 3
+    assert train_args(["--model=m", "--data=d", "--4bit=false"]).load_in_4bit is False

@@ -178,7 +178,7 @@ def test_the_attention_command_on_a_runs_adapter_gives_the_stages_numbers(smoke,
     with open(os.path.join(run, "config.json")) as f:
         model = json.load(f)["model"]
     attention_cmd.main(["--model", model, "--adapter", os.path.join(run, "adapter"), "--data",
-                        os.path.join(run, "attention_records.jsonl"), "--load-4bit", "--device", "cpu",
+                        os.path.join(run, "attention_records.jsonl"), "--4bit", "--device", "cpu",
                         "--out", str(tmp_path)])
     with open(os.path.join(run, "attention.json")) as f:
         stage = json.load(f)

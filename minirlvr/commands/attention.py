@@ -2,7 +2,7 @@
 
     python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl | generate]
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
-                            [--load-4bit] [--max-new-tokens N] [--device auto|cpu|cuda]
+                            [--4bit] [--max-new-tokens N] [--device auto|cpu|cuda]
 
 The responses are the records' own `response` fields, or the lines of --responses FILE with the same prompt, or,
 with `--responses generate`, the first checkpoint's (--model + --adapter) greedy answer to each record, saved to
@@ -43,7 +43,8 @@ def parse_args(argv):
     p.add_argument("--limit", type=int, help="only the first N records")
     p.add_argument("--hard-only", action="store_true",
                    help="constraint text = hard constraints only (soft constraints' text counts as task text)")
-    p.add_argument("--load-4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
+    p.add_argument("--4bit", dest="load_4bit", action="store_true", help="load the model in 4-bit NF4 (bitsandbytes)")
+    p.add_argument("--load-4bit", dest="load_4bit", action="store_true", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)

@@ -46,7 +46,8 @@ def build_parser():
     p.add_argument("--data", required=True, help="records (JSONL, the kit's format; convert raw datasets first)")
     p.add_argument("--model", required=True, help="the starting policy: a model folder or hub id")
     p.add_argument("--adapter", help="a peft LoRA adapter folder on --model (the policy to start from)")
-    p.add_argument("--load-in-4bit", action="store_true", help="load --model in 4-bit NF4")
+    p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load --model in 4-bit NF4")
+    p.add_argument("--load-in-4bit", dest="load_in_4bit", action="store_true", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--critic-model", help="the critic: a chat model folder or hub id (default: --model's base, "
                                           "adapter off)")
     p.add_argument("--critic-4bit", action="store_true", help="load --critic-model in 4-bit NF4")

@@ -208,10 +208,15 @@ def read_saved(path):
     return values
 
 
+# The spelling every other command uses for loading its model in 4-bit (eval, judge-audit, refine, attention).
+ALIASES = {"4bit": "load_in_4bit"}
+
+
 def parse_args(argv, presets=None):
     """`--preset=NAME` (presets(NAME) gives its values) or `--config=FILE` (a run's saved config.json), applied
     first, then overrides, each `--key=value` or `--key value`; a key may be spelled with dashes (`--max-new-tokens`)
-    as other commands spell options. An unknown key names the closest."""
+    as other commands spell options, a true/false key given alone is true (`--4bit`, ALIASES' spelling of
+    --load_in_4bit). An unknown key names the closest."""
     types = _types()
     preset, saved, overrides = None, None, {}
     args = list(argv)
@@ -221,10 +226,14 @@ def parse_args(argv, presets=None):
             raise ConfigError(f"bad argument {arg!r}: expected --key=value or --key value")
         key, eq, text = arg[2:].partition("=")
         key = key.replace("-", "_")
+        key = ALIASES.get(key, key)
         if not eq:
-            if not args or args[0].startswith("--"):
+            if types.get(key) is bool and (not args or args[0].startswith("--")):
+                text = "true"  # a bare switch (--4bit, --use-lora), as the other commands take their flags
+            elif not args or args[0].startswith("--"):
                 raise ConfigError(f"--{key} needs a value (--{key}=VALUE or --{key} VALUE)")
-            text = args.pop(0)
+            else:
+                text = args.pop(0)
         if key == "preset":
             preset = text
             continue

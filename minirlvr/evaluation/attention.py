@@ -2,7 +2,7 @@
 
     python run.py attention --model PATH [--adapter PATH] --data FILE.jsonl [--responses FILE.jsonl | generate]
                             [--compare-adapter PATH] [--out DIR] [--backend NAME] [--limit N] [--hard-only]
-                            [--load-4bit]
+                            [--4bit]
 
 The paper explains why high-precision rewards generalize by attention: training teaches the model to look at the
 constraints of an instruction. To measure it, every prompt + response is cut into four segments of keys,
