@@ -19,7 +19,7 @@ IFEVAL = [
     {"key": 3, "prompt": "Tell me about bread. Include the keywords bread and oven in the response.",
      "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["bread", "oven"]}]},
 ]
-TIMING = {"wall_s", "train_s", "cpu_s", "policy", "responses_s"}
+TIMING = {"wall_s", "train_s", "cpu_s", "policy", "responses_s", "machine"}  # machine: its speed, measured each time
 # the [test] extra installs tensorboard; without it the pipeline runs report to nothing
 REPORT_TO = ["--report-to", "tensorboard"] if importlib.util.find_spec("tensorboard") else []
 
