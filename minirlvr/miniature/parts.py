@@ -437,10 +437,12 @@ class MiniatureParts:
         cfg, pct = self.cfg, lambda v: percent_cell([v])
         lines = [f"#### The judges on the SFT policy's answers, against the world's truth", "",
                  f"Soft: the {cfg.eval_soft} held-out soft prompts x {cfg.eval_samples} answers of the main table, "
-                 f"one soft constraint each. Hard (LM judges only): {cfg.eval_judge} held-out mixed prompts x "
-                 f"{cfg.eval_samples} answers, their hard constraints asked as the canaries ask them. Recall on "
-                 "violations: of the truly violated constraints, the share the judge said were not satisfied (an "
-                 "unreadable answer counts as 'not satisfied', as in the reward; the readable-only recall beside it).",
+                 f"one soft constraint each."
+                 + (f" Hard (LM judges only): {cfg.eval_judge} held-out mixed prompts x {cfg.eval_samples} answers, "
+                    f"their hard constraints asked as the canaries ask them." if cfg.eval_judge else "")
+                 + " Recall on violations: of the truly violated constraints, the share the judge said were not "
+                 "satisfied (an unreadable answer counts as 'not satisfied', as in the reward; the readable-only "
+                 "recall beside it).",
                  "", *table_head(["soft: violation recall %", "readable only %", "violation precision %",
                                   "unreadable %", "violations", "hard: violation recall %", "readable only %",
                                   "unreadable %", "violations"], first="judge")]
