@@ -30,8 +30,8 @@ from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean, m
                                       table_head)
 from minirlvr.refine import filters as refine
 from minirlvr.evaluation.judge_audit import PAPER_LABEL, PAPER_RECALL
+from minirlvr.evaluation.judge_audit import metrics as audit_metrics
 from minirlvr.reward.constraint import constraint_reward
-from minirlvr.reward.judge import precision_recall
 from minirlvr.miniature import judge as judge_mod
 from minirlvr.miniature import lm_judge
 from minirlvr.miniature import sft as sft_mod
@@ -151,8 +151,10 @@ def make_reward(judge, canaries=0, seed=0):
         reward_fn.last_metrics = judged_reward.last_metrics
         parts = {"hard": [], "soft_judged": [], "soft_true": [], "true": []}
         for n, (rec, text) in enumerate(zip(records, completions)):
-            t = world.truth(rec, text)
-            hard, soft_true = [float(x) for x in t["hard"]], [float(x) for x in t["soft"]]
+            # hard verdicts as constraint_reward computed them: one verifier pass per rollout (language detection,
+            # behind the lowercase check, is the slow part of a step's scoring)
+            hard = [judged_parts[f"hard:{iid}"][n] for iid in rec.get("instruction_id_list", [])]
+            soft_true = [float(world.soft_truth(spec, text)) for spec in world.soft_specs_of(rec)]
             soft_j = [judged_parts[f"soft:{i}"][n] for i in range(len(soft_true))]
             parts["true"].append(mean(hard + soft_true) if hard + soft_true else 0.0)
             parts["hard"].append(mean(hard))
@@ -178,15 +180,15 @@ def world_critic(records, soft_check, tries=12, seed=0):
 
 
 def judge_scores(prefix, judged, true, parsed):
-    """A judge against the world's truth (parallel lists, True = satisfied / readable): precision and recall on
-    violations with an unreadable answer counted as "not satisfied" (as the reward counts it), the recall over
-    readable answers only, the unreadable share and the number of true violations, as <prefix>_<name>."""
-    p, r = precision_recall(judged, true)
-    readable = [(j, t) for j, t, ok in zip(judged, true, parsed) if ok]
-    _, r_readable = precision_recall([j for j, _ in readable], [t for _, t in readable])
-    return {f"{prefix}_precision": p, f"{prefix}_recall": r, f"{prefix}_recall_readable": r_readable,
-            f"{prefix}_unreadable": 1 - mean(parsed), f"{prefix}_violations": sum(not t for t in true),
-            f"{prefix}_n": len(true)}
+    """judge-audit's numbers (evaluation/judge_audit.metrics) for a judge against the world's truth (parallel lists,
+    True = satisfied / readable), as <prefix>_<name>: precision and recall on violations with an unreadable answer
+    counted as "not satisfied" (as the reward counts it), the recall over readable answers only, the unreadable
+    share and the number of true violations."""
+    m = audit_metrics(judged, true, parsed)
+    return {f"{prefix}_precision": m["precision_violated"], f"{prefix}_recall": m["recall_violated"],
+            f"{prefix}_recall_readable": m["recall_violated_readable"],
+            f"{prefix}_unreadable": m["unparseable"] / m["n"] if m["n"] else math.nan,
+            f"{prefix}_violations": m["violated"], f"{prefix}_n": m["n"]}
 
 
 def se(p, n):
@@ -196,7 +198,8 @@ def se(p, n):
 
 COLUMNS = [("hard prompt-level %", "hard_prompt"), ("hard instr-level %", "hard_instr"), ("soft true %", "soft_true"),
            ("soft judged %", "soft_judged"), ("gap judged−true, points", "gap"),
-           ("its judge's violation recall, readable answers % (unreadable %)", "judge_recall"), ("canary recall, first → last 10 steps %", "canary"),
+           ("its judge's violation recall, readable answers % (unreadable %)", "judge_recall"),
+           ("canary recall, first → last 10 steps %", "canary"),
            ("unseen %", "unseen"), ("unseen types %", "unseen_types"), ("unseen kwargs %", "unseen_kwargs"),
            ("no-EOS %", "no_eos"), ("len", "len")]
 CANARY_WINDOW = 10  # steps pooled for the canary recall at the start and at the end of a run
@@ -424,8 +427,8 @@ class MiniatureParts:
 
         reward_curves(histories, path,
                       "red: training reward (judged where soft constraints are judged); blue dashed: world truth")
-        soft = {name: h for name, h in histories.items() if any(
-            r.get("reward/soft_true") == r.get("reward/soft_true") for rows in h for r in rows if "reward/soft_true" in r)}
+        soft = {name: h for name, h in histories.items()  # runs whose rollouts had soft constraints (else NaN)
+                if any(not math.isnan(r.get("reward/soft_true", math.nan)) for rows in h for r in rows)}
         if soft:
             reward_curves(soft, os.path.join(os.path.dirname(path), "judge_curves.png"),
                           "soft constraints during training: judged by the run's judge (red) vs the world's truth "
@@ -435,7 +438,7 @@ class MiniatureParts:
     def judge_table(self, base):
         """The judges on the SFT policy's answers, against the world's truth, beside the paper's judge."""
         cfg, pct = self.cfg, lambda v: percent_cell([v])
-        lines = [f"#### The judges on the SFT policy's answers, against the world's truth", "",
+        lines = ["#### The judges on the SFT policy's answers, against the world's truth", "",
                  f"Soft: the {cfg.eval_soft} held-out soft prompts x {cfg.eval_samples} answers of the main table, "
                  f"one soft constraint each."
                  + (f" Hard (LM judges only): {cfg.eval_judge} held-out mixed prompts x {cfg.eval_samples} answers, "
