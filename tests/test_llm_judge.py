@@ -117,6 +117,16 @@ def test_batched_prompt_carries_all_constraints_numbered_and_verdicts_land_right
 
 
 @pytest.mark.parametrize("mode", ["pointwise", "batched"])
+def test_a_judge_that_reasons_first_gets_its_budget_per_constraint(monkeypatch, mode):
+    script = Script(lambda prompt: "warm words: sunny. Answer: yes" if mode == "pointwise" else
+                    "1. warm words: sunny. Answer: yes\n2. Answer: no")
+    monkeypatch.setattr(lj, "complete", script)
+    v = judge_soft(LLMJudge(STUB, None, mode, tokens_per_constraint=30), RECORDS[:1], RESPONSES[:1])
+    assert v.ok == [[True, True] if mode == "pointwise" else [True, False]] and v.unparseable == 0
+    assert script.kwargs[0]["max_new_tokens"] == 8 + 30 * (1 if mode == "pointwise" else 2)
+
+
+@pytest.mark.parametrize("mode", ["pointwise", "batched"])
 def test_identical_questions_are_asked_once(monkeypatch, mode):
     script = Script(lambda p: "1. yes\n2. yes" if mode == "batched" else "yes")
     monkeypatch.setattr(lj, "complete", script)

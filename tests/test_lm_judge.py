@@ -29,7 +29,7 @@ def test_every_question_is_answered_by_the_world_in_the_parsers_format():
         if not world.constraints_of(rec):
             continue
         response = world.write_response(rec, rng)
-        truth = {text: (ok, kind) for text, ok, kind in lm_judge.constraints_with_truth(rec, response)}
+        truth = {text: (ok, kind, ev) for text, ok, kind, ev in lm_judge.constraints_with_truth(rec, response)}
         q, answer = lm_judge.question(rec, response, rng, cfg)
         texts = asked(q)
         assert f"[Response]\n{response}\n" in q
@@ -44,8 +44,29 @@ def test_every_question_is_answered_by_the_world_in_the_parsers_format():
         kinds["no prompt"] += f"[Request]\n{NO_PROMPT}\n" in q
         for t in texts:
             kinds[truth[t][1]] += 1
+            # a soft constraint's answer gives the rule's evidence before its verdict; a hard one's is the verdict
+            assert (truth[t][2] is not None and truth[t][2] in answer) == (truth[t][1] == "soft"), (t, answer)
     # both templates, both kinds of constraint, and questions without the request all occur
     assert all(n > 10 for n in kinds.values()), kinds
+
+
+def test_the_soft_evidence_decides_the_verdict_by_the_rule():
+    # every soft spec on grammar responses: "none" on the wanted side (or a word on the other) is a violation
+    rng = random.Random(2)
+    seen = set()
+    for rec in world.sample_records("mixed", 200, seed=5):
+        response = world.write_response(rec, rng)
+        for spec in world.soft_specs_of(rec):
+            ev = world.soft_evidence(spec, response)
+            lists = [part.split(": ")[1] for part in ev.split("; ")]
+            follows = lists[0] == "none" if spec[0] == "audience" else lists[0] != "none" and lists[1] == "none"
+            assert follows == world.soft_truth(spec, response), (spec, response, ev)
+            seen.add((spec[0], follows))
+            for word in ", ".join(lists).split(", "):
+                assert word == "none" or word in world.words_of(response)
+    assert len(seen) == 6  # each kind both satisfied and violated
+    assert world.soft_evidence(("tone", "positive"), "Good, good and lovely, great, kind but awful.") == \
+        "positive words: good, lovely, great; negative words: awful"  # in order, once each, at most 3
 
 
 def test_the_corpus_has_exactly_steps_x_batch_size_questions_and_is_reproducible():

@@ -54,11 +54,20 @@ class LMJudgeConfig:
 
 
 def constraints_with_truth(record, response):
-    """[(English text, satisfied?, "hard"|"soft")] for every constraint of a world record."""
+    """[(English text, satisfied?, "hard"|"soft", the rule's evidence or None)] for every constraint of a world
+    record. Soft constraints carry world.soft_evidence (the words the hidden rule looked at); hard ones none."""
     t = world.truth(record, response)
-    hard = [(verifiers.describe(i, kw), ok, "hard")
+    hard = [(verifiers.describe(i, kw), ok, "hard", None)
             for i, kw, ok in zip(record["instruction_id_list"], record["kwargs"], t["hard"])]
-    return hard + [(text, ok, "soft") for text, ok in zip(record["soft_constraints"], t["soft"])]
+    return hard + [(world.SOFT_TEXT[spec], ok, "soft", world.soft_evidence(spec, response))
+                   for spec, ok in zip(world.soft_specs_of(record), t["soft"])]
+
+
+def verdict(ok, evidence):
+    """The answer about one constraint: the evidence first, when there is any, then the verdict. A reasoning
+    judge's form; the kit's parser reads "... Answer: yes" (a final marker) as readily as a bare "yes"."""
+    word = "yes" if ok else "no"
+    return word if evidence is None else f"{evidence}. Answer: {word}"
 
 
 def question(record, response, rng, cfg):
@@ -71,21 +80,21 @@ def question(record, response, rng, cfg):
         lists = [[c for c in cons if c[2] == "soft"], [c for c in cons if c[2] == "hard"], cons]
         asked = rng.choice([x for x in lists if x])
         q = fill(BATCHED_TEMPLATE, {"prompt": prompt, "response": response,
-                                    "constraints": numbered([text for text, _, _ in asked])})
-        return q, "\n".join(f"{i}. {'yes' if ok else 'no'}" for i, (_, ok, _) in enumerate(asked, 1))
+                                    "constraints": numbered([c[0] for c in asked])})
+        return q, "\n".join(f"{i}. {verdict(ok, ev)}" for i, (_, ok, _, ev) in enumerate(asked, 1))
     soft = [c for c in cons if c[2] == "soft"]
-    text, ok, _ = rng.choice(soft if soft and rng.random() < cfg.soft_share else cons)
-    return fill(POINTWISE_TEMPLATE, {"prompt": prompt, "response": response, "constraint": text}), (
-        "yes" if ok else "no")
+    text, ok, _, ev = rng.choice(soft if soft and rng.random() < cfg.soft_share else cons)
+    return fill(POINTWISE_TEMPLATE, {"prompt": prompt, "response": response, "constraint": text}), verdict(ok, ev)
 
 
-def corpus(cfg):
-    """(records, answers) for sft.train_sft: steps x batch_size judge questions (as {"prompt": question})."""
+def corpus(cfg, n=None):
+    """(records, answers) for sft.train_sft: the first n (default steps x batch_size) judge questions, each as
+    {"prompt": question}; a shorter corpus is the start of a longer one."""
     rng = random.Random(f"lm-judge:{cfg.seed}")
-    n = cfg.steps * cfg.batch_size
+    n = cfg.steps * cfg.batch_size if n is None else n
     records, answers = [], []
     # seeds 20000+: disjoint from the SFT corpus (0..), the training pools (0..3) and the held-out sets (1001..)
-    for rec in world.sample_records("sft", 2 * n, seed=20_000 + cfg.seed):
+    for rec in world.record_stream("sft", seed=20_000 + cfg.seed):
         if len(records) == n:
             break
         if not world.constraints_of(rec):
@@ -96,16 +105,28 @@ def corpus(cfg):
     return records, answers
 
 
+FINGERPRINT = 256  # questions hashed into the cache key: any change to the world or the templates changes them
+
+
 def build_or_load(cfg, cache_dir, progress=True, log=print):
-    """Path of the cached judge model for cfg (trained first if needed; folder <cache_dir>/judge-<key>)."""
-    return sft.build_or_load(cfg, cache_dir, progress=progress, log=log, make_corpus=corpus, name="judge")
+    """Path of the cached judge model for cfg (trained first if needed; folder <cache_dir>/judge-<key>). The key
+    hashes the config and the corpus's first FINGERPRINT questions (the whole corpus takes ~1 min to write)."""
+    return sft.build_or_load(cfg, cache_dir, progress=progress, log=log, make_corpus=corpus, name="judge",
+                             fingerprint=lambda c: corpus(c, FINGERPRINT))
+
+
+def is_cached(cfg, cache_dir):
+    """True when build_or_load(cfg, cache_dir) would load without training."""
+    return sft.is_cached(*sft.cache_path(cfg, cache_dir, corpus(cfg, FINGERPRINT), "judge"))
 
 
 def load(path, batch_rows=256):
-    """{mode: LLMJudge} over one loaded copy of the judge model at path."""
+    """{mode: LLMJudge} over one loaded copy of the judge model at path. Its answers give the rule's evidence
+    before each verdict: ~25 tokens per constraint at most (3 words of each kind), so 40 leaves room."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    return {mode: LLMJudge(model, tokenizer, mode, batch_rows=batch_rows) for mode in ("pointwise", "batched")}
+    return {mode: LLMJudge(model, tokenizer, mode, batch_rows=batch_rows, tokens_per_constraint=40)
+            for mode in ("pointwise", "batched")}

@@ -147,13 +147,19 @@ def train_sft(cfg, out_dir, records, responses, progress=True, name="SFT"):
             "wall_s": round(wall, 1), "tokens_per_s": round(tokens / wall)}
 
 
-def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, name="SFT"):
+def cache_path(cfg, cache_dir, key_corpus, name="SFT"):
+    """(folder, key) of the cached model for cfg whose key hashes key_corpus = (records, responses)."""
+    key = cache_key(cfg, *key_corpus)
+    return os.path.join(cache_dir, f"{name.lower()}-{key[:16]}"), key
+
+
+def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, name="SFT", fingerprint=None):
     """Path of a cached model for cfg, training (and caching) it first if needed. `make_corpus(cfg)` gives the
     (records, responses) it is trained on: the world's SFT corpus by default, the judge's questions for the LM
-    judge (`name` "judge", folder judge-<key>)."""
-    records, responses = make_corpus(cfg)
-    key = cache_key(cfg, records, responses)
-    path = os.path.join(cache_dir, f"{name.lower()}-{key[:16]}")
+    judge (`name` "judge", folder judge-<key>). The cache key hashes `fingerprint(cfg)` (default: the whole
+    corpus), so that a corpus that is slow to write is written only to train."""
+    records, responses = make_corpus(cfg) if fingerprint is None else (None, None)
+    path, key = cache_path(cfg, cache_dir, (records, responses) if fingerprint is None else fingerprint(cfg), name)
     if is_cached(path, key):
         log(f"{name} model: cached at {path}")
         return path
@@ -161,6 +167,8 @@ def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, 
         log(f"{name} model: {path} is incomplete or was built for another world/config: rebuilding it")
         shutil.rmtree(path)
     log(f"{name} model: training from scratch ({cfg.steps} steps x {cfg.batch_size} sequences) -> {path}")
+    if records is None:
+        records, responses = make_corpus(cfg)
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

@@ -19,6 +19,7 @@ never appear in RL prompts: that is the miniature's generalization question.
 Deliberately not here: tokenization (tokenizer.py), models, rewards.
 """
 
+import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -87,6 +88,28 @@ def soft_truth(spec, response):
         return bool(words & ASPECT_WORDS[value]) and not words & others
     if kind == "audience":
         return LONG_WORD.search(response) is None
+    raise ValueError(f"unknown soft constraint kind {kind!r}")
+
+
+def soft_evidence(spec, response, shown=3):
+    """The hidden rule's reasons in words: the lexicon words it looked at ("positive words: good; negative words:
+    none"), at most `shown` of each kind, in order of appearance. What the miniature's LM judge is taught to write
+    before its verdict (lm_judge.py): the verdict follows from it by the rule in soft_truth."""
+    kind, value = spec
+    words = words_of(response)
+
+    def found(lexicon):
+        return ", ".join(list(dict.fromkeys(w for w in words if w in lexicon))[:shown]) or "none"
+
+    if kind == "tone":
+        other = "negative" if value == "positive" else "positive"
+        return f"{value} words: {found(set(TONE_WORDS[value]))}; {other} words: {found(set(TONE_WORDS[other]))}"
+    if kind == "focus":
+        others = set().union(*(w for a, w in ASPECT_WORDS.items() if a != value))
+        return f"{value} words: {found(ASPECT_WORDS[value])}; other topics: {found(others)}"
+    if kind == "audience":
+        long_words = dict.fromkeys(w.lower() for w in LONG_WORD.findall(response))
+        return f"long words: {', '.join(list(long_words)[:shown]) or 'none'}"
     raise ValueError(f"unknown soft constraint kind {kind!r}")
 
 
@@ -172,11 +195,16 @@ def _count(rng, weights):
 
 
 def sample_records(kind, n, seed):
-    """n records of one data set kind (a key of MIXES); the same (kind, n, seed) gives the same records."""
+    """n records of one data set kind (a key of MIXES); the same (kind, n, seed) gives the same records, and the
+    first n of a longer draw."""
+    return list(itertools.islice(record_stream(kind, seed), n))
+
+
+def record_stream(kind, seed):
+    """The records of one data set kind, one after another, without end (sample_records takes the first n)."""
     mix = MIXES[kind]
     rng = random.Random(f"{kind}:{seed}")
-    records = []
-    for key in range(n):
+    for key in itertools.count():
         if mix.hard_pool == "unseen":
             # one held-out constraint: an unseen type, or a seen type with an unseen kwargs value
             held = UNSEEN_HARD + list(KWARG_POOLS)
@@ -186,8 +214,7 @@ def sample_records(kind, n, seed):
             hard_ids = _pick_hard(rng, pool, _count(rng, mix.hard))
             unseen_kw = rng.random() < mix.unseen_kwargs
         soft = _pick_soft(rng, _count(rng, mix.soft))
-        records.append(make_record(rng, key, hard_ids, soft, unseen_kwargs=unseen_kw, source=f"world:{kind}"))
-    return records
+        yield make_record(rng, key, hard_ids, soft, unseen_kwargs=unseen_kw, source=f"world:{kind}")
 
 
 # ---------------------------------------------------------------------------------------------- responses

@@ -182,7 +182,8 @@ class LLMJudge:
     mode: str = "pointwise"  # "pointwise" or "batched"
     adapter_off: bool = False  # True: answer as the base of a LoRA policy (the adapter is back on afterwards)
     template: str = None  # None: POINTWISE_TEMPLATE / BATCHED_TEMPLATE
-    max_new_tokens: int = None  # None: 16 pointwise, 8 + 8 per constraint batched
+    max_new_tokens: int = None  # None: 8 + tokens_per_constraint for each constraint one call asks about
+    tokens_per_constraint: int = 8  # a verdict's budget; a judge that gives its reasons first needs more
     batch_rows: int = 64  # judge calls decoded together
     option: str = "template"  # the option name that error messages use for the template
     progress: bool = False  # a tqdm bar over the judge calls (audits; training keeps its own bar)
@@ -209,7 +210,7 @@ class LLMJudge:
             keys = [[(p, r, c) for c in cs] for p, r, cs in items]
             unique = list(dict.fromkeys(k for row in keys for k in row))
             prompts = [fill(self.template, {"prompt": p, "response": r, "constraint": c}) for p, r, c in unique]
-            texts = self._ask(prompts, self.max_new_tokens or 16) if unique else []
+            texts = self._ask(prompts, self.max_new_tokens or 8 + self.tokens_per_constraint) if unique else []
             answer = {k: (parse_answer(t), t) for k, t in zip(unique, texts)}
             got = [[answer[k] for k in row] for row in keys]
             unparseable = sum(v is None for v, _ in answer.values())
@@ -219,7 +220,8 @@ class LLMJudge:
             prompts = [fill(self.template, {"prompt": p, "response": r, "constraints": numbered(cs)})
                        for p, r, cs in unique]
             longest = max((len(k[2]) for k in unique), default=0)
-            texts = self._ask(prompts, self.max_new_tokens or 8 + 8 * longest) if unique else []
+            texts = self._ask(prompts, self.max_new_tokens or 8 + self.tokens_per_constraint * longest) if unique \
+                else []
             answer = {k: [(v, t) for v in parse_numbered(t, len(k[2]))] for k, t in zip(unique, texts)}
             got = [answer[k] if k[2] else [] for k in keys]
             unparseable = sum(v is None for row in answer.values() for v, _ in row)
