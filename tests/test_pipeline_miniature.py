@@ -70,6 +70,21 @@ def test_smoke_run_writes_every_output(smoke):
         assert cfg["load_in_4bit"] is four_bit and cfg["use_lora"] is four_bit
 
 
+def test_runs_in_worker_processes_give_the_in_process_numbers(smoke, tmp_path):
+    # a fresh cache: the LM judge trains in a second process beside the SFT model, then the runs train two at a
+    # time in worker processes; every number equals the in-process pipeline's (the smoke fixture)
+    out = str(tmp_path / "out")
+    reproduce_cmd.main(["--smoke", "--out", out, "--cache", str(tmp_path / "cache"), "--threads=1", "--workers=2"])
+    log = open(os.path.join(out, "log.txt")).read()
+    assert "judge model: training in a second process" in log and "2 at a time, each in a process of its own" in log
+    timing = ("wall_s", "train_s", "policy")
+    runs = [json.load(open(os.path.join(d, "results.json")))["runs"] for d in (smoke[0], out)]
+    assert [{k: v for k, v in r.items() if k not in timing} for r in runs[0]] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in runs[1]]
+    assert len(runs[1]) == 7 and all(os.path.exists(os.path.join(out, "runs", parts_tag, "result.json"))
+                                     for parts_tag in os.listdir(os.path.join(out, "runs")))
+
+
 def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, capsys):
     out, cache = smoke
     # an interruption after the last checkpoint and before the evaluation leaves no result.json
@@ -94,6 +109,8 @@ def test_resume_keeps_finished_runs_and_continues_an_interrupted_one(smoke, caps
     (["--quick", "extra"], "unknown option 'extra'"),
     (["--out"], "option --out needs a value"),
     (["--threads=0"], "--threads needs a positive integer"),
+    (["--workers", "two"], "--workers needs a positive integer"),
+    (["--preset", "tiny", "--workers=2"], "--workers is for the miniature"),
 ])
 def test_bad_options_are_refused(argv, message):
     with pytest.raises(SystemExit) as e:
@@ -143,7 +160,7 @@ BEFORE = {
                                              lm_judge=parts.LMJudgeConfig(steps=6, batch_size=8, vocab_size=512,
                                                                           hidden=32, layers=1, intermediate=64),
                                              reward_judge="pointwise", batched_arms=("soft-only", "mixed"),
-                                             canaries=4, eval_judge=4),
+                                             canaries=4, eval_judge=4, parallel_runs=False),
 }
 
 

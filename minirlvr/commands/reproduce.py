@@ -30,6 +30,8 @@ USAGE = """usage: python run.py reproduce --preset NAME [options]     (python ru
                     gain from more; on a busy 2-core machine 2 threads made one SFT step 4-15x slower than 1. Real
                     presets: 1 on a machine of <= 2 cores, where a GRPO step measured 6-8x faster than with 2
                     under load, else torch's, one per core)
+  --workers N       miniature: runs trained at once, each in a process of its own (default: one per --threads
+                    cores, 2 on a 2-core machine; 1: one after another in this process). No number changes with it
   --model PATH      real presets: the policy's base (default: the preset's hub id; a local folder works offline)
   --data FILE       real presets: training records (e.g. from `run.py data convert`) instead of the seed tasks
   --ifeval FILE     real presets: IFEval's input_data.jsonl (evaluated with the verifiers)
@@ -56,8 +58,8 @@ def _option_lines():
 USAGE += _option_lines()
 
 SWITCHES = ("--quick", "--smoke", "--resume", "--overwrite", "--list")
-VALUES = ("--preset", "--out", "--cache", "--threads", "--model", "--data", "--ifeval", "--ifbench", "--multiif",
-          "--cfbench", "--followbench", "--report-to")
+VALUES = ("--preset", "--out", "--cache", "--threads", "--workers", "--model", "--data", "--ifeval", "--ifbench",
+          "--multiif", "--cfbench", "--followbench", "--report-to")
 PRESET_OPTIONS = {presets.option(f): f for f in presets.OPTIONS}  # --group-size -> group_size
 
 
@@ -67,8 +69,8 @@ class UsageError(ValueError):
 
 def parse_args(argv):
     """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
-    opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache", "threads": None,
-            "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
+    opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache",
+            "threads": None, "workers": None, "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
             "cfbench": None, "followbench": None, "report_to": "none", "set": {}}
     args = list(argv)
     while args:
@@ -86,10 +88,10 @@ def parse_args(argv):
                 value = args.pop(0)
             if name in PRESET_OPTIONS:
                 opts["set"][PRESET_OPTIONS[name]] = presets.option_value(PRESET_OPTIONS[name], value)
-            elif name == "--threads":
+            elif name in ("--threads", "--workers"):
                 if not value.isdigit() or int(value) < 1:
                     raise UsageError(f"option {name} needs a positive integer, got {value!r}")
-                opts["threads"] = int(value)
+                opts[name[2:]] = int(value)
             else:
                 opts[name[2:].replace("-", "_")] = value
         else:
@@ -131,7 +133,9 @@ def make_parts(opts):
                  if opts[k] is not None] + [presets.option(f) for f in opts["set"]]
         if given:
             raise UsageError(f"{given[0]} is for the real-model presets; the miniature builds its own")
-        return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1)
+        return MiniatureParts(get(opts["preset"]), opts["cache"], opts["threads"] or 1, workers=opts["workers"])
+    if opts["workers"] is not None:
+        raise UsageError("--workers is for the miniature: a real preset's runs share one device, one at a time")
     from minirlvr.pipeline.hf_parts import HFParts
 
     return HFParts(get(opts["preset"], **opts["set"]), opts["out"], model=opts["model"], data=opts["data"],

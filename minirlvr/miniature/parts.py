@@ -18,6 +18,7 @@ The numbers are the preset's (presets.py); the knobs only the miniature has (SFT
 EXTRAS below. This file does not define the world, the judge or the GRPO math, and does not orchestrate.
 """
 
+import functools
 import math
 import os
 import random
@@ -91,6 +92,9 @@ class MiniatureConfig:
     # the attention stage: this many held-out prompts of each kind (seen hard, soft, unseen hard type), one greedy
     # response each, per policy (~1 s per policy for 3 x 24 prompts: the stage stays a rounding error of the run)
     attention_prompts: int = 24
+    # runs train in parallel worker processes (MiniatureParts.workers); the smoke preset keeps them in-process, where
+    # its tests can watch them
+    parallel_runs: bool = True
 
 
 # What only the miniature has, per preset; everything else comes from the preset row in presets.py.
@@ -102,7 +106,7 @@ EXTRAS = {
                             lm_judge=LMJudgeConfig(steps=6, batch_size=8, vocab_size=512, hidden=32, layers=1,
                                                    intermediate=64),
                             reward_judge="pointwise", batched_arms=("soft-only", "mixed"), canaries=4, eval_judge=4, ckpt_every=1, refine_candidates=16, eval_soft=6, eval_unseen=6, eval_samples=2,
-                            attention_prompts=4),
+                            attention_prompts=4, parallel_runs=False),
 }
 
 
@@ -230,12 +234,20 @@ def cell(rows, key):
     return percent_cell([r[key] for r in rows])
 
 
+def ready_parts(preset, cache, threads):
+    """MiniatureParts with their setup done, in a worker process of the pipeline (everything from the cache)."""
+    parts = MiniatureParts(preset, cache, threads, workers=1)
+    parts.setup(log=lambda msg: None)
+    return parts
+
+
 class MiniatureParts:
     """The parts (pipeline/parts.py) on the synthetic world. See the module docstring."""
 
-    def __init__(self, preset, cache, threads=1):
+    def __init__(self, preset, cache, threads=1, workers=None):
         self.cfg = config_of(preset)
-        self.cache = cache
+        self.preset, self.cache, self.threads = preset, cache, threads
+        self.n_workers = workers  # None: as many runs at once as the machine has cores for (cfg.parallel_runs)
         cpu_threads(threads)
 
     def describe(self):
@@ -246,6 +258,16 @@ class MiniatureParts:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         cfg = self.cfg
+        judge_build = None
+        if cfg.lm_judge and self.workers()[0] > 1 and not lm_judge.is_cached(cfg.lm_judge, self.cache):
+            # the LM judge does not need the SFT model: it trains in a second process meanwhile (a second core)
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            log("judge model: training in a second process while the SFT model trains")
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            judge_build = pool.submit(lm_judge.build_or_load, cfg.lm_judge, self.cache, False)
+            pool.shutdown(wait=False)
         self.sft_path = sft_mod.build_or_load(cfg.sft, self.cache, log=log)
         self.sft_meta = sft_mod.load_meta(self.sft_path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.sft_path)
@@ -253,8 +275,13 @@ class MiniatureParts:
         self.bag, self.judge_stats = judge_mod.build_or_load(cfg.judge, self.sft_path, self.tokenizer, log=log)
         self.judges, self.judge_meta = {"bag": self.bag}, None
         if cfg.lm_judge:
-            judge_path = lm_judge.build_or_load(cfg.lm_judge, self.cache, log=log)
+            judge_path = judge_build.result() if judge_build else lm_judge.build_or_load(cfg.lm_judge, self.cache,
+                                                                                         log=log)
             self.judge_meta = sft_mod.load_meta(judge_path)
+            if judge_build:
+                m = self.judge_meta
+                log(f"judge model: {m['params'] / 1e6:.2f}M params, final loss {m['final_loss']:.3f}, "
+                    f"{m['wall_s']:.0f}s -> {judge_path}")
             self.judges.update(lm_judge.load(judge_path))
         # held-out prompts: seeds disjoint from every training set's (training sets use seeds 0..99)
         self.sets = {"hard": world.sample_records("eval_hard", cfg.eval_hard, seed=1001),
@@ -337,7 +364,7 @@ class MiniatureParts:
         texts, _, _ = sample_texts(model, tokenizer, recs, k, cfg.max_new_tokens, cfg.temperature, seed)
         items, true = [], []
         for i, text in enumerate(texts):
-            hard = [(c, ok) for c, ok, kind in lm_judge.constraints_with_truth(recs[i // k], text) if kind == "hard"]
+            hard = [(c, ok) for c, ok, kind, _ in lm_judge.constraints_with_truth(recs[i // k], text) if kind == "hard"]
             items.append((recs[i // k], text, [c for c, _ in hard]))
             true += [ok for _, ok in hard]
         out = {}
@@ -381,6 +408,15 @@ class MiniatureParts:
         return ([(a, s, a) for a in ARMS for s in cfg.seeds]
                 + [(a + BATCHED, s, a) for a in cfg.batched_arms for s in cfg.extra_seeds]
                 + [(extra_arm(cfg), s, "hard-only") for s in cfg.extra_seeds])
+
+    def workers(self):
+        """Runs at once: one per `threads` cores (2 on a 2-core machine at one thread), each in a process of its
+        own that loads the cached SFT model and judges (ready_parts); the smoke preset trains in this process."""
+        if self.n_workers is None and not self.cfg.parallel_runs:
+            return 1, None
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        n = self.n_workers or max(1, cores // max(1, self.threads))
+        return n, functools.partial(ready_parts, self.preset, self.cache, self.threads)
 
     def train_config(self, name, seed, run_dir, resume):
         from minirlvr.engine.config import make_config

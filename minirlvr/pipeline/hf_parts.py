@@ -302,6 +302,10 @@ class HFParts:
     def runs(self):
         return [(arm, seed, arm) for arm in self.p.arms for seed in self.p.seeds]
 
+    def workers(self):
+        """One run at a time: a run holds the device (one GPU; a CPU run uses every core already)."""
+        return 1, None
+
     def train_config(self, name, seed, run_dir, resume):
         from minirlvr.engine.config import make_config
         from minirlvr.pipeline.presets import train_values

@@ -44,6 +44,10 @@ class Parts(Protocol):
     def runs(self) -> list:
         """[(run name, seed, arm)]: what to train, each from the same start with the same budget."""
 
+    def workers(self) -> tuple:
+        """(n, make_parts): up to n runs may train at once, each in a fresh process where `make_parts()` (picklable)
+        returns these parts with their setup done (from caches: no training); (1, None): one after another here."""
+
     def train_config(self, name: str, seed: int, run_dir: str, resume: bool):
         """The engine's TrainConfig for one run (model, data size, steps, out_dir=run_dir, resume)."""
 

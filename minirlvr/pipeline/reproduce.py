@@ -139,6 +139,49 @@ def run_one(parts, name, seed, records, root, resume, log, report_to="none"):
     return row
 
 
+_worker = {}  # in a worker process of run_all: its parts (set up) and its log
+
+
+def _start_worker(make_parts, log_path):
+    import tqdm
+
+    def log(msg):
+        tqdm.tqdm.write(msg)
+        with open(log_path, "a") as f:  # one short append per line: lines of two processes never interleave
+            f.write(msg + "\n")
+
+    _worker.update(log=log, parts=make_parts())
+
+
+def _run_in_worker(name, seed, records, root, resume, report_to):
+    return run_one(_worker["parts"], name, seed, records, root, resume, _worker["log"], report_to)
+
+
+def run_all(parts, plan, data, root, resume, log, report_to, log_path):
+    """Every planned run; result rows in plan order. Where the parts allow it (parts.workers()), several runs train
+    at once, each in a fresh process of its own: on a 2-core CPU two one-thread runs take about the time of one,
+    while a second torch thread in one process gains little on the miniature's small matrices (README, run.py
+    figures). A run depends only on its seed and data, never on the process it runs in (the smoke preset's test
+    compares the two ways), and each run's folder, checkpoints and --resume work as in sequence."""
+    n, make_parts = parts.workers()
+    n = min(n, len(plan))
+    if n <= 1:
+        return [run_one(parts, name, seed, data[arm], root, resume, log, report_to) for name, seed, arm in plan]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    log(f"runs: {len(plan)}, {n} at a time, each in a process of its own")
+    # spawn, not fork: a forked child would inherit torch's thread pools and the parent's open model
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(make_parts, log_path))
+    try:
+        futures = [pool.submit(_run_in_worker, name, seed, data[arm], root, resume, report_to)
+                   for name, seed, arm in plan]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def reproduce(parts, preset, out, resume=False, report_to="none"):
     """Run the pipeline with `parts` (see pipeline/parts.py) into folder `out`; `preset` names the run in its
     config and report. resume: keep what finished in `out`, continue interrupted runs, refuse other settings.
@@ -202,7 +245,7 @@ def reproduce(parts, preset, out, resume=False, report_to="none"):
 
     # --- every arm x seed from the same start, then the extra rows the parts ask for
     plan = parts.runs()
-    rows = [run_one(parts, name, seed, data[arm], out, resume, log, report_to) for name, seed, arm in plan]
+    rows = run_all(parts, plan, data, out, resume, log, report_to, log_path)
 
     # --- report: all runs' per-step metrics in one file, curves, the table
     metrics_path = os.path.join(out, "metrics.jsonl")
