@@ -144,9 +144,11 @@ def test_incompatible_or_incomplete_sft_cache_is_rebuilt(tmp_path):
     assert other != path
 
 
-# The numbers the embedded experiment ran with before it became the pipeline's miniature presets (README table).
+# The numbers the embedded experiment ran with before it became the pipeline's miniature presets (README table),
+# and since #27 the full run's LM judge.
 BEFORE = {
-    "miniature": parts.MiniatureConfig(),
+    "miniature": parts.MiniatureConfig(lm_judge=parts.LMJudgeConfig(), reward_judge="pointwise",
+                                       batched_arms=("soft-only", "mixed"), canaries=4, eval_judge=40),
     "miniature-quick": parts.MiniatureConfig(sft=sft.SFTConfig(steps=150), seeds=(0,), steps=15, pool_size=200,
                                              refine_candidates=200, eval_hard=80, eval_soft=60, eval_unseen=60,
                                              eval_samples=2, attention_prompts=8),

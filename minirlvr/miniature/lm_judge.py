@@ -7,19 +7,19 @@ answer the LLM judge's two templates, so that `python run.py` can show the paper
 
 The judge is a sibling of the SFT policy (a Qwen2 from scratch, its own byte-level BPE), trained by the same loop
 (sft.train_sft) on judge questions instead of prompts: a world record answered by the world's grammar, put into
-reward/llm_judge.py's POINTWISE_TEMPLATE (one constraint, answer "yes"/"no") or BATCHED_TEMPLATE (a numbered list,
-answer "1. yes\\n2. no" ...), the answers from the world's truth (verifiers for hard constraints, the hidden rules
-for soft ones). Hard constraints are asked too, worded by `verifiers.describe`: that is what the canaries and
-`python run.py judge-audit` ask. At use it is an ordinary LLMJudge: the kit's sampler, the same answer parser,
-the same unreadable-answer rule; nothing in the judge path knows it is small. Its mistakes are its own: the
+reward/llm_judge.py's POINTWISE_TEMPLATE (one constraint) or BATCHED_TEMPLATE (a numbered list, one answer line
+each), the answers from the world's truth (verifiers for hard constraints, the hidden rules for soft ones). A soft
+verdict comes after the rule's evidence, as a reasoning judge writes it: "positive words: good; negative words:
+none. Answer: yes" (world.soft_evidence), "1. long words: remarkably. Answer: no" in a list. A bare "yes"/"no" did not
+work: trained from scratch on bare verdicts every try stayed at the prior (always "yes" or always "no"; 0.22M to
+1.04M parameters, 200 to 1,500 steps of 32 questions, also from the SFT policy), because the verdict is an
+interaction (which constraint x which words) with no signal in either part alone; with the evidence first, each
+evidence token is a copy of a nearby word the constraint selects, and the verdict a local function of the evidence.
+Hard constraints are asked too (a share of 1 - soft_share), worded by `verifiers.describe` and answered bare: that
+is what the canaries and `python run.py judge-audit` ask; with no evidence to write, the judge learns them poorly.
+At use it is an ordinary LLMJudge: the kit's sampler, the same answer parser, the same unreadable-answer rule,
+a budget of 40 tokens per constraint; nothing in the judge path knows it is small. Its mistakes are its own: the
 questions come from grammar-written answers, the policy's drift is never shown to it.
-Status (issue #27, open): trained from scratch it does not yet learn the task at any size a CPU run affords. Every
-try stayed at the prior (always "yes" or always "no" on held-out pointwise soft questions, loss ln 2 per answer):
-1.04M parameters (this config) for 200 steps x 32, the SFT policy fine-tuned on the questions for 200 steps, 0.22M
-parameters for 300 and 1,500 steps (48k questions; lr 1e-2; soft constraints only; also with the constraint placed
-before the response, so that response tokens can see what is asked). The bag classifier learns the same labels from
-27k example passes in seconds: the transformer's plateau, not the labels, is the obstacle. So `python run.py` keeps the
-bag classifier as its judge; the smoke preset runs this judge's whole path (reward, both modes, canaries, audit).
 This file does not compute rewards or measure the judge (parts.py does both).
 """
 
@@ -33,23 +33,25 @@ from minirlvr.reward.llm_judge import BATCHED_TEMPLATE, NO_PROMPT, POINTWISE_TEM
 
 @dataclass(frozen=True)
 class LMJudgeConfig:
-    # the training loop's fields (sft.train_sft reads them): one judge question per sequence
-    steps: int = 500
+    # the training loop's fields (sft.train_sft reads them): one judge question per sequence. Measured on 150
+    # held-out mixed prompts' soft constraints (2026-12-06): 900 steps give accuracy 76% pointwise and 78% batched,
+    # violation recall 73% and 63%; lr 1e-2 or a third layer did no better within that noise (71 violations)
+    steps: int = 900
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 5e-3
     warmup: int = 30
     vocab_size: int = 1024
-    hidden: int = 128
-    layers: int = 4
+    hidden: int = 64
+    layers: int = 2
     heads: int = 4
     kv_heads: int = 2
-    intermediate: int = 384
+    intermediate: int = 192
     max_positions: int = 512  # a batched question about 5 constraints is ~300 tokens
     seed: int = 0
     # the questions
     p_follow: float = 0.5  # how often the grammar follows each constraint (as for the SFT corpus)
     batched_share: float = 0.5  # questions in the batched template; the rest are pointwise
-    soft_share: float = 0.7  # pointwise questions about a soft constraint when the record has one
+    soft_share: float = 0.85  # questions about the soft constraints alone (as the reward asks) when there are any
     no_prompt_share: float = 0.1  # questions without the request ("(not shown)": the critic asks text alone)
 
 
@@ -74,16 +76,17 @@ def question(record, response, rng, cfg):
     """One judge question about a response, and its true answer, in the form LLMJudge asks and parses."""
     cons = constraints_with_truth(record, response)
     prompt = NO_PROMPT if rng.random() < cfg.no_prompt_share else record["prompt"]
+    soft = [c for c in cons if c[2] == "soft"]
+    about_soft = soft and rng.random() < cfg.soft_share
     if rng.random() < cfg.batched_share:
-        # a numbered list as the reward asks it (the record's soft constraints), as the canaries and the audit ask
-        # it (hard ones), or everything at once
-        lists = [[c for c in cons if c[2] == "soft"], [c for c in cons if c[2] == "hard"], cons]
-        asked = rng.choice([x for x in lists if x])
+        # a numbered list as the reward asks it (the record's soft constraints), or as the canaries and the audit
+        # ask it (hard ones) or everything at once
+        lists = [[c for c in cons if c[2] == "hard"], cons]
+        asked = soft if about_soft else rng.choice([x for x in lists if x])
         q = fill(BATCHED_TEMPLATE, {"prompt": prompt, "response": response,
                                     "constraints": numbered([c[0] for c in asked])})
         return q, "\n".join(f"{i}. {verdict(ok, ev)}" for i, (_, ok, _, ev) in enumerate(asked, 1))
-    soft = [c for c in cons if c[2] == "soft"]
-    text, ok, _, ev = rng.choice(soft if soft and rng.random() < cfg.soft_share else cons)
+    text, ok, _, ev = rng.choice(soft if about_soft else cons)
     return fill(POINTWISE_TEMPLATE, {"prompt": prompt, "response": response, "constraint": text}), verdict(ok, ev)
 
 

@@ -54,8 +54,9 @@ class MiniatureConfig:
     preset: str = "miniature"
     sft: SFTConfig = field(default_factory=SFTConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # the bag classifier: critic and baseline
-    # The LM judge (lm_judge.py; None: none). Not in `python run.py` yet: trained from scratch at the sizes a CPU run
-    # affords it stays at the prior (always "yes"), see lm_judge.py; the smoke preset runs its whole path.
+    # The LM judge (lm_judge.py; None: none): `python run.py` pays the main arms' soft reward with it (pointwise) and
+    # trains the batched_arms once more with its batched mode; --quick keeps the bag classifier (its 3 minutes do not
+    # hold the judge's training)
     lm_judge: LMJudgeConfig = None
     reward_judge: str = "bag"  # the main arms' soft reward: "bag", or the LM judge's mode ("pointwise", "batched")
     batched_arms: tuple = ()  # arms also trained with the batched LM judge (seeds: extra_seeds)
@@ -99,7 +100,8 @@ class MiniatureConfig:
 
 # What only the miniature has, per preset; everything else comes from the preset row in presets.py.
 EXTRAS = {
-    "miniature": {},
+    "miniature": dict(lm_judge=LMJudgeConfig(), reward_judge="pointwise", batched_arms=("soft-only", "mixed"),
+                      canaries=4, eval_judge=40),
     "miniature-quick": dict(sft=SFTConfig(steps=150), refine_candidates=200, eval_soft=60, eval_unseen=60,
                             eval_samples=2, attention_prompts=8),
     "miniature-smoke": dict(sft=SFTConfig(steps=8, batch_size=16), judge=JudgeConfig(n_records=200, epochs=1),
