@@ -164,11 +164,11 @@ class StepBatch:
 
     def logp(self, model, c, temperature, entropy=False):
         """sequence_logp of the rows in slice `c` (it may start or end inside a group), each prompt given once."""
-        G = self.group_size
-        rows = torch.arange(len(self.tokens), device=self.tokens.device)[c]  # (n,)
-        first, last = int(rows[0]) // G, int(rows[-1]) // G
+        G, rows = self.group_size, range(len(self.tokens))[c]  # Python ints: no device sync
+        first, last = rows[0] // G, rows[-1] // G
+        prompt_of = torch.arange(rows.start, rows.stop, device=self.tokens.device) // G - first  # (n,)
         return sequence_logp(model, self.prompt_ids[first:last + 1], self.prompt_mask[first:last + 1], self.tokens[c],
-                             self.mask[c], temperature, entropy, prompt_of=rows // G - first)
+                             self.mask[c], temperature, entropy, prompt_of=prompt_of)
 
 
 def logp_no_grad(model, b, temperature):
