@@ -3,8 +3,11 @@
 One step: B records -> prompt ids -> G samples each (own sampler, KV cache) -> rewards -> group advantages
 -> reference (adapter off) log-probs -> micro-batches of policy forward + token_logprobs on the final hidden
 states + GRPO loss + backward -> clip -> AdamW on the trainable (LoRA) parameters -> one log line, one JSONL
-record. Checkpoints are written atomically and `resume=True` continues bit for bit; the final policy is saved as
-a peft adapter folder (`<out_dir>/adapter`, tokenizer beside it) that PeftModel.from_pretrained loads.
+record. In both log-prob passes a micro-batch runs each of its prompts once and the group's completions
+against that prompt's KV cache (a shared-prefix forward, engine/model.py `shared_prefix_hidden`; full sequences
+under gradient checkpointing). Checkpoints are written atomically and `resume=True` continues bit for bit; the
+final policy is saved as a peft adapter folder (`<out_dir>/adapter`, tokenizer beside it) that
+PeftModel.from_pretrained loads.
 
 Known, deliberate choices (as in TRL and verl): with top-p/top-k the samples come from the truncated distribution
 while the loss uses the untruncated log-probs; rollouts that never emit EOS are trained on every token and
@@ -41,7 +44,7 @@ from minirlvr.kernels import token_logprobs
 from minirlvr.engine.malloc import return_freed_memory
 from minirlvr.engine.machine import cpu_threads
 from minirlvr.engine.model import (final_hidden, lm_head_weight, load_model, load_trainable_state, pick_device,
-                                   prepare, reference_mode, trainable_state)
+                                   prepare, reference_mode, shared_prefix_hidden, shares_prefix, trainable_state)
 from minirlvr.engine.report_to import open_reporter
 from minirlvr.reward.constraint import call_reward, reward_from_config
 from minirlvr.engine.sampler import generate, positions
@@ -115,15 +118,25 @@ def _permutation(n, seed):
     return np.random.RandomState(seed).permutation(n)
 
 
-def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, entropy=False):
+def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, entropy=False, prompt_of=None):
     """Per-token log-probs (N, L) of `tokens` after the prompts, via final hidden states + token_logprobs.
 
+    prompt_ids, prompt_mask: (N, P), one prompt per row; or, with prompt_of (N,) naming each row's prompt, (b, P)
+    distinct prompts, each then run once for all its rows (`shared_prefix_hidden`) where the model allows it
+    (`shares_prefix`: not under gradient checkpointing while training), else repeated and run per row.
     Only trained positions (mask = 1) go through the LM head, so neither (N, L, V) logits nor the pads'
     head computation exist. Returns (logp, entropy or None), zeros where mask = 0."""
-    P = prompt_ids.shape[1]
-    ids = torch.cat([prompt_ids, tokens], 1)  # (N, P+L)
-    attn = torch.cat([prompt_mask, mask.long()], 1)  # (N, P+L)
-    hidden = final_hidden(model, ids, attn, positions(attn))[:, P - 1:-1]  # (N, L, D): position t predicts token t
+    hidden = None
+    # where no two rows share a prompt (G = 1, a micro-batch of one row per group) nothing is saved: one full call
+    if prompt_of is not None and len(prompt_ids) < len(prompt_of) and shares_prefix(model):
+        hidden = shared_prefix_hidden(model, prompt_ids, prompt_mask, prompt_of, tokens, mask)  # (N, L, D)
+    if hidden is None:
+        if prompt_of is not None:
+            prompt_ids, prompt_mask = prompt_ids[prompt_of], prompt_mask[prompt_of]  # (N, P)
+        P = prompt_ids.shape[1]
+        ids = torch.cat([prompt_ids, tokens], 1)  # (N, P+L)
+        attn = torch.cat([prompt_mask, mask.long()], 1)  # (N, P+L)
+        hidden = final_hidden(model, ids, attn, positions(attn))[:, P - 1:-1]  # (N, L, D): position t predicts token t
     sel = mask.bool()  # (N, L)
     weight = lm_head_weight(model)  # (V, D)
     # The head may keep another dtype than the body's compute dtype (4-bit on GPU: bf16 body, fp32 or bf16 head);
@@ -142,18 +155,26 @@ def sequence_logp(model, prompt_ids, prompt_mask, tokens, mask, temperature, ent
 @dataclass
 class StepBatch:
     """One step's N = B*G rollouts, row n from prompt n // G, ready for the log-prob passes."""
-    prompt_ids: torch.Tensor  # (N, P)
-    prompt_mask: torch.Tensor  # (N, P)
+    prompt_ids: torch.Tensor  # (B, P) each prompt once
+    prompt_mask: torch.Tensor  # (B, P)
     tokens: torch.Tensor  # (N, L)
     mask: torch.Tensor  # (N, L) 1 = a trained action
     chunks: list  # micro-batch slices over the N rows
+    group_size: int  # G
+
+    def logp(self, model, c, temperature, entropy=False):
+        """sequence_logp of the rows in slice `c` (it may start or end inside a group), each prompt given once."""
+        G, rows = self.group_size, range(len(self.tokens))[c]  # Python ints: no device sync
+        first, last = rows[0] // G, rows[-1] // G
+        prompt_of = torch.arange(rows.start, rows.stop, device=self.tokens.device) // G - first  # (n,)
+        return sequence_logp(model, self.prompt_ids[first:last + 1], self.prompt_mask[first:last + 1], self.tokens[c],
+                             self.mask[c], temperature, entropy, prompt_of=prompt_of)
 
 
 def logp_no_grad(model, b, temperature):
     """(N, L) log-probs in eval mode (no dropout), micro-batch by micro-batch."""
     with torch.no_grad():
-        return torch.cat([sequence_logp(model, b.prompt_ids[c], b.prompt_mask[c], b.tokens[c], b.mask[c],
-                                        temperature)[0] for c in b.chunks])  # (N, L)
+        return torch.cat([b.logp(model, c, temperature)[0] for c in b.chunks])  # (N, L)
 
 
 def policy_epochs(model, optimizer, params, b, adv, ref_logp, temperature, cfg):
@@ -173,8 +194,7 @@ def policy_epochs(model, optimizer, params, b, adv, ref_logp, temperature, cfg):
         optimizer.zero_grad(set_to_none=True)
         sums = torch.zeros(4, device=b.mask.device)  # loss, kl, clipped tokens, entropy: summed without a sync
         for c in b.chunks:
-            logp, ent = sequence_logp(model, b.prompt_ids[c], b.prompt_mask[c], b.tokens[c], b.mask[c], temperature,
-                                      entropy=epoch == 0)  # (n, L)
+            logp, ent = b.logp(model, c, temperature, entropy=epoch == 0)  # (n, L)
             if epoch == 0:
                 old_logp[c] = logp.detach()
             loss, st = grpo_loss(logp, old_logp[c], None if ref_logp is None else ref_logp[c], adv[c], b.mask[c],
@@ -333,8 +353,8 @@ def score(run, rollout_records, ro, texts):
     # DAPO's overlong filtering: a sample cut at max_new_tokens is not trained on (its reward still counts in its
     # group's mean and std)
     mask = ro.mask * ro.stopped[:, None] if cfg.mask_truncated else ro.mask  # (N, L)
-    b = StepBatch(ro.prompt_ids.repeat_interleave(G, 0), ro.prompt_mask.repeat_interleave(G, 0), ro.tokens, mask,
-                  [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)])
+    b = StepBatch(ro.prompt_ids, ro.prompt_mask, ro.tokens, mask,
+                  [slice(i, i + cfg.micro_batch_size) for i in range(0, len(texts), cfg.micro_batch_size)], G)
     return rewards, parts, adv, b
 
 

@@ -73,9 +73,13 @@ def test_sampling_logp_equal_recomputed(model, temperature, top_p, top_k):
     g = torch.Generator().manual_seed(0)
     ro = generate(model, PROMPTS, 3, 10, [EOS, 2], PAD, temperature, top_p, top_k, generator=g)
     G = 3
+    t = temperature if temperature > 0 else 1.0
     logp, _ = sequence_logp(model, ro.prompt_ids.repeat_interleave(G, 0), ro.prompt_mask.repeat_interleave(G, 0),
-                            ro.tokens, ro.mask, temperature if temperature > 0 else 1.0)
+                            ro.tokens, ro.mask, t)
     torch.testing.assert_close(ro.logp, logp, rtol=0, atol=2e-5)
+    prompt_of = torch.arange(len(ro.tokens)) // G  # each prompt once, its cache shared by its group
+    shared, _ = sequence_logp(model, ro.prompt_ids, ro.prompt_mask, ro.tokens, ro.mask, t, prompt_of=prompt_of)
+    torch.testing.assert_close(ro.logp, shared, rtol=0, atol=2e-5)
     assert (ro.logp[ro.mask == 1] < 0).all()
 
 

@@ -14,8 +14,9 @@ base or not, gradient checkpointing or not, B prompts x G samples per step, micr
 rollouts (TRL: per_device_train_batch_size, gradient accumulation over the step, one generation per step),
 token-level loss (TRL's "dapo"), clip 0.2 / 0.28, beta (a reference pass with the adapter off), AdamW at the same
 learning rate, gradient clipping at 1.0, temperature 1 and no top-k/top-p, and the same toy reward of the text.
-What differs is each trainer's own machinery: TRL repeats every prompt G times and prefills it G times,
-transformers' generate, Trainer/accelerate bookkeeping; the kit prefills once, its own sampler, fused log-probs.
+What differs is each trainer's own machinery: TRL repeats every prompt G times, prefills it G times and trains on
+G full sequences, transformers' generate, Trainer/accelerate bookkeeping; the kit prefills once, runs each prompt
+once per micro-batch in the training passes too (shared-prefix forward), its own sampler, fused log-probs.
 
 Each side runs in a fresh process (a clean peak). Timing: the median seconds per step over steps 2..S (step 1
 warms up allocators and caches); sampling time is the time inside the generate call, training time is the rest of

@@ -2,16 +2,21 @@
 
 The reference policy is the same model with its adapter switched off (`with model.disable_adapter():`), so
 the frozen weights exist once. The training forward stops at the final hidden states (`final_hidden`) and
-hands them with the LM head weight to `minirlvr.kernels.token_logprobs`: no (N, L, V) logits in training.
+hands them with the LM head weight to `minirlvr.kernels.token_logprobs`: no (N, L, V) logits in training; rows that
+share a prompt run it once (`shared_prefix_hidden`).
 This file does not train, sample or know about rewards.
 """
 
+import functools
 import glob
+import inspect
 import json
 import logging
 import os
 
 import torch
+
+from minirlvr.engine.sampler import positions
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.pt", "*.pth")
 
@@ -196,6 +201,60 @@ def final_hidden(model, input_ids, attention_mask, position_ids):
     body = base_model(model).get_decoder()
     out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
     return out.last_hidden_state
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_arg(cls):
+    """The name under which a decoder body class takes a KV cache ("cache" in transformers >= 5.2x,
+    "past_key_values" before), or None for one that takes none."""
+    params = inspect.signature(cls.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+
+def shares_prefix(model):
+    """Whether `shared_prefix_hidden` can run on `model` now. Not under gradient checkpointing while gradients are
+    taken: transformers then drops the cache (a checkpointed layer would write it a second time on the backward
+    replay), so the completion would see no prompt. Not for a body that takes no cache argument."""
+    body = base_model(model).get_decoder()
+    if _cache_arg(type(body)) is None:
+        return False
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in body.modules())
+    return not (checkpointing and body.training and torch.is_grad_enabled())
+
+
+def shared_prefix_hidden(model, prompt_ids, prompt_mask, prompt_of, tokens, mask):
+    """Final hidden states (n, L, D) that predict `tokens` (n, L) (position t predicts token t), like
+    final_hidden(...)[:, P - 1:-1] on the rows' full sequences, but with each distinct prompt run once.
+
+    prompt_ids, prompt_mask (b, P): the distinct prompts, left padded; prompt_of (n,): each row's prompt.
+    A shared-prefix forward in the manner of Prefix Grouper (arXiv 2506.05433): a prompt's hidden states and KV do
+    not depend on what follows it, so the b prompts run once into a DynamicCache whose rows are then gathered for
+    the n rows, and only the completions run, against that cache. The gather is differentiable: the backward sums
+    the n rows' gradients into their prompt's, which is what n separate copies of the prompt would have received in
+    total. Token positions b*P + n*(L-1) instead of n*(P+L): the prompt's last hidden state predicts the first
+    completion token, and the last completion token predicts nothing, so it is not run.
+    With LoRA dropout in training mode, a group's rows share their prompt's dropout mask (n copies would each draw
+    one): every row still sees a fresh mask's forward, so the expected gradient is unchanged; only the rows' noise is
+    correlated over the prompt. Call only where shares_prefix(model) holds; None if the body left the cache empty
+    (the caller then runs full sequences)."""
+    from transformers import DynamicCache
+
+    body = base_model(model).get_decoder()
+    arg = _cache_arg(type(body))
+    cache = DynamicCache()
+    P, L = prompt_ids.shape[1], tokens.shape[1]
+    out = body(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask), use_cache=True,
+               **{arg: cache})
+    first = out.last_hidden_state[prompt_of, -1:]  # (n, 1, D): the prompt's last position predicts token 0
+    if L == 1:
+        return first
+    if cache.get_seq_length() != P:  # a body that ignored use_cache: the completions would not see their prompts
+        return None
+    cache.batch_select_indices(prompt_of)  # (b, H, P, d) -> (n, H, P, d) in every layer, differentiable
+    attn = torch.cat([prompt_mask[prompt_of], mask.long()], 1)  # (n, P+L)
+    rest = body(input_ids=tokens[:, :-1], attention_mask=attn[:, :-1], position_ids=positions(attn)[:, P:-1],
+                use_cache=True, **{arg: cache}).last_hidden_state  # (n, L-1, D)
+    return torch.cat([first, rest], 1)  # (n, L, D)
 
 
 def reference_mode(model, ref_model=None):
