@@ -1,6 +1,7 @@
-"""This machine: how many torch threads to use on it (`cpu_threads`, every command's --threads), and how fast it is
+"""This machine: how many torch threads to use on it (`cpu_threads`, every command's --threads), how fast it is
 (`machine_speed`: one number a run prints so that wall times measured on different machines can be compared: fp32
-matrix-multiply throughput on one thread, GFLOP/s, plus the core count).
+matrix-multiply throughput on one thread, GFLOP/s, plus the core count), and a pool of worker processes for its
+other cores (`worker_pool`: the miniature's runs and its LM judge train in them).
 
     speed = machine_speed()        # {"cores": 2, "gflops_1_thread": 41.3, ...}
 
@@ -10,6 +11,7 @@ commands' parsers read THREADS_HELP and --help stays instant); it does not time 
 """
 
 import os
+import threading
 import time
 
 # Measured on the kit's 2-core CI machine while other jobs shared it (2026-12-06, `bench step --shape small`, 3
@@ -57,3 +59,25 @@ def machine_speed(n=256, seconds=0.3):
 def describe(speed):
     return (f"machine: {speed['cores']} cores, {speed['gflops_1_thread']} GFLOP/s fp32 matmul on one thread "
             f"(compare wall times across machines by this number), {speed['torch_threads']} torch threads")
+
+
+def worker_pool(n, initializer=None, initargs=()):
+    """A concurrent.futures pool of n fresh Python processes (spawn: a forked child would inherit torch's thread
+    pools and whatever the parent holds) whose workers exit when this process is gone. Ctrl-C reaches the whole
+    process group anyway; a parent that is killed would otherwise leave its workers training on, unseen."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
+
+
+def _start_worker(parent, initializer, initargs):
+    def exit_with_parent():
+        while os.getppid() == parent:  # an orphan is adopted by another process
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)

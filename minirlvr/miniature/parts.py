@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from minirlvr.engine.machine import cpu_threads
+from minirlvr.engine.machine import cpu_threads, worker_pool
 from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean, mean_sd, percent_cell, smoke_header,
                                       table_head)
 from minirlvr.refine import filters as refine
@@ -263,11 +263,8 @@ class MiniatureParts:
         judge_build = None
         if cfg.lm_judge and self.workers()[0] > 1 and not lm_judge.is_cached(cfg.lm_judge, self.cache):
             # the LM judge does not need the SFT model: it trains in a second process meanwhile (a second core)
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             log("judge model: training in a second process while the SFT model trains")
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            pool = worker_pool(1)
             judge_build = pool.submit(lm_judge.build_or_load, cfg.lm_judge, self.cache, False)
             pool.shutdown(wait=False)
         self.sft_path = sft_mod.build_or_load(cfg.sft, self.cache, log=log)

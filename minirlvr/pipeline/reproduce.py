@@ -142,7 +142,7 @@ def run_one(parts, name, seed, records, root, resume, log, report_to="none"):
 _worker = {}  # in a worker process of run_all: its parts (set up) and its log
 
 
-def _start_worker(make_parts, log_path):
+def _set_up_worker(make_parts, log_path):
     import tqdm
 
     def log(msg):
@@ -167,13 +167,10 @@ def run_all(parts, plan, data, root, resume, log, report_to, log_path):
     n = min(n, len(plan))
     if n <= 1:
         return [run_one(parts, name, seed, data[arm], root, resume, log, report_to) for name, seed, arm in plan]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from minirlvr.engine.machine import worker_pool
 
     log(f"runs: {len(plan)}, {n} at a time, each in a process of its own")
-    # spawn, not fork: a forked child would inherit torch's thread pools and the parent's open model
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(make_parts, log_path))
+    pool = worker_pool(n, _set_up_worker, (make_parts, log_path))
     try:
         futures = [pool.submit(_run_in_worker, name, seed, data[arm], root, resume, report_to)
                    for name, seed, arm in plan]
