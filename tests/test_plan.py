@@ -164,7 +164,9 @@ SAMPLER = dict(V=32000, B=2, G=32, P=224, L=8)
 # follows (Python objects and tensor headers on the heap, per-call buffers of the CPU kernels). Observed in 4 runs
 # (the same to 0.1 MiB each time): training phase 179.0 vs 177.9 MiB (+0.6%) without checkpointing, 35.1 vs 34.0
 # (+3%) with it; with the static-cache sampler (2026-12-06): sampling phase 10.5 vs 11.0 (-5%), the sampler alone
-# 68.1 vs 68.6 (-0.8%).
+# 68.1 vs 68.6 (-0.8%). With the shared-prefix training pass (#24), on a slower machine: training 58.5 vs 62.3 MiB
+# (-6%) without checkpointing, 35.1 vs 36.0 with it; sampling 10.5 vs 11.4-12.3 (-8% to -15%: at and past the
+# tolerance on that machine, whose CPU kernels hold more scratch than the formula knows; not yet explained).
 REL_TOL, ABS_TOL = 0.05, 2 ** 20
 
 
@@ -275,8 +277,9 @@ def test_cpu_estimate_matches_a_measured_training_step():
         assert abs(est - meas) <= REL_TOL * meas + ABS_TOL, (
             f"{what}: estimate {est / 2**20:.1f} MiB vs measured {meas / 2**20:.1f} MiB")
     # the measured step is dominated by its working memory, and checkpointing visibly changes it
-    assert result["False"]["training"] > 100 * 2 ** 20 and result["sampler"] > 30 * 2 ** 20
-    assert result["False"]["training"] > 3 * result["True"]["training"]
+    # (since #24's shared-prefix pass the step without checkpointing holds ~62 MiB, 1.7x the checkpointed one)
+    assert result["False"]["training"] > 50 * 2 ** 20 and result["sampler"] > 30 * 2 ** 20
+    assert result["False"]["training"] > 1.5 * result["True"]["training"]
     print(f"({time.time() - t0:.0f} s) estimate vs measured MiB:",
           [(w, round(est / 2 ** 20, 1), round(meas / 2 ** 20, 1)) for w, est, meas in checks])
 

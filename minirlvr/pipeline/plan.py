@@ -334,7 +334,17 @@ def estimate(m, s):
         e["activations"] = m.layers * a * D * tok + extras
         e["recompute"] = tok * (saved_tok - (4 * D if a == 4 else 0) + bwd_tok + 2 * a * D)
     else:
-        e["activations"] = m.layers * saved_tok * tok + extras
+        # the shared-prefix pass (engine/model.shared_prefix_hidden, #24): each distinct prompt of a micro-batch
+        # once, then the completions (per-token layer memory at the full key length T: an upper bound for the
+        # prompt call); each layer also keeps the keys and values of all M rows, the gathered prompts' and the
+        # completions' concatenated (attention's backward reads them)
+        if G > 1 and M > 1:
+            tok = -(-M // G) * P + M * (L - 1)
+            extras = M * L * T + 2 * a * m.head_dim * tok
+            kv = M * T * 2 * m.kv_heads * m.head_dim * a
+        else:
+            kv = 0
+        e["activations"] = m.layers * (saved_tok * tok + kv) + extras
         e["recompute"] = tok * (bwd_tok + 2 * a * D)
     # the head: the final RMSNorm's fp32 input, the head input, the kernel's forward (with entropy) or backward
     # with the gradient of the full hidden states it scatters into
