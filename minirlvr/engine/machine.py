@@ -23,14 +23,18 @@ THREADS_HELP = (f"torch CPU threads (default: 1 on a machine of <= {SMALL_MACHIN
                 f"measured 6-8x faster than with 2 under load; else torch's, one per core)")
 
 
+def cores():
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_threads(n=None):
     """Set torch's CPU threads for this process: n, or (n 0 or None) the kit's default for this machine (1 thread
     on a machine of <= SMALL_MACHINE_CORES cores, torch's own elsewhere). Every command's --threads goes through
     here. Returns the threads now in use."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n = n or (1 if cores <= SMALL_MACHINE_CORES else 0)
+    n = n or (1 if cores() <= SMALL_MACHINE_CORES else 0)
     if n:
         torch.set_num_threads(n)
     return torch.get_num_threads()

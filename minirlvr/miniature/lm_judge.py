@@ -113,7 +113,7 @@ FINGERPRINT = 256  # questions hashed into the cache key: any change to the worl
 
 def build_or_load(cfg, cache_dir, progress=True, log=print):
     """Path of the cached judge model for cfg (trained first if needed; folder <cache_dir>/judge-<key>). The key
-    hashes the config and the corpus's first FINGERPRINT questions (the whole corpus takes ~1 min to write)."""
+    hashes the config and the corpus's first FINGERPRINT questions (the whole corpus takes 10-25 s to write)."""
     return sft.build_or_load(cfg, cache_dir, progress=progress, log=log, make_corpus=corpus, name="judge",
                              fingerprint=lambda c: corpus(c, FINGERPRINT))
 

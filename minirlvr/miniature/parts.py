@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from minirlvr.engine.machine import cpu_threads, worker_pool
+from minirlvr.engine.machine import cores, cpu_threads, worker_pool
 from minirlvr.pipeline.report import (UNITS, by_variant, fallback_label, mean, mean_sd, percent_cell, smoke_header,
                                       table_head)
 from minirlvr.refine import filters as refine
@@ -413,8 +413,7 @@ class MiniatureParts:
         own that loads the cached SFT model and judges (ready_parts); the smoke preset trains in this process."""
         if self.n_workers is None and not self.cfg.parallel_runs:
             return 1, None
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        n = self.n_workers or max(1, cores // max(1, self.threads))
+        n = self.n_workers or max(1, cores() // max(1, self.threads))
         return n, functools.partial(ready_parts, self.preset, self.cache, self.threads)
 
     def train_config(self, name, seed, run_dir, resume):
