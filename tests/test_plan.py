@@ -1,7 +1,6 @@
 """`python run.py plan`: the memory estimator against hand counts, parameter counts of real configs, a measured
 training step on the CPU, and the command line (verdicts that flip at the right card size, bad input)."""
 
-import ctypes
 import json
 import os
 import subprocess
@@ -160,27 +159,23 @@ MEASURED = dict(V=8192, D=64, layers=8, H=4, KV=2, B=2, G=8, P=224, L=32, M=16, 
 # That step's sampling phase is small (~10 MiB); the sampler is also measured on its own where it holds ~60 MiB,
 # mostly logits and sampling temporaries: 64 rows over a 32k vocabulary.
 SAMPLER = dict(V=32000, B=2, G=32, P=224, L=8)
-# Tolerance: the estimate within 5% of the measured peak, + 1 MiB for what RSS adds or misses that no formula
-# follows (Python objects and tensor headers on the heap, per-call buffers of the CPU kernels). Observed in 4 runs
-# (the same to 0.1 MiB each time): training phase 179.0 vs 177.9 MiB (+0.6%) without checkpointing, 35.1 vs 34.0
-# (+3%) with it; with the static-cache sampler (2026-12-06): sampling phase 10.5 vs 11.0 (-5%), the sampler alone
-# 68.1 vs 68.6 (-0.8%). With the shared-prefix training pass (#24), on a slower machine: training 58.5 vs 62.3 MiB
-# (-6%) without checkpointing, 35.1 vs 36.0 with it; sampling 10.5 vs 11.4-12.3 (-8% to -15%: at and past the
-# tolerance on that machine, whose CPU kernels hold more scratch than the formula knows; not yet explained).
+# Tolerance: the estimate within 5% of the measured peak, + 1 MiB for the small tensors no formula follows (masks,
+# positions, token ids, per-call buffers). What is measured is the bytes of live tensors (bench.measure.TensorPeak:
+# torch's profiler sees every allocation and free of its CPU allocator), the CPU's counterpart of the CUDA
+# allocator's peak that plan estimates on a GPU; it is the same in every run and on every machine. Until
+# 2026-12-06 the test measured the resident set's high-water mark instead: that added 1-2 MiB of C heap pages
+# (Python objects, tensor headers) whose share depended on the process's history, and the 10.5 MiB sampling
+# phase measured 11.0 to 12.4 MiB by machine and run (CI failed on it once). Tensors measured (this commit, two
+# runs and a run without the warm-up run it had, identical to 0.01 MiB): training phase 58.5 estimated vs 60.2
+# MiB measured (-3%) without checkpointing, 35.1 vs 34.1 (+3%) with it; sampling phase 10.5 vs 10.5; the sampler
+# alone 68.1 vs 68.1.
 REL_TOL, ABS_TOL = 0.05, 2 ** 20
 
 
 def _measure_child(a, sa):
-    """Run in a fresh process: one GRPO step of train() per checkpointing setting, and one generate() call; peak
-    RSS above the RSS before, for the step's sampling and training phases separately. glibc is told first to map
-    every block of 4 KiB or more on its own (a freed tensor goes back to the OS and a new one is new RSS, so the
-    high-water mark follows live tensors; with PeakMemory's default 64 KiB, the many small tensors of a
-    decode step reused free heap pages unseen and identical runs varied by 2-3 MiB) and not to trim its heap. A
-    warm-up run on small sizes first pages in the code that the step runs (library pages would otherwise count
-    as step memory); garbage is collected at each phase boundary."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(-3, 4096)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    """Run in a fresh process: one GRPO step of train() per checkpointing setting, and one generate() call; the
+    peak of live CPU tensors above the level before, for the step's sampling and training phases separately.
+    Garbage is collected at each phase boundary (an earlier run's model freed inside a phase would lower its level)."""
     import gc
     import tempfile
 
@@ -188,7 +183,7 @@ def _measure_child(a, sa):
 
     torch.set_num_threads(1)
     import minirlvr.train as train_mod
-    from minirlvr.bench.measure import PeakMemory
+    from minirlvr.bench.measure import TensorPeak
     from minirlvr.engine.config import make_config
     from minirlvr.engine.model import tiny_model, word_tokenizer
 
@@ -200,7 +195,7 @@ def _measure_child(a, sa):
         gc.collect()  # earlier runs' models live in reference cycles: freed now, not in the middle of a phase
         if "mem" in meters:
             measured[name] = meters["mem"].peak()
-        meters["mem"] = PeakMemory(torch.device("cpu"), mmap_threshold=4096)
+        meters["mem"] = TensorPeak()
 
     generate = train_mod.generate
 
@@ -232,8 +227,6 @@ def _measure_child(a, sa):
                         model=model, tokenizer=tok, on_step=lambda step, *_: phase("training" if step else "start"))
         return dict(measured)
 
-    run("warm-up", 24, 4, 4, False)
-    run("warm-up-ckpt", 24, 4, 4, True)
     result = {"config": os.path.join(out, "config.json"), "sampler_config": os.path.join(out, "sampler.json")}
     for ckpt in (False, True):
         result[str(ckpt)] = run(f"ckpt-{ckpt}", a["P"], a["L"], a["M"], ckpt)
@@ -245,6 +238,7 @@ def _measure_child(a, sa):
              generator=torch.Generator().manual_seed(0))
     phase("sampler")
     result["sampler"] = measured["sampler"]
+    meters.pop("mem").peak()  # stops the last profiler: one still running when the interpreter exits can crash it
     print(json.dumps(result))
 
 

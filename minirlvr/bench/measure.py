@@ -76,3 +76,31 @@ class PeakMemory:
             torch.cuda.synchronize()
             return torch.cuda.max_memory_allocated() - self.base
         return _status_kib("VmHWM") * 1024 - self.base
+
+
+class TensorPeak:
+    """The most bytes of CPU tensors alive at once among those allocated since construction, from torch's profiler
+    (every allocation and free of torch's CPU allocator, in order; it does not report frees of blocks allocated
+    before it started): the CPU's counterpart of torch.cuda.max_memory_allocated, which is what pipeline/plan.py
+    estimates. Unlike the resident set it does not count Python objects, tensor headers or the C heap's pages,
+    whose share depends on the process's history (tests/test_plan.py measured 1-2 MiB of it in a 10 MiB sampling
+    phase, varying by run and machine), nor scratch that a library takes from malloc itself. Profiling slows the
+    code it measures: not for timings. peak() stops the profiler (a profiler still running when the interpreter
+    exits can crash it)."""
+
+    def __init__(self):
+        from torch.profiler import ProfilerActivity, profile
+
+        self.prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self.prof.__enter__()
+        self.top = None
+
+    def peak(self):
+        if self.top is None:
+            self.prof.__exit__(None, None, None)
+            events = [e for e in self.prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+            level = self.top = 0
+            for e in sorted(events, key=lambda e: e.start_ns()):  # nbytes: > 0 an allocation, < 0 a free
+                level += e.nbytes()
+                self.top = max(self.top, level)
+        return self.top
