@@ -173,9 +173,9 @@ REL_TOL, ABS_TOL = 0.05, 2 ** 20
 
 
 def _measure_child(a, sa):
-    """Run in a fresh process: one GRPO step of train() per checkpointing setting, and one generate() call; the
-    peak of live CPU tensors above the level before, for the step's sampling and training phases separately.
-    Garbage is collected at each phase boundary (an earlier run's model freed inside a phase would lower its level)."""
+    """Run in a fresh process: one GRPO step of train() per checkpointing setting, and one generate() call; for the
+    step's sampling and training phases separately, the most bytes of CPU tensors alive at once among those the
+    phase allocated (TensorPeak). Garbage is collected at each phase boundary."""
     import gc
     import tempfile
 
