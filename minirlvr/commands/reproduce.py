@@ -70,8 +70,8 @@ class UsageError(ValueError):
 def parse_args(argv):
     """The options as a dict; "set" holds the preset fields the command line replaces ({"group_size": 4})."""
     opts = {"preset": "miniature", "resume": False, "overwrite": False, "out": None, "cache": "runs/cache",
-            "threads": None, "workers": None, "model": None, "data": None, "ifeval": None, "ifbench": None, "list": False, "multiif": None,
-            "cfbench": None, "followbench": None, "report_to": "none", "set": {}}
+            "threads": None, "workers": None, "model": None, "data": None, "ifeval": None, "ifbench": None,
+            "list": False, "multiif": None, "cfbench": None, "followbench": None, "report_to": "none", "set": {}}
     args = list(argv)
     while args:
         arg = args.pop(0)

@@ -7,16 +7,14 @@ share a prompt run it once (`shared_prefix_hidden`).
 This file does not train, sample or know about rewards.
 """
 
-import functools
 import glob
-import inspect
 import json
 import logging
 import os
 
 import torch
 
-from minirlvr.engine.sampler import positions
+from minirlvr.engine.sampler import cache_arg, positions
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.pt", "*.pth")
 
@@ -203,20 +201,12 @@ def final_hidden(model, input_ids, attention_mask, position_ids):
     return out.last_hidden_state
 
 
-@functools.lru_cache(maxsize=None)
-def _cache_arg(cls):
-    """The name under which a decoder body class takes a KV cache ("cache" in transformers >= 5.2x,
-    "past_key_values" before), or None for one that takes none."""
-    params = inspect.signature(cls.forward).parameters
-    return next((name for name in ("cache", "past_key_values") if name in params), None)
-
-
 def shares_prefix(model):
     """Whether `shared_prefix_hidden` can run on `model` now. Not under gradient checkpointing while gradients are
     taken: transformers then drops the cache (a checkpointed layer would write it a second time on the backward
     replay), so the completion would see no prompt. Not for a body that takes no cache argument."""
     body = base_model(model).get_decoder()
-    if _cache_arg(type(body)) is None:
+    if cache_arg(type(body)) is None:
         return False
     checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in body.modules())
     return not (checkpointing and body.training and torch.is_grad_enabled())
@@ -240,7 +230,7 @@ def shared_prefix_hidden(model, prompt_ids, prompt_mask, prompt_of, tokens, mask
     from transformers import DynamicCache
 
     body = base_model(model).get_decoder()
-    arg = _cache_arg(type(body))
+    arg = cache_arg(type(body))
     cache = DynamicCache()
     P, L = prompt_ids.shape[1], tokens.shape[1]
     out = body(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask), use_cache=True,

@@ -59,12 +59,15 @@ def positions(mask):
 def cache_kwarg(model):
     """transformers >= 5.2x calls the KV cache argument `cache`; older versions `past_key_values`."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return _cache_kwarg(type(inner))
+    return cache_arg(type(inner)) or "past_key_values"
 
 
 @functools.lru_cache(maxsize=None)
-def _cache_kwarg(cls):
-    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+def cache_arg(cls):
+    """The name under which a model or decoder body class takes a KV cache ("cache" or "past_key_values"), or
+    None for one that takes none (engine/model.py's shared prefix then runs full sequences)."""
+    params = inspect.signature(cls.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
 
 
 def prefill(model, ids, mask, pos, cache):

@@ -158,8 +158,8 @@ def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, 
     (records, responses) it is trained on: the world's SFT corpus by default, the judge's questions for the LM
     judge (`name` "judge", folder judge-<key>). The cache key hashes `fingerprint(cfg)` (default: the whole
     corpus), so that a corpus that is slow to write is written only to train."""
-    records, responses = make_corpus(cfg) if fingerprint is None else (None, None)
-    path, key = cache_path(cfg, cache_dir, (records, responses) if fingerprint is None else fingerprint(cfg), name)
+    key_corpus = make_corpus(cfg) if fingerprint is None else fingerprint(cfg)
+    path, key = cache_path(cfg, cache_dir, key_corpus, name)
     if is_cached(path, key):
         log(f"{name} model: cached at {path}")
         return path
@@ -167,8 +167,7 @@ def build_or_load(cfg, cache_dir, progress=True, log=print, make_corpus=corpus, 
         log(f"{name} model: {path} is incomplete or was built for another world/config: rebuilding it")
         shutil.rmtree(path)
     log(f"{name} model: training from scratch ({cfg.steps} steps x {cfg.batch_size} sequences) -> {path}")
-    if records is None:
-        records, responses = make_corpus(cfg)
+    records, responses = key_corpus if fingerprint is None else make_corpus(cfg)
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

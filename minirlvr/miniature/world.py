@@ -98,8 +98,11 @@ def soft_evidence(spec, response, shown=3):
     kind, value = spec
     words = words_of(response)
 
+    def listed(found):  # the first `shown` distinct words, in order
+        return ", ".join(list(dict.fromkeys(found))[:shown]) or "none"
+
     def found(lexicon):
-        return ", ".join(list(dict.fromkeys(w for w in words if w in lexicon))[:shown]) or "none"
+        return listed(w for w in words if w in lexicon)
 
     if kind == "tone":
         other = "negative" if value == "positive" else "positive"
@@ -108,8 +111,7 @@ def soft_evidence(spec, response, shown=3):
         others = set().union(*(w for a, w in ASPECT_WORDS.items() if a != value))
         return f"{value} words: {found(ASPECT_WORDS[value])}; other topics: {found(others)}"
     if kind == "audience":
-        long_words = dict.fromkeys(w.lower() for w in LONG_WORD.findall(response))
-        return f"long words: {', '.join(list(long_words)[:shown]) or 'none'}"
+        return f"long words: {listed(w.lower() for w in LONG_WORD.findall(response))}"
     raise ValueError(f"unknown soft constraint kind {kind!r}")
 
 
